@@ -1,0 +1,121 @@
+"""The publishing database: embedded server lifecycle, state reuse, external URL, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.publish import postgres
+from workbench.publish.errors import PostgresError
+from workbench.publish.postgres import EmbeddedPostgres, redact_url
+from workbench.settings import get_settings
+
+
+@pytest.fixture
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    """A CASCADE_HOME of its own; any server started in it is stopped afterwards."""
+    monkeypatch.setenv("CASCADE_HOME", str(tmp_path))
+    monkeypatch.delenv("CASCADE_POSTGRES_URL", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    EmbeddedPostgres(tmp_path).stop()
+    get_settings.cache_clear()
+
+
+def _child_url() -> str:
+    """`connection_url()` computed in a separate process (same environment)."""
+    code = "from workbench.publish.postgres import connection_url; print(connection_url())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()
+
+
+def test_start_reuse_stop_restart(own_home: Path) -> None:
+    url = postgres.connection_url()
+    assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith("/cascade")
+    with psycopg.connect(url, autocommit=True) as con:
+        assert con.execute("select current_database()").fetchone() == ("cascade",)
+        con.execute("create table kept (x int)")
+        con.execute("insert into kept values (42)")
+
+    state_file = own_home / "postgres" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert f":{state['port']}/" in url
+    assert (own_home / "postgres" / "data" / "PG_VERSION").exists()
+
+    # another process reuses the running server instead of starting one
+    assert _child_url() == url
+    assert json.loads(state_file.read_text())["pid"] == state["pid"]
+    status = postgres.status()
+    assert status.running and status.pid == state["pid"] and status.port == state["port"]
+
+    assert postgres.stop() is True
+    assert not state_file.exists()
+    assert postgres.status().running is False
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=3)
+    assert postgres.stop() is False
+
+    # started again on demand, with the data kept
+    again = postgres.connection_url()
+    with psycopg.connect(again) as con:
+        assert con.execute("select x from kept").fetchall() == [(42,)]
+
+
+def test_stale_state_file_is_ignored(own_home: Path) -> None:
+    url = postgres.connection_url()
+    state_file = own_home / "postgres" / "state.json"
+    state = json.loads(state_file.read_text())
+    state["pid"] = 999_999_999  # no such process: the state must not be trusted
+    state_file.write_text(json.dumps(state))
+    assert postgres.status().running is False
+    # the running postmaster is adopted again rather than a second server started
+    assert postgres.connection_url() == url
+    assert json.loads(state_file.read_text())["pid"] != 999_999_999
+
+
+def test_external_url_is_used_and_redacted(
+    pg_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    base = pg_server.url()
+    with_password = base.replace("postgres@", "postgres:s3cret-pw@")
+    monkeypatch.setenv("CASCADE_HOME", str(tmp_path))
+    monkeypatch.setenv("CASCADE_POSTGRES_URL", with_password)
+    get_settings.cache_clear()
+    try:
+        assert postgres.connection_url() == with_password
+        status = postgres.status()
+        assert status.kind == "external" and status.running
+        assert "s3cret-pw" not in "\n".join(status.lines())
+        assert not (tmp_path / "postgres").exists()  # nothing embedded was started
+        with pytest.raises(PostgresError, match="external"):
+            postgres.stop()
+        result = CliRunner().invoke(app, ["postgres", "status"])
+        assert result.exit_code == 0 and "***" in result.output and "s3cret-pw" not in result.output
+    finally:
+        get_settings.cache_clear()
+
+
+def test_redact_url() -> None:
+    assert redact_url("postgresql://u:pw@h:5432/db?sslmode=require") == "postgresql://u:***@h:5432/db?sslmode=require"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_cli_url_status_stop(own_home: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["postgres", "url"])
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    with psycopg.connect(url) as con:
+        assert con.execute("select 1").fetchone() == (1,)
+    status = runner.invoke(app, ["postgres", "status"])
+    assert "running: yes" in status.output and url in status.output
+    stopped = runner.invoke(app, ["postgres", "stop"])
+    assert stopped.output.strip() == "stopped"
+    assert "running: no" in runner.invoke(app, ["postgres", "status"]).output
