@@ -1,0 +1,90 @@
+{#- Glucose metric definitions in SQL: each formula is written once here and used by every model.
+    They mirror workbench/metrics.py (the reference implementation, cross-checked in tests):
+    International Consensus on Time in Range (Battelino 2019) and iglu's definitions. -#}
+
+{#- Share of readings (percent) for which `condition` holds. -#}
+{% macro pct_readings(condition) -%}
+    100e0 * sum(case when {{ condition }} then 1 else 0 end) / count(*)
+{%- endmacro %}
+
+{#- The seed's three categories: Low (<70), Normal (70-180), High (>180). -#}
+{% macro glucose_category(g) -%}
+    case
+        when {{ g }} < 70 then 'Low'
+        when {{ g }} > 180 then 'High'
+        else 'Normal'
+    end
+{%- endmacro %}
+
+{#- The five consensus ranges: very_low <54, low 54-69, in_range 70-180, high 181-250, very_high >250. -#}
+{% macro glucose_range(g) -%}
+    case
+        when {{ g }} < 54 then 'very_low'
+        when {{ g }} < 70 then 'low'
+        when {{ g }} <= 180 then 'in_range'
+        when {{ g }} <= 250 then 'high'
+        else 'very_high'
+    end
+{%- endmacro %}
+
+{#- Kovatchev's symmetrised glucose f = 1.509 * (ln(g)^1.084 - 5.381); risk r = 10 f^2 split into
+    low (f < 0) and high (f > 0) parts. LBGI/HBGI are means of these over readings. -#}
+{% macro risk_f(g) -%}
+    (1.509 * (power(ln(cast({{ g }} as double)), 1.084) - 5.381))
+{%- endmacro %}
+
+{% macro risk_low(g) -%}
+    case when {{ risk_f(g) }} < 0 then 10 * power({{ risk_f(g) }}, 2) else 0e0 end
+{%- endmacro %}
+
+{% macro risk_high(g) -%}
+    case when {{ risk_f(g) }} > 0 then 10 * power({{ risk_f(g) }}, 2) else 0e0 end
+{%- endmacro %}
+
+{#- Every distribution metric of a group of readings, as a select list (ends with a comma).
+    Needs columns `g` (mg/dL), `risk_low` and `risk_high` (see fct_glucose_readings). -#}
+{% macro glucose_summary_columns(g='glucose_value') -%}
+    count(*) as reading_count,
+    avg(cast({{ g }} as double)) as mean_glucose,
+    stddev_samp(cast({{ g }} as double)) as sd_glucose,
+    100e0 * stddev_samp(cast({{ g }} as double)) / avg(cast({{ g }} as double)) as cv_glucose,
+    3.31 + 0.02392 * avg(cast({{ g }} as double)) as gmi,
+    (avg(cast({{ g }} as double)) + 46.7) / 28.7 as ea1c,
+    {{ pct_readings(g ~ ' < 54') }} as pct_very_low,
+    {{ pct_readings(g ~ ' >= 54 and ' ~ g ~ ' < 70') }} as pct_low,
+    {{ pct_readings(g ~ ' >= 70 and ' ~ g ~ ' <= 180') }} as pct_in_range,
+    {{ pct_readings(g ~ ' > 180 and ' ~ g ~ ' <= 250') }} as pct_high,
+    {{ pct_readings(g ~ ' > 250') }} as pct_very_high,
+    {{ pct_readings(g ~ ' < 70') }} as pct_below_70,
+    {{ pct_readings(g ~ ' > 180') }} as pct_above_180,
+    {{ pct_readings(g ~ ' >= 70 and ' ~ g ~ ' <= 140') }} as pct_tight_range,
+    least(
+        100e0,
+        3.0 * {{ pct_readings(g ~ ' < 54') }}
+        + 2.4 * {{ pct_readings(g ~ ' >= 54 and ' ~ g ~ ' < 70') }}
+        + 1.6 * {{ pct_readings(g ~ ' > 250') }}
+        + 0.8 * {{ pct_readings(g ~ ' > 180 and ' ~ g ~ ' <= 250') }}
+    ) as gri,
+    avg(risk_low) as lbgi,
+    avg(risk_high) as hbgi,
+    0.001 * power(avg(cast({{ g }} as double)) + stddev_samp(cast({{ g }} as double)), 2) as j_index,
+{%- endmacro %}
+
+{#- Time-based variability (MAGE, MODD, CONGA-1) of a group of readings: computed by the Python
+    functions in workbench/metrics.py (registered as DuckDB UDFs by workbench.transform.plugin), so
+    the definition exists once. Trino has no such UDFs: the columns are null there. -#}
+{% macro glucose_variability_columns(g='glucose_value', ts='reading_ts_utc') -%}
+    {{ return(adapter.dispatch('glucose_variability_columns', 'cascade')(g, ts)) }}
+{%- endmacro %}
+
+{% macro default__glucose_variability_columns(g, ts) -%}
+    cascade_mage(list(cast({{ g }} as double) order by {{ ts }}), list(cast(epoch({{ ts }}) as double) order by {{ ts }})) as mage,
+    cascade_modd(list(cast({{ g }} as double) order by {{ ts }}), list(cast(epoch({{ ts }}) as double) order by {{ ts }})) as modd,
+    cascade_conga(list(cast({{ g }} as double) order by {{ ts }}), list(cast(epoch({{ ts }}) as double) order by {{ ts }}), 1) as conga_1,
+{%- endmacro %}
+
+{% macro trino__glucose_variability_columns(g, ts) -%}
+    cast(null as double) as mage,
+    cast(null as double) as modd,
+    cast(null as double) as conga_1,
+{%- endmacro %}

@@ -1,0 +1,8 @@
+{#- Layers are schemas named exactly bronze / silver / gold / marts (no target-schema prefix). -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}
+        {{ target.schema }}
+    {%- else -%}
+        {{ custom_schema_name | trim }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,80 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'treatments') }}
+
+),
+
+renamed as (
+
+    select
+        cast(_id as varchar) as treatment_id,
+        cast(patient_id as varchar) as patient_id,
+        cast(site_id as varchar) as site_id,
+        cast(patient_tz as varchar) as patient_tz,
+        cast(event_type as varchar) as event_type,
+        coalesce({{ epoch_ms_to_utc('date') }}, {{ iso_to_utc('created_at') }}) as treatment_ts_utc,
+        cast(insulin as double) as insulin_units,
+        cast(carbs as double) as carbs_grams,
+        cast(duration as double) as duration_minutes,
+        cast(absolute as double) as basal_rate_absolute,
+        cast(rate as double) as basal_rate,
+        cast(notes as varchar) as notes,
+        cast(entered_by as varchar) as entered_by,
+        _ingested_at as ingested_at
+
+    from source
+
+),
+
+localized as (
+
+    select
+        *,
+        {{ epoch_ms_to_local(epoch_seconds('treatment_ts_utc') ~ ' * 1000', 'patient_tz') }} as treatment_ts_local
+
+    from renamed
+    where treatment_ts_utc is not null and patient_id is not null
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by patient_id, treatment_id
+            order by ingested_at desc
+        ) as duplicate_rank
+
+    from localized
+
+),
+
+deduplicated as (
+
+    select
+        treatment_id,
+        patient_id,
+        site_id,
+        patient_tz,
+        event_type,
+        treatment_ts_utc,
+        treatment_ts_local,
+        cast(treatment_ts_local as date) as treatment_date,
+        insulin_units,
+        carbs_grams,
+        duration_minutes,
+        basal_rate_absolute,
+        basal_rate,
+        notes,
+        entered_by,
+        ingested_at
+
+    from ranked
+    where duplicate_rank = 1
+
+)
+
+select * from deduplicated

@@ -1,0 +1,42 @@
+{#- The seed's daily overview, per patient and patient-local day. Incremental by day. -#}
+with
+
+readings as (
+
+    select * from {{ ref('fct_glucose_readings') }}
+
+),
+
+{% if is_incremental() %}
+changed_days as (
+
+    select distinct reading_date
+    from readings
+    where ingested_at > (select max(source_ingested_at) from {{ this }})
+
+),
+{% endif %}
+
+daily_stats as (
+
+    select
+        patient_id,
+        reading_date,
+        count(*) as reading_count,
+        avg(cast(glucose_value as double)) as avg_glucose,
+        min(glucose_value) as min_glucose,
+        max(glucose_value) as max_glucose,
+        {{ pct_readings("glucose_category = 'Low'") }} as pct_low,
+        {{ pct_readings("glucose_category = 'Normal'") }} as pct_in_range,
+        {{ pct_readings("glucose_category = 'High'") }} as pct_high,
+        max(ingested_at) as source_ingested_at
+
+    from readings
+    {% if is_incremental() %}
+    where reading_date in (select reading_date from changed_days)
+    {% endif %}
+    group by patient_id, reading_date
+
+)
+
+select * from daily_stats

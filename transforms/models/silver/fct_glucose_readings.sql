@@ -1,0 +1,92 @@
+{#- Incremental by patient-local day. Window values (rolling average, rate of change) need the
+    readings just before a recomputed day, so `incremental_lookback_days` of history are read and
+    then filtered out again. -#}
+with
+
+readings as (
+
+    select * from {{ ref('stg_glucose_entries') }}
+
+),
+
+{% if is_incremental() %}
+changed_days as (
+
+    select distinct reading_date
+    from readings
+    where ingested_at > (select max(ingested_at) from {{ this }})
+
+),
+
+in_scope as (
+
+    select *
+    from readings
+    where reading_date >= (
+        select {{ add_days('min(reading_date)', - var('incremental_lookback_days')) }}
+        from changed_days
+    )
+
+),
+{% else %}
+in_scope as (
+
+    select * from readings
+
+),
+{% endif %}
+
+windowed as (
+
+    select
+        *,
+        avg(cast(glucose_value as double)) over (
+            partition by patient_id
+            order by reading_ts_utc
+            rows between 2 preceding and current row
+        ) as rolling_avg_3,
+        lag(glucose_value) over (partition by patient_id order by reading_ts_utc) as previous_glucose_value,
+        lag(reading_ts_utc) over (partition by patient_id order by reading_ts_utc) as previous_reading_ts_utc
+
+    from in_scope
+
+),
+
+enriched as (
+
+    select
+        entry_id as reading_id,
+        patient_id,
+        site_id,
+        patient_tz,
+        glucose_value,
+        reading_ts_utc,
+        reading_ts_local,
+        reading_date,
+        {{ hour_of('reading_ts_local') }} as reading_hour,
+        {{ minute_of_day('reading_ts_local') }} as reading_minute_of_day,
+        {{ glucose_category('glucose_value') }} as glucose_category,
+        {{ glucose_range('glucose_value') }} as glucose_range,
+        glucose_value between 70 and 140 as is_tight_range,
+        {{ risk_low('glucose_value') }} as risk_low,
+        {{ risk_high('glucose_value') }} as risk_high,
+        rolling_avg_3,
+        case
+            when
+                {{ epoch_seconds('reading_ts_utc') }} - {{ epoch_seconds('previous_reading_ts_utc') }}
+                between 1 and {{ var('rate_of_change_max_gap_minutes') * 60 }}
+                then (glucose_value - previous_glucose_value) * 60e0
+                / ({{ epoch_seconds('reading_ts_utc') }} - {{ epoch_seconds('previous_reading_ts_utc') }})
+        end as rate_of_change,
+        trend_direction,
+        device,
+        ingested_at
+
+    from windowed
+    {% if is_incremental() %}
+    where reading_date in (select reading_date from changed_days)
+    {% endif %}
+
+)
+
+select * from enriched

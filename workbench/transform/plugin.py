@@ -1,0 +1,223 @@
+"""dbt-duckdb plugin: DuckDB reads the branch's Iceberg tables, models are written back as Iceberg.
+
+Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin``, alias ``cascade``):
+
+- ``configure_connection``: registers the metric UDFs (``cascade_mage``, ``cascade_modd``,
+  ``cascade_conga``: the Python functions of ``workbench.metrics``) and, with ``lake: true``,
+  attaches every table of the ref as ``schema.table`` views (``workbench.sql.duckdb.attach_ref``);
+- ``store``: called by the project's ``table``/``incremental`` materializations; runs the model's SQL
+  and writes the result through ``Lakehouse(ref=...).write`` (overwrite, or overwrite by filter on
+  the model's ``unique_key`` days), then re-attaches the view. With ``lake: false`` (target
+  ``duckdb_file``) the result becomes a plain DuckDB table instead.
+
+Every write is recorded in ``WRITES`` so the runner can report rows per model.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from dbt.adapters.duckdb.plugins import BasePlugin
+from dbt.adapters.duckdb.utils import TargetConfig
+
+from workbench import metrics
+from workbench.transform.errors import ModelWriteError
+
+
+@dataclass(frozen=True)
+class ModelWrite:
+    """What one model build wrote."""
+
+    model: str
+    table: str
+    mode: str
+    rows_written: int
+    rows_deleted: int
+    keys_replaced: int
+    commit_id: str | None
+    seconds: float
+
+
+WRITES: dict[str, ModelWrite] = {}
+_WRITES_LOCK = threading.Lock()
+
+
+def _nullable(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _udf_mage(glucose: list[float], times: list[float]) -> float | None:
+    return _nullable(metrics.mage(glucose, times))
+
+
+def _udf_modd(glucose: list[float], times: list[float]) -> float | None:
+    return _nullable(metrics.modd(glucose, times))
+
+
+def _udf_conga(glucose: list[float], times: list[float], hours: int) -> float | None:
+    return _nullable(metrics.conga(glucose, times, hours))
+
+
+def register_metric_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """Register the time-based metric functions of ``workbench.metrics`` as DuckDB scalar UDFs."""
+    existing = {
+        row[0]
+        for row in con.execute(
+            "select function_name from duckdb_functions() where function_name like 'cascade_%'"
+        ).fetchall()
+    }
+    lists = ["DOUBLE[]", "DOUBLE[]"]
+    if "cascade_mage" not in existing:
+        con.create_function("cascade_mage", _udf_mage, lists, "DOUBLE", null_handling="special")
+    if "cascade_modd" not in existing:
+        con.create_function("cascade_modd", _udf_modd, lists, "DOUBLE", null_handling="special")
+    if "cascade_conga" not in existing:
+        con.create_function(
+            "cascade_conga", _udf_conga, [*lists, "INTEGER"], "DOUBLE", null_handling="special"
+        )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: Any) -> str:
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+class Plugin(BasePlugin):
+    """The Cascade plugin (see module docstring)."""
+
+    def initialize(self, plugin_config: dict[str, Any]) -> None:
+        """Read ``lake`` (write Iceberg, default true) and ``ref`` (the branch) from the profile."""
+        self.lake = bool(plugin_config.get("lake", True))
+        self.ref = str(plugin_config.get("ref") or "dev")
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Register UDFs and attach the branch's tables (lake mode)."""
+        self._conn = conn
+        register_metric_udfs(conn)
+        if self.lake:
+            self._attach(conn)
+
+    def _attach(self, conn: duckdb.DuckDBPyConnection) -> None:
+        from workbench.sql.duckdb import attach_ref
+
+        attach_ref(conn, self.ref)
+
+    def store(self, target_config: TargetConfig) -> None:
+        """Run the model's SQL and write its result (see module docstring)."""
+        if self._conn is None:
+            raise ModelWriteError("the cascade dbt plugin has no DuckDB connection; is it in profiles.yml?")
+        spec: dict[str, Any] = dict(target_config.config)
+        started = time.perf_counter()
+        with self._lock:
+            cursor = self._conn.cursor()
+            try:
+                store = self._store_iceberg if self.lake else self._store_duckdb
+                write = store(cursor, spec)
+            finally:
+                cursor.close()
+        write = ModelWrite(**{**write.__dict__, "seconds": time.perf_counter() - started})
+        with _WRITES_LOCK:
+            WRITES[write.model] = write
+
+    # ---- lake mode -------------------------------------------------------------------------
+    def _store_iceberg(self, cursor: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> ModelWrite:
+        from workbench.lakehouse import Lakehouse
+
+        table_name = f"{spec['schema']}.{spec['identifier']}"
+        data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()
+        lake = Lakehouse(ref=self.ref)
+        partition_by = [(col, "identity") for col in spec.get("partition_by") or []]
+        keys = 0
+        if spec["mode"] == "replace_keys":
+            key = spec["unique_key"]
+            values = pc.unique(data[key]).to_pylist() if data.num_rows else []
+            keys = len(values)
+            if not values:
+                return ModelWrite(spec["model"], table_name, "unchanged", 0, 0, 0, None, 0.0)
+            where = f"{key} in ({', '.join(_literal(v) for v in sorted(values))})"
+            result = lake.write(
+                table_name,
+                data,
+                mode="overwrite",
+                where=where,
+                message=f"dbt: {table_name} ({keys} {key} values replaced)",
+            )
+        else:
+            result = lake.write(
+                table_name,
+                data,
+                mode="overwrite",
+                partition_by=partition_by or None,
+                message=f"dbt: {table_name} rebuilt",
+            )
+        self._attach(cursor)
+        return ModelWrite(
+            spec["model"],
+            table_name,
+            spec["mode"],
+            int(result.rows_written),
+            int(result.rows_deleted),
+            keys,
+            str(result.commit_id),
+            0.0,
+        )
+
+    # ---- plain DuckDB file mode ----------------------------------------------------------------
+    def _store_duckdb(self, cursor: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> ModelWrite:
+        schema, name = _quote(spec["schema"]), _quote(spec["identifier"])
+        table_name = f"{spec['schema']}.{spec['identifier']}"
+        target = f"{schema}.{name}"
+        cursor.execute(f"create schema if not exists {schema}")
+        exists = cursor.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [spec["schema"], spec["identifier"]],
+        ).fetchall()[0][0]
+        if spec["mode"] == "replace_keys" and exists:
+            key = _quote(spec["unique_key"])
+            cursor.execute("begin")
+            try:
+                cursor.execute(f"create or replace temp table __cascade_batch as {spec['sql']}")
+                deleted = cursor.execute(
+                    f"delete from {target} where {key} in (select {key} from __cascade_batch)"
+                ).fetchall()[0][0]
+                keys = cursor.execute(f"select count(distinct {key}) from __cascade_batch").fetchall()[0][0]
+                written = cursor.execute(
+                    f"insert into {target} by name select * from __cascade_batch"
+                ).fetchall()[0][0]
+                cursor.execute("drop table __cascade_batch")
+                cursor.execute("commit")
+            except Exception:
+                cursor.execute("rollback")
+                raise
+            return ModelWrite(spec["model"], table_name, "replace_keys", written, deleted, keys, None, 0.0)
+        cursor.execute(f"drop view if exists {target}")
+        cursor.execute(f"create or replace table {target} as {spec['sql']}")
+        written = cursor.execute(f"select count(*) from {target}").fetchall()[0][0]
+        return ModelWrite(spec["model"], table_name, "replace_table", written, 0, 0, None, 0.0)
+
+
+def recorded_writes(models: Sequence[str] | None = None) -> list[ModelWrite]:
+    """Writes recorded since the last ``clear_writes`` (optionally only the given model ids)."""
+    with _WRITES_LOCK:
+        items = list(WRITES.values())
+    return [w for w in items if models is None or w.model in models]
+
+
+def clear_writes() -> None:
+    """Forget recorded writes (the runner calls this before each invocation)."""
+    with _WRITES_LOCK:
+        WRITES.clear()

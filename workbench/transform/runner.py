@@ -1,0 +1,320 @@
+"""Run the dbt project in ``transforms/`` in-process (``dbt.cli.main.dbtRunner``) on a branch.
+
+``build(select="silver", branch="dev")`` is what the layer notebooks and ``cascade transform build``
+call. Settings reach dbt as ``--vars`` (``branch``, DuckDB memory limit, Trino endpoint); dbt runs
+with ``--profiles-dir transforms`` and a target/log folder under ``CASCADE_HOME`` that is locked per
+invocation, so concurrent runs (other processes, parallel tests) never share one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.settings import Profile, Settings, get_settings
+from workbench.transform.errors import TransformError
+
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "transforms"
+LAYERS = ("bronze", "silver", "gold", "marts")
+
+_INVOCATION_LOCK = threading.Lock()  # dbt keeps global state: one invocation per process at a time
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """One model of a run."""
+
+    name: str
+    unique_id: str
+    table: str
+    status: str
+    rows_written: int | None
+    rows_deleted: int | None
+    write_mode: str | None
+    seconds: float
+    message: str | None
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One data test or unit test of a run."""
+
+    name: str
+    unique_id: str
+    kind: str  # "data" or "unit"
+    status: str  # pass, fail, warn, error, skipped
+    failures: int | None
+    message: str | None
+
+
+@dataclass
+class BuildResult:
+    """Summary of a dbt invocation: models built, rows written, tests passed/failed."""
+
+    command: str
+    branch: str
+    target: str
+    success: bool
+    seconds: float
+    models: list[ModelResult] = field(default_factory=list)
+    tests: list[TestResult] = field(default_factory=list)
+    other: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    target_path: Path | None = None
+
+    @property
+    def models_built(self) -> int:
+        """Models that succeeded."""
+        return sum(1 for m in self.models if m.status == "success")
+
+    @property
+    def rows_written(self) -> int:
+        """Rows written over all models."""
+        return sum(m.rows_written or 0 for m in self.models)
+
+    @property
+    def tests_passed(self) -> int:
+        """Tests with status pass."""
+        return sum(1 for t in self.tests if t.status == "pass")
+
+    @property
+    def tests_failed(self) -> int:
+        """Tests that failed or errored (warnings are not failures)."""
+        return sum(1 for t in self.tests if t.status in ("fail", "error"))
+
+    def summary(self) -> dict[str, Any]:
+        """A one-line dict for displays and logs."""
+        return {
+            "command": self.command,
+            "branch": self.branch,
+            "success": self.success,
+            "models_built": self.models_built,
+            "models_failed": sum(1 for m in self.models if m.status not in ("success", "skipped")),
+            "rows_written": self.rows_written,
+            "tests_passed": self.tests_passed,
+            "tests_failed": self.tests_failed,
+            "seconds": round(self.seconds, 2),
+        }
+
+    def models_frame(self) -> Any:
+        """Models as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame([m.__dict__ for m in self.models])
+
+    def tests_frame(self) -> Any:
+        """Tests as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame([t.__dict__ for t in self.tests])
+
+    def failures(self) -> list[str]:
+        """Human-readable lines for everything that did not pass."""
+        lines = [f"model {m.name}: {m.status}: {m.message}" for m in self.models if m.status == "error"]
+        lines += [
+            f"{t.kind} test {t.name}: {t.status}: {t.message}"
+            for t in self.tests
+            if t.status in ("fail", "error")
+        ]
+        if self.error:
+            lines.append(self.error)
+        return lines
+
+
+def default_target(settings: Settings) -> str:
+    """``trino`` for the stack profile, ``duckdb`` (embedded Iceberg) otherwise."""
+    return "trino" if settings.profile == Profile.stack else "duckdb"
+
+
+def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``--vars`` every invocation gets (how settings reach profiles.yml and the models)."""
+    values: dict[str, Any] = {
+        "branch": branch,
+        "duckdb_memory_limit": settings.duckdb_memory_limit,
+        "trino_host": settings.trino_host,
+        "trino_port": settings.trino_port,
+        "trino_user": settings.trino_user,
+    }
+    values.update(extra or {})
+    return values
+
+
+@contextlib.contextmanager
+def _target_dir(settings: Settings) -> Iterator[Path]:
+    """``HOME/dbt/target`` when free (kept: partial parsing, docs), else a private temp folder."""
+    base = settings.ensure_home() / "dbt"
+    base.mkdir(parents=True, exist_ok=True)
+    lock_path = base / "target.lock"
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with tempfile.TemporaryDirectory(prefix="target-", dir=base) as tmp:
+                yield Path(tmp)
+            return
+        try:
+            yield base / "target"
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _reset_duckdb_environment() -> None:
+    """Drop dbt-duckdb's cached in-memory database so each run attaches the branch afresh."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a pinned dependency
+        return
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        with contextlib.suppress(Exception):
+            env.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+def _selection_args(select: str | Sequence[str] | None, flag: str) -> list[str]:
+    if not select:
+        return []
+    items = [select] if isinstance(select, str) else list(select)
+    return [flag, *items]
+
+
+def run_dbt(
+    command: str,
+    *,
+    branch: str = "dev",
+    select: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    full_refresh: bool = False,
+    target: str | None = None,
+    extra_vars: dict[str, Any] | None = None,
+    extra_args: Sequence[str] = (),
+    settings: Settings | None = None,
+) -> BuildResult:
+    """Run one dbt command (build, run, test, docs generate, source freshness, ...) in-process."""
+    from dbt.cli.main import dbtRunner
+
+    from workbench.transform import plugin
+
+    settings = settings or get_settings()
+    target = target or default_target(settings)
+    args = command.split()
+    with _INVOCATION_LOCK, _target_dir(settings) as target_path:
+        args += [
+            "--project-dir",
+            str(PROJECT_DIR),
+            "--profiles-dir",
+            str(PROJECT_DIR),
+            "--target",
+            target,
+            "--target-path",
+            str(target_path),
+            "--log-path",
+            str(target_path / "logs"),
+            "--vars",
+            yaml.safe_dump(dbt_vars(branch, settings, extra_vars), default_flow_style=True).strip(),
+        ]
+        args += _selection_args(select, "--select") + _selection_args(exclude, "--exclude")
+        if full_refresh:
+            args.append("--full-refresh")
+        args += list(extra_args)
+        _reset_duckdb_environment()
+        plugin.clear_writes()
+        started = time.perf_counter()
+        try:
+            outcome = dbtRunner().invoke(["--quiet", "--no-use-colors", *args])
+        finally:
+            writes = {w.model: w for w in plugin.recorded_writes()}
+            _reset_duckdb_environment()
+        seconds = time.perf_counter() - started
+        result = BuildResult(
+            command=command,
+            branch=branch,
+            target=target,
+            success=bool(outcome.success),
+            seconds=seconds,
+            target_path=target_path,
+        )
+        if outcome.exception is not None:
+            result.error = f"dbt {command} failed: {outcome.exception}"
+        _collect(result, outcome.result, writes)
+    return result
+
+
+def _collect(result: BuildResult, run_result: Any, writes: dict[str, Any]) -> None:
+    rows = getattr(run_result, "results", None) or []
+    for item in rows:
+        node = item.node
+        status = str(getattr(item.status, "value", item.status))
+        resource = getattr(node, "resource_type", None)
+        resource = str(getattr(resource, "value", resource))
+        if resource == "model":
+            write = writes.get(node.unique_id)
+            result.models.append(
+                ModelResult(
+                    name=node.name,
+                    unique_id=node.unique_id,
+                    table=f"{node.schema}.{node.alias}",
+                    status=status,
+                    rows_written=write.rows_written if write else None,
+                    rows_deleted=write.rows_deleted if write else None,
+                    write_mode=write.mode if write else None,
+                    seconds=float(item.execution_time or 0.0),
+                    message=item.message if status == "error" else None,
+                )
+            )
+        elif resource in ("test", "unit_test"):
+            result.tests.append(
+                TestResult(
+                    name=node.name,
+                    unique_id=node.unique_id,
+                    kind="unit" if resource == "unit_test" else "data",
+                    status=status,
+                    failures=getattr(item, "failures", None),
+                    message=item.message if status != "pass" else None,
+                )
+            )
+        else:
+            result.other.append({"name": getattr(node, "name", "?"), "type": resource, "status": status})
+
+
+def build(
+    select: str | Sequence[str] | None = None,
+    branch: str = "dev",
+    full_refresh: bool = False,
+    *,
+    exclude: str | Sequence[str] | None = None,
+    target: str | None = None,
+    extra_vars: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> BuildResult:
+    """``dbt build`` (models + data tests + unit tests) on ``branch``; ``select`` may be a layer
+    name (``bronze``/``silver``/``gold``/``marts``) or any dbt selector."""
+    selectors = [select] if isinstance(select, str) else list(select or [])
+    selectors = [f"path:models/{s}" if s in LAYERS else s for s in selectors]
+    return run_dbt(
+        "build",
+        branch=branch,
+        select=selectors or None,
+        exclude=exclude,
+        full_refresh=full_refresh,
+        target=target,
+        extra_vars=extra_vars,
+        settings=settings,
+    )
+
+
+def docs_generate(branch: str = "dev", *, settings: Settings | None = None) -> Path:
+    """``dbt docs generate`` on ``branch``; returns the folder holding index.html and catalog.json."""
+    result = run_dbt("docs generate", branch=branch, settings=settings)
+    if not result.success or result.target_path is None:
+        raise TransformError(result.error or "dbt docs generate failed; see the dbt log in CASCADE_HOME/dbt")
+    return result.target_path
