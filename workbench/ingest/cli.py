@@ -1,0 +1,68 @@
+"""`cascade ingest` and `cascade demo-nightscout`: thin wrappers over `workbench.ingest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEMO_SECRET_ENV = "CASCADE_DEMO_SECRET"
+PUBLIC_DEMO_SECRET = "cascade-demo-secret"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ingestion commands to the `cascade` app."""
+
+    @app.command("ingest")
+    def ingest_command(
+        branch: Annotated[str, typer.Option(help="target branch of the raw tables")] = "dev",
+        site: Annotated[
+            list[str] | None, typer.Option("--site", help="site id (repeatable); default all")
+        ] = None,
+        full_resync: Annotated[
+            bool, typer.Option("--full-resync", help="forget the cursor, refetch all")
+        ] = False,
+        config: Annotated[
+            Path | None, typer.Option(help="sites file (default ./sites.yaml, HOME/sites.yaml)")
+        ] = None,
+    ) -> None:
+        """Fetch Nightscout sites into raw.glucose_entries / raw.treatments on a branch.
+
+        Without a sites file the built-in demo Nightscout server is started and ingested.
+
+        Example: cascade ingest --branch dev --site alice
+        """
+        from workbench.ingest.run import ingest
+
+        report = ingest(branch=branch, site=site or None, full_resync=full_resync, config=config)
+        typer.echo(report.summary())
+
+    @app.command("demo-nightscout")
+    def demo_nightscout_command(
+        port: Annotated[int, typer.Option(help="port to listen on")] = 1337,
+        patients: Annotated[int, typer.Option(help="simulated patients (one site each)")] = 2,
+        days: Annotated[float, typer.Option(help="days of history up to now")] = 14,
+        seed: Annotated[int, typer.Option(help="simulation seed (same seed, same data)")] = 42,
+        host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+        secret_env: Annotated[str, typer.Option(help="variable holding the API secret")] = DEMO_SECRET_ENV,
+    ) -> None:
+        """Serve simulated CGM data with the Nightscout REST API v1 (one site per patient).
+
+        The API secret is read from $CASCADE_DEMO_SECRET (or --secret-env NAME); when it is not set
+        the public demo secret "cascade-demo-secret" is used.
+
+        Example: cascade demo-nightscout --port 1337 --patients 3 --days 30 --seed 7
+        """
+        from workbench.ingest.demo_server import serve_forever
+        from workbench.ingest.simulate import DemoDataset, describe
+        from workbench.settings import env_value
+
+        secret = env_value(secret_env) or PUBLIC_DEMO_SECRET
+        dataset = DemoDataset(seed=seed, patients=patients, days=days)
+        typer.echo(describe(dataset))
+        for member in dataset.members:
+            typer.echo(f"site {member.patient_id}: http://{host}:{port}/{member.patient_id}")
+        source = f"${secret_env}" if env_value(secret_env) else "the public demo secret"
+        typer.echo(f"API secret: {source} (send its SHA-1 hex in the api-secret header). Ctrl-C stops.")
+        serve_forever(dataset, secret, host=host, port=port)

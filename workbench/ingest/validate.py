@@ -1,0 +1,242 @@
+"""Validation of Nightscout documents: valid ones are normalized, bad ones become reject rows.
+
+Nothing is silently dropped: every fetched document ends up either as a valid row or as a reject
+row with a `reason` and the original `payload` (JSON). Valid documents keep every field, known or
+not (unknown fields become new columns downstream); only the types of known fields are coerced
+(a numeric string such as `"120"` becomes 120).
+
+Reject reasons (entries): `not_an_object`, `invalid_type` (missing or not sgv/mbg/cal),
+`missing_sgv`, `non_numeric_sgv`, `sgv_error_code` (0-39: Dexcom's special values such as 1
+SENSOR_NOT_ACTIVE, 5 NOT_CALIBRATED, 9 ABSOLUTE_DEVIATION, 10 POWER_DEVIATION),
+`sgv_out_of_range` (valid sgv is 40-400 mg/dL), `missing_mbg`, `non_numeric_mbg`,
+`mbg_out_of_range` (20-600), `unparseable_date`, `implausible_date` (before 2000, e.g. seconds
+instead of milliseconds), `future_date` (more than 10 minutes ahead of the ingesting clock),
+`wrong_field_type:<field>` (e.g. a dict where `direction` should be a string).
+Treatments: `not_an_object`, `unparseable_date`, `implausible_date`, `future_date`,
+`wrong_field_type:<field>`, `negative_value:<field>`.
+
+Key when `_id` is missing (documented fallback): `fallback-` + the first 24 hex digits of SHA-1 over
+`type|date|device` (entries; Nightscout itself deduplicates entries on date and type) or
+`eventType|created_at|enteredBy` (treatments). Rejects without a string `_id` use SHA-1 of the
+canonical payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+MIN_SGV, MAX_SGV = 40, 400
+MIN_MBG, MAX_MBG = 20, 600
+MIN_DATE_MS = 946_684_800_000  # 2000-01-01
+FUTURE_TOLERANCE_MS = 10 * 60 * 1000
+ENTRY_TYPES = ("sgv", "mbg", "cal")
+_ENTRY_STRINGS = ("direction", "device", "dateString", "sysTime")
+_ENTRY_NUMBERS = (
+    "delta",
+    "noise",
+    "filtered",
+    "unfiltered",
+    "rssi",
+    "utcOffset",
+    "slope",
+    "intercept",
+    "scale",
+)
+_TREATMENT_STRINGS = ("eventType", "notes", "enteredBy", "reason", "unit")
+_TREATMENT_NUMBERS = ("insulin", "carbs", "duration", "absolute", "rate", "percent", "utcOffset")
+_NON_NEGATIVE = ("insulin", "carbs", "duration")
+
+
+@dataclass
+class SiteContext:
+    """What every row gets stamped with."""
+
+    site_id: str
+    patient_id: str
+    patient_tz: str
+    ingested_at: datetime
+    now_ms: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        if not self.now_ms:
+            self.now_ms = int(self.ingested_at.timestamp() * 1000)
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(value: Any) -> float | int | None:
+    """A finite number from a number or a numeric string; None when it is neither."""
+    if _is_number(value):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, str):
+        try:
+            parsed = float(value.strip())
+        except ValueError:
+            return None
+        if math.isfinite(parsed):
+            return int(parsed) if parsed.is_integer() else parsed
+    return None
+
+
+def parse_iso_ms(value: Any) -> int | None:
+    """Epoch ms from an ISO 8601 string (`Z` or an offset; naive means UTC); None when unparseable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def iso_ms_from(ms: int) -> str:
+    """Epoch ms as Nightscout's ISO 8601 UTC string (`created_at` filters)."""
+    ms = max(0, int(ms))
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def fallback_id(*parts: Any) -> str:
+    """The documented key for a document without `_id`."""
+    return "fallback-" + hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+def _check_date(ms: int, now_ms: int) -> int:
+    if ms < MIN_DATE_MS:
+        raise _Reject("implausible_date")
+    if ms > now_ms + FUTURE_TOLERANCE_MS:
+        raise _Reject("future_date")
+    return ms
+
+
+def _coerce_fields(doc: dict[str, Any], strings: tuple[str, ...], numbers: tuple[str, ...]) -> None:
+    for name in strings:
+        value = doc.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _Reject(f"wrong_field_type:{name}")
+    for name in numbers:
+        value = doc.get(name)
+        if value is None:
+            continue
+        number = _number(value)
+        if number is None:
+            raise _Reject(f"wrong_field_type:{name}")
+        doc[name] = number
+
+
+def _entry(doc: dict[str, Any], ctx: SiteContext) -> dict[str, Any]:
+    kind = doc.get("type")
+    if kind not in ENTRY_TYPES:
+        raise _Reject("invalid_type")
+    date = _number(doc.get("date"))
+    if date is None:
+        date = parse_iso_ms(doc.get("dateString"))
+        if date is None:
+            raise _Reject("unparseable_date")
+    doc["date"] = _check_date(int(date), ctx.now_ms)
+    if kind == "sgv":
+        if doc.get("sgv") is None:
+            raise _Reject("missing_sgv")
+        sgv = _number(doc["sgv"])
+        if sgv is None:
+            raise _Reject("non_numeric_sgv")
+        if 0 <= sgv < MIN_SGV:
+            raise _Reject("sgv_error_code")
+        if not MIN_SGV <= sgv <= MAX_SGV:
+            raise _Reject("sgv_out_of_range")
+        doc["sgv"] = int(math.floor(sgv + 0.5))
+    elif kind == "mbg":
+        if doc.get("mbg") is None:
+            raise _Reject("missing_mbg")
+        mbg = _number(doc["mbg"])
+        if mbg is None:
+            raise _Reject("non_numeric_mbg")
+        if not MIN_MBG <= mbg <= MAX_MBG:
+            raise _Reject("mbg_out_of_range")
+        doc["mbg"] = float(mbg)
+    _coerce_fields(doc, _ENTRY_STRINGS, _ENTRY_NUMBERS)
+    if not isinstance(doc.get("_id"), str) or not doc["_id"]:
+        doc["_id"] = fallback_id(kind, doc["date"], doc.get("device"))
+    return doc
+
+
+def _treatment(doc: dict[str, Any], ctx: SiteContext) -> dict[str, Any]:
+    created = doc.get("created_at")
+    ms = parse_iso_ms(created)
+    if ms is None:
+        raise _Reject("unparseable_date")
+    doc["date"] = _check_date(ms, ctx.now_ms)
+    _coerce_fields(doc, _TREATMENT_STRINGS, _TREATMENT_NUMBERS)
+    for name in _NON_NEGATIVE:
+        value = doc.get(name)
+        if value is not None and value < 0:
+            raise _Reject(f"negative_value:{name}")
+    for name in ("insulin", "carbs", "duration", "absolute", "rate", "percent"):
+        if doc.get(name) is not None:
+            doc[name] = float(doc[name])
+    if not isinstance(doc.get("_id"), str) or not doc["_id"]:
+        doc["_id"] = fallback_id(doc.get("eventType"), created, doc.get("enteredBy"))
+    return doc
+
+
+def _reject_row(original: Any, reason: str, ctx: SiteContext) -> dict[str, Any]:
+    payload = orjson.dumps(original).decode()
+    doc_id = original.get("_id") if isinstance(original, dict) else None
+    if not isinstance(doc_id, str) or not doc_id:
+        doc_id = (
+            "payload-" + hashlib.sha1(orjson.dumps(original, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+        )
+    return {
+        "_id": doc_id,
+        "patient_id": ctx.patient_id,
+        "site_id": ctx.site_id,
+        "reason": reason,
+        "payload": payload,
+        "_ingested_at": ctx.ingested_at,
+    }
+
+
+def _split(
+    docs: list[Any], ctx: SiteContext, check: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    valid: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for original in docs:
+        if not isinstance(original, dict):
+            rejects.append(_reject_row(original, "not_an_object", ctx))
+            continue
+        try:
+            row = check(dict(original), ctx)
+        except _Reject as exc:
+            rejects.append(_reject_row(original, exc.reason, ctx))
+            continue
+        row["patient_id"] = ctx.patient_id
+        row["patient_tz"] = ctx.patient_tz
+        row["site_id"] = ctx.site_id
+        row["_ingested_at"] = ctx.ingested_at
+        valid.append(row)
+    return valid, rejects
+
+
+def split_entries(docs: list[Any], ctx: SiteContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(valid entry rows, reject rows) for a page of `/api/v1/entries` documents."""
+    return _split(docs, ctx, _entry)
+
+
+def split_treatments(docs: list[Any], ctx: SiteContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(valid treatment rows with a derived epoch-ms `date`, reject rows) for a page of treatments."""
+    return _split(docs, ctx, _treatment)
