@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path.home() / ".cascade", description="where the lake lives")
     profile: Profile = Profile.embedded
     warehouse: str | None = Field(
-        default=None, description="Iceberg warehouse: a local path or s3://bucket/prefix (default HOME/warehouse)"
+        default=None,
+        description="Iceberg warehouse: a local path or s3://bucket/prefix (default HOME/warehouse)",
     )
     author: str = Field(default_factory=lambda: _default_author(), description="author recorded on commits")
     # Object storage (s3:// warehouse)

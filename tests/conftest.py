@@ -1,0 +1,45 @@
+"""Shared fixtures: every test gets its own CASCADE_HOME (a fresh embedded lake)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cascade_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary CASCADE_HOME, with cached settings cleared before and after."""
+    from workbench.settings import get_settings
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CASCADE_HOME", str(home))
+    monkeypatch.setenv("CASCADE_PROFILE", "embedded")
+    monkeypatch.delenv("CASCADE_WAREHOUSE", raising=False)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def lh(cascade_home: Path):  # type: ignore[no-untyped-def]
+    """A Lakehouse on `dev` in a fresh lake."""
+    from workbench.lakehouse import Lakehouse
+
+    return Lakehouse("dev")
+
+
+def run_cli(*args: str, home: Path, check: bool = False, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real `cascade` console script with CASCADE_HOME=home."""
+    env = {**os.environ, "CASCADE_HOME": str(home)}
+    exe = Path(sys.executable).with_name("cascade")
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cascade {' '.join(args)} failed: {proc.stderr}")
+    return proc

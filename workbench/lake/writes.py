@@ -1,0 +1,314 @@
+"""Table writes on a branch: create-if-missing, append, overwrite (all or by filter), upsert, insert-new.
+
+Each write is one Iceberg transaction, hence one commit on the branch with a message. New columns
+are added (schema evolution, never dropped); an incompatible type change is a `SchemaError`.
+Concurrent writers to one table retry on commit conflicts, so no rows are lost.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, parser
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import assign_fresh_schema_ids
+from pyiceberg.table import Table, Transaction
+from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform, MonthTransform, YearTransform
+
+from workbench.errors import ConcurrencyError, SchemaError, WriteError
+from workbench.lake.catalog import commit_message, last_commit_id, table_key
+
+WriteMode = Literal["append", "overwrite", "upsert", "insert_new"]
+MODES: tuple[str, ...] = ("append", "overwrite", "upsert", "insert_new")
+_TRANSFORMS = {
+    "day": DayTransform,
+    "hour": HourTransform,
+    "month": MonthTransform,
+    "year": YearTransform,
+    "identity": IdentityTransform,
+}
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one write did."""
+
+    table: str
+    commit_id: str | None
+    snapshot_id: int | None
+    rows_written: int
+    rows_deleted: int
+    rows_skipped: int = 0  # duplicates not written: keys already present (insert_new) or repeated in the batch
+
+
+def to_arrow(data: Any) -> pa.Table:
+    """Arrow table from Arrow or pandas, with types Iceberg accepts (µs timestamps, no null type)."""
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if not isinstance(data, pa.Table):
+        try:
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        except Exception as exc:
+            raise WriteError(f"cannot convert {type(data).__name__} to an Arrow table: {exc}") from None
+    fields = []
+    for f in data.schema:
+        t = f.type
+        if pa.types.is_timestamp(t) and t.unit == "ns":
+            t = pa.timestamp("us", tz=t.tz)
+        elif pa.types.is_null(t):
+            t = pa.string()  # an all-null column: keep it (as text) rather than drop it
+        elif pa.types.is_dictionary(t):
+            t = t.value_type
+        elif pa.types.is_large_string(t):
+            t = pa.string()
+        elif pa.types.is_date64(t):
+            t = pa.date32()
+        fields.append(pa.field(f.name, t, nullable=True))
+    schema = pa.schema(fields)
+    if schema != data.schema:
+        data = data.cast(schema, safe=False)
+    return data
+
+
+def _spec(schema: pa.Schema, partition_by: list[tuple[str, str]] | None) -> tuple[Any, PartitionSpec]:
+    iceberg_schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(schema))
+    if not partition_by:
+        return iceberg_schema, PartitionSpec()
+    fields = []
+    for i, (column, transform) in enumerate(partition_by):
+        if transform not in _TRANSFORMS:
+            raise WriteError(f"unknown partition transform '{transform}'; use one of {', '.join(_TRANSFORMS)}")
+        try:
+            source = iceberg_schema.find_field(column)
+        except ValueError:
+            raise WriteError(f"cannot partition by '{column}': the data has no such column") from None
+        fields.append(
+            PartitionField(
+                source_id=source.field_id,
+                field_id=1000 + i,
+                transform=_TRANSFORMS[transform](),
+                name=f"{column}_{transform}",
+            )
+        )
+    return iceberg_schema, PartitionSpec(*fields)
+
+
+def _filter(where: str | BooleanExpression | None) -> BooleanExpression:
+    if where is None:
+        return AlwaysTrue()
+    if isinstance(where, BooleanExpression):
+        return where
+    try:
+        return parser.parse(where)
+    except Exception as exc:
+        raise WriteError(f"cannot parse filter {where!r}: {exc}") from None
+
+
+def _evolve(tx: Transaction, table: Table, data: pa.Table) -> None:
+    """Add new columns / promote types in the same transaction; refuse incompatible changes."""
+    current = table.schema().as_arrow()
+    new_cols = [f for f in data.schema if f.name not in current.names]
+    changed = [f for f in data.schema if f.name in current.names and current.field(f.name).type != f.type]
+    if not new_cols and not changed:
+        return
+    try:
+        with tx.update_schema() as update:
+            update.union_by_name(data.schema)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise SchemaError(
+            f"cannot write to {table_key(table.name())}: {exc}; cast the column to its existing type "
+            "or write it under a new name"
+        ) from None
+
+
+def _dedupe_last(data: pa.Table, key: list[str]) -> pa.Table:
+    """Keep the last row per key (input order)."""
+    if data.num_rows == 0:
+        return data
+    idx = pa.array(range(data.num_rows))
+    grouped = data.select(key).append_column("__i", idx).group_by(key, use_threads=False).aggregate([("__i", "max")])
+    keep = pc.sort_indices(grouped.column("__i_max"))
+    return data.take(pc.take(grouped.column("__i_max"), keep))
+
+
+def _key_filter(data: pa.Table, key: list[str]) -> BooleanExpression:
+    """A filter matching (a superset of) the rows whose key is in `data`."""
+    parts: list[BooleanExpression] = []
+    for column in key:
+        values = pc.unique(data.column(column).drop_null()).to_pylist()
+        parts.append(In(column, values))
+    expr = parts[0]
+    for p in parts[1:]:
+        expr = And(expr, p)
+    return expr
+
+
+def _existing_matching(table: Table, data: pa.Table, key: list[str], columns: list[str] | None) -> pa.Table:
+    """Rows of the table whose key may match the data (pruned by Iceberg metadata)."""
+    if table.current_snapshot() is None or data.num_rows == 0:
+        return table.schema().as_arrow().empty_table() if columns is None else pa.table({})
+    scan = table.scan(row_filter=_key_filter(data, key), selected_fields=tuple(columns) if columns else ("*",))
+    return scan.to_arrow()
+
+
+def _anti_join(left: pa.Table, right: pa.Table, key: list[str]) -> pa.Table:
+    """Rows of `left` whose key does not occur in `right` (DuckDB hash anti-join, input order kept)."""
+    if right.num_rows == 0 or left.num_rows == 0:
+        return left
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("l", left.select(key).append_column("__pos", pa.array(range(left.num_rows), pa.int64())))
+        con.register("r", right.select(key))
+        on = " and ".join(f'l."{k}" = r."{k}"' for k in key)
+        positions = con.sql(f"select l.__pos from l anti join r on {on} order by l.__pos").to_arrow_table()
+    finally:
+        con.close()
+    return left.take(positions.column("__pos"))
+
+
+def write_table(
+    catalog: Any,
+    table: str,
+    data: Any,
+    *,
+    mode: WriteMode = "append",
+    key: list[str] | str | None = None,
+    where: str | BooleanExpression | None = None,
+    partition_by: list[tuple[str, str]] | None = None,
+    message: str | None = None,
+    properties: dict[str, str] | None = None,
+) -> WriteResult:
+    """Write Arrow/pandas `data` to `table` on the catalog's branch as exactly one commit."""
+    if mode not in MODES:
+        raise WriteError(f"unknown write mode '{mode}'; use one of {', '.join(MODES)}")
+    keys = [key] if isinstance(key, str) else list(key or [])
+    if mode in ("upsert", "insert_new") and not keys:
+        raise WriteError(f"mode '{mode}' needs key columns (key=[...] / --key COL)")
+    if "." not in table:
+        raise WriteError(f"table '{table}' must be written as namespace.table, e.g. raw.glucose_entries")
+    arrow = to_arrow(data)
+    missing = [k for k in keys if k not in arrow.column_names]
+    if missing:
+        raise WriteError(
+            f"key column(s) {', '.join(missing)} not in the data (columns: {', '.join(arrow.column_names)})"
+        )
+    in_batch_duplicates = 0
+    if keys:
+        deduped = _dedupe_last(arrow, keys)
+        in_batch_duplicates, arrow = arrow.num_rows - deduped.num_rows, deduped
+
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with commit_message(message):
+                result = _write_once(catalog, table, arrow, mode, keys, where, partition_by, properties)
+            return replace(result, rows_skipped=result.rows_skipped + in_batch_duplicates)
+        except CommitFailedException:
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+    raise ConcurrencyError(f"could not commit to {table} after {MAX_ATTEMPTS} attempts: too many concurrent writers")
+
+
+def _write_once(
+    catalog: Any,
+    table: str,
+    arrow: pa.Table,
+    mode: str,
+    keys: list[str],
+    where: str | BooleanExpression | None,
+    partition_by: list[tuple[str, str]] | None,
+    properties: dict[str, str] | None,
+) -> WriteResult:
+    try:
+        tbl: Table | None = catalog.load_table(table)
+    except NoSuchTableError:
+        tbl = None
+
+    if tbl is None:
+        schema, spec = _spec(arrow.schema, partition_by)
+        create = catalog.create_table_transaction(table, schema, partition_spec=spec, properties=properties or {})
+        if arrow.num_rows:
+            create.append(arrow)
+        create.commit_transaction()
+        tbl = catalog.load_table(table)
+        return _result(table, tbl, arrow.num_rows, 0, 0)
+
+    written, deleted, skipped = arrow.num_rows, 0, 0
+    if mode == "insert_new":
+        existing = _existing_matching(tbl, arrow, keys, keys)
+        arrow = _anti_join(arrow, existing, keys)
+        skipped, written = written - arrow.num_rows, arrow.num_rows
+        if arrow.num_rows == 0:
+            return WriteResult(table, None, tbl.metadata.current_snapshot_id, 0, 0, skipped)
+    tx = tbl.transaction()
+    _evolve(tx, tbl, arrow)
+    evolved = tx.table_metadata.schema().as_arrow()
+    aligned = _align_to(arrow, evolved, table)
+    if mode in ("append", "insert_new"):
+        if aligned.num_rows:
+            tx.append(aligned)
+    elif mode == "overwrite":
+        tx.overwrite(aligned, overwrite_filter=_filter(where))
+        deleted = -1  # counted from the snapshot summaries below
+    else:  # upsert
+        existing = _existing_matching(tbl, aligned, keys, None)
+        kept = _anti_join(existing, aligned, keys) if len(keys) > 1 else existing.slice(0, 0)
+        deleted = existing.num_rows - kept.num_rows
+        if aligned.num_rows:
+            combined = pa.concat_tables([aligned, _align_to(kept, evolved, table)], promote_options="default")
+            tx.overwrite(combined, overwrite_filter=_key_filter(aligned, keys))
+    if not tx._updates:
+        return WriteResult(table, None, tbl.metadata.current_snapshot_id, 0, 0, skipped)
+    before = frozenset(s.snapshot_id for s in tbl.metadata.snapshots)
+    tx.commit_transaction()
+    tbl = catalog.load_table(table)
+    return _result(table, tbl, written, deleted, skipped, before)
+
+
+def _align_to(data: pa.Table, schema: pa.Schema, table: str) -> pa.Table:
+    columns, names = [], []
+    for f in data.schema:
+        col = data.column(f.name)
+        if f.name in schema.names and schema.field(f.name).type != col.type:
+            want = schema.field(f.name).type
+            try:
+                col = col.cast(want)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise SchemaError(
+                    f"column '{f.name}' of {table} is {want}; the new data has {f.type}, which cannot be "
+                    "converted; cast it or write it under a new name"
+                ) from None
+        columns.append(col)
+        names.append(f.name)
+    return pa.table(columns, names=names)
+
+
+def _total(snapshot: Any) -> int:
+    return int((snapshot.summary.get("total-records") if snapshot and snapshot.summary else None) or 0)
+
+
+def _result(
+    table: str, tbl: Table, written: int, deleted: int, skipped: int, before: frozenset[int] = frozenset()
+) -> WriteResult:
+    snapshot = tbl.current_snapshot()
+    if deleted < 0:  # logical rows removed: rows before + rows written - rows after
+        snap = snapshot
+        while snap is not None and snap.parent_snapshot_id is not None and snap.snapshot_id not in before:
+            snap = tbl.snapshot_by_id(snap.parent_snapshot_id)
+        rows_before = _total(snap) if snap is not None and snap.snapshot_id in before else 0
+        deleted = max(0, rows_before + written - _total(snapshot))
+    return WriteResult(
+        table=table,
+        commit_id=last_commit_id(),
+        snapshot_id=snapshot.snapshot_id if snapshot else None,
+        rows_written=written,
+        rows_deleted=deleted,
+        rows_skipped=skipped,
+    )
