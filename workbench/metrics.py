@@ -400,9 +400,7 @@ class GlucoseSummary:
         return asdict(self)
 
 
-def summarize(
-    glucose: npt.ArrayLike, times_s: npt.ArrayLike, days: Sequence[object] | npt.ArrayLike
-) -> GlucoseSummary:
+def summarize(glucose: npt.ArrayLike, times_s: npt.ArrayLike, days: Sequence[object] | npt.ArrayLike) -> GlucoseSummary:
     """All metrics for one series; ``days`` gives each reading's patient-local day (for ADRR)."""
     g = np.asarray(glucose, dtype=np.float64)
     below_70, below_54 = pct_below(g, 70), pct_below(g, 54)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,9 +81,7 @@ def register_metric_udfs(con: duckdb.DuckDBPyConnection) -> None:
     if "cascade_modd" not in existing:
         con.create_function("cascade_modd", _udf_modd, lists, "DOUBLE", null_handling="special")
     if "cascade_conga" not in existing:
-        con.create_function(
-            "cascade_conga", _udf_conga, [*lists, "INTEGER"], "DOUBLE", null_handling="special"
-        )
+        con.create_function("cascade_conga", _udf_conga, [*lists, "INTEGER"], "DOUBLE", null_handling="special")
 
 
 def _quote(name: str) -> str:
@@ -102,6 +101,7 @@ class Plugin(BasePlugin):
         self.lake = bool(plugin_config.get("lake", True))
         self.ref = str(plugin_config.get("ref") or "dev")
         self._conn: duckdb.DuckDBPyConnection | None = None
+        self._session: Any = None  # workbench.sql.duckdb.RefSession bound to dbt's connection
         self._lock = threading.Lock()
 
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
@@ -114,7 +114,12 @@ class Plugin(BasePlugin):
     def _attach(self, conn: duckdb.DuckDBPyConnection) -> None:
         from workbench.sql.duckdb import attach_ref
 
-        attach_ref(conn, self.ref)
+        self._session = attach_ref(conn, self.ref)
+
+    def _refresh_views(self) -> None:
+        """Point the views of dbt's connection at the tables' new snapshots."""
+        if self._session is not None:
+            self._session.bind()
 
     def store(self, target_config: TargetConfig) -> None:
         """Run the model's SQL and write its result (see module docstring)."""
@@ -149,13 +154,16 @@ class Plugin(BasePlugin):
             if not values:
                 return ModelWrite(spec["model"], table_name, "unchanged", 0, 0, 0, None, 0.0)
             where = f"{key} in ({', '.join(_literal(v) for v in sorted(values))})"
-            result = lake.write(
-                table_name,
-                data,
-                mode="overwrite",
-                where=where,
-                message=f"dbt: {table_name} ({keys} {key} values replaced)",
-            )
+            with warnings.catch_warnings():
+                # PyIceberg warns when a replaced day did not exist yet (a new day): expected here.
+                warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+                result = lake.write(
+                    table_name,
+                    data,
+                    mode="overwrite",
+                    where=where,
+                    message=f"dbt: {table_name} ({keys} {key} values replaced)",
+                )
         else:
             result = lake.write(
                 table_name,
@@ -164,7 +172,7 @@ class Plugin(BasePlugin):
                 partition_by=partition_by or None,
                 message=f"dbt: {table_name} rebuilt",
             )
-        self._attach(cursor)
+        self._refresh_views()
         return ModelWrite(
             spec["model"],
             table_name,
@@ -195,9 +203,7 @@ class Plugin(BasePlugin):
                     f"delete from {target} where {key} in (select {key} from __cascade_batch)"
                 ).fetchall()[0][0]
                 keys = cursor.execute(f"select count(distinct {key}) from __cascade_batch").fetchall()[0][0]
-                written = cursor.execute(
-                    f"insert into {target} by name select * from __cascade_batch"
-                ).fetchall()[0][0]
+                written = cursor.execute(f"insert into {target} by name select * from __cascade_batch").fetchall()[0][0]
                 cursor.execute("drop table __cascade_batch")
                 cursor.execute("commit")
             except Exception:

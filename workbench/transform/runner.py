@@ -121,9 +121,7 @@ class BuildResult:
         """Human-readable lines for everything that did not pass."""
         lines = [f"model {m.name}: {m.status}: {m.message}" for m in self.models if m.status == "error"]
         lines += [
-            f"{t.kind} test {t.name}: {t.status}: {t.message}"
-            for t in self.tests
-            if t.status in ("fail", "error")
+            f"{t.kind} test {t.name}: {t.status}: {t.message}" for t in self.tests if t.status in ("fail", "error")
         ]
         if self.error:
             lines.append(self.error)

@@ -97,11 +97,10 @@ def _entries(
     n = times.size
     hours = ((times - begin) / 3_600_000.0) % 24
     base = float(rng.uniform(110, 160))
-    meals = sum(
-        amp * np.exp(-(((hours - at) % 24) ** 2) / 2.0) for at, amp in ((7.5, 70), (12.5, 60), (19, 80))
-    )
+    meals = sum(amp * np.exp(-(((hours - at) % 24) ** 2) / 2.0) for at, amp in ((7.5, 70), (12.5, 60), (19, 80)))
     walk = np.cumsum(rng.normal(0, 2.0, n))
-    walk -= np.convolve(walk, np.ones(289) / 289, mode="same")
+    width = min(289, n)
+    walk -= np.convolve(walk, np.ones(width) / width, mode="same")
     glucose = np.clip(base + meals + walk + 30 * np.sin(hours / 24 * 2 * np.pi), 40, 400)
     glucose = np.round(glucose).astype(np.int64)
     keep = rng.random(n) >= gap_share
@@ -141,9 +140,7 @@ def _entries(
     )
 
 
-def _treatments(
-    rng: np.random.Generator, pid: str, tz: str, start: date, days: int, loaded: datetime
-) -> pa.Table:
+def _treatments(rng: np.random.Generator, pid: str, tz: str, start: date, days: int, loaded: datetime) -> pa.Table:
     rows: dict[str, list[object]] = {
         k: []
         for k in (

@@ -42,11 +42,11 @@ profile as (
         {{ var('agp_days') }} as period_days,
         period_end,
         count(*) as reading_count,
-        {{ percentile('glucose_value', 0.05) }} as p05,
-        {{ percentile('glucose_value', 0.25) }} as p25,
-        {{ percentile('glucose_value', 0.50) }} as p50,
-        {{ percentile('glucose_value', 0.75) }} as p75,
-        {{ percentile('glucose_value', 0.95) }} as p95
+        round({{ percentile('glucose_value', 0.05) }}, 1) as p05,
+        round({{ percentile('glucose_value', 0.25) }}, 1) as p25,
+        round({{ percentile('glucose_value', 0.50) }}, 1) as p50,
+        round({{ percentile('glucose_value', 0.75) }}, 1) as p75,
+        round({{ percentile('glucose_value', 0.95) }}, 1) as p95
 
     from recent
     group by patient_id, minute_of_day, period_end
