@@ -17,15 +17,9 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest_command(
         branch: Annotated[str, typer.Option(help="target branch of the raw tables")] = "dev",
-        site: Annotated[
-            list[str] | None, typer.Option("--site", help="site id (repeatable); default all")
-        ] = None,
-        full_resync: Annotated[
-            bool, typer.Option("--full-resync", help="forget the cursor, refetch all")
-        ] = False,
-        config: Annotated[
-            Path | None, typer.Option(help="sites file (default ./sites.yaml, HOME/sites.yaml)")
-        ] = None,
+        site: Annotated[list[str] | None, typer.Option("--site", help="site id (repeatable); default all")] = None,
+        full_resync: Annotated[bool, typer.Option("--full-resync", help="forget the cursor, refetch all")] = False,
+        config: Annotated[Path | None, typer.Option(help="sites file (default ./sites.yaml, HOME/sites.yaml)")] = None,
     ) -> None:
         """Fetch Nightscout sites into raw.glucose_entries / raw.treatments on a branch.
 

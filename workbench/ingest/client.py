@@ -108,9 +108,7 @@ class NightscoutClient:
                     )
                 if response.status_code not in RETRY_STATUS:
                     if response.status_code >= 400:
-                        raise NightscoutResponseError(
-                            f"Nightscout site {url} answered HTTP {response.status_code}"
-                        )
+                        raise NightscoutResponseError(f"Nightscout site {url} answered HTTP {response.status_code}")
                     self.stats.bytes += len(response.content)
                     try:
                         return response.json()

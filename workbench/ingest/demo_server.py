@@ -200,9 +200,7 @@ def create_app(control: DemoControl) -> FastAPI:
         if isinstance(patient, Response):
             return patient
         lo, hi = _filters(request, "created_at")
-        return as_json(
-            _by_created_at(patient.devicestatus, lo, hi, _count(request), control.dataset.visible_until)
-        )
+        return as_json(_by_created_at(patient.devicestatus, lo, hi, _count(request), control.dataset.visible_until))
 
     def status(request: Request, patient_id: str | None) -> Response:
         patient = guard(request, patient_id)
@@ -279,9 +277,7 @@ class DemoServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._requested_port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(self.control), log_level="warning", access_log=False, lifespan="off"
-        )
+        config = uvicorn.Config(create_app(self.control), log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="demo-nightscout", daemon=True
@@ -309,6 +305,4 @@ class DemoServer:
 
 def serve_forever(dataset: DemoDataset, secret: str, host: str = "127.0.0.1", port: int = 1337) -> None:
     """Run the demo server in the foreground (the `cascade demo-nightscout` command)."""
-    uvicorn.run(
-        create_app(DemoControl(dataset=dataset, secret=secret)), host=host, port=port, log_level="warning"
-    )
+    uvicorn.run(create_app(DemoControl(dataset=dataset, secret=secret)), host=host, port=port, log_level="warning")

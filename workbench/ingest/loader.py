@@ -8,6 +8,7 @@ columns in the staged files are added to the table (schema evolution in `Lakehou
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,17 +113,18 @@ def land_patient(lakehouse: Any, site: Site) -> bool:
     row = patients_row(site)
     if "raw.patients" in lakehouse.tables():
         current = lakehouse.sql(
-            "select patient_id, display_name, time_zone, site_id, site_url from raw.patients "
-            "where site_id = ?",
+            "select patient_id, display_name, time_zone, site_id, site_url from raw.patients where site_id = ?",
             [site.site_id],
         )
         if current.to_dict("records") == row.to_pylist():
             return False
-    lakehouse.write(
-        "raw.patients",
-        row,
-        mode="upsert",
-        key=["site_id"],
-        message=f"ingest nightscout site {site.site_id}: patient",
-    )
+    with warnings.catch_warnings():  # PyIceberg warns when an upsert's delete matches nothing (a new row)
+        warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+        lakehouse.write(
+            "raw.patients",
+            row,
+            mode="upsert",
+            key=["site_id"],
+            message=f"ingest nightscout site {site.site_id}: patient",
+        )
     return True

@@ -127,9 +127,9 @@ def ingest_site(
     report.new_rejects = rejects.new if rejects else 0
     report.treatments_new = treatments.new if treatments else 0
     if "raw.glucose_entries" in lakehouse.tables():
-        latest = lakehouse.sql(
-            "select max(date) as d from raw.glucose_entries where site_id = ?", [site.site_id]
-        )["d"].iloc[0]
+        latest = lakehouse.sql("select max(date) as d from raw.glucose_entries where site_id = ?", [site.site_id])[
+            "d"
+        ].iloc[0]
         if pd.notna(latest):
             report.latest_reading = datetime.fromtimestamp(int(latest) / 1000, tz=UTC)
     report.seconds = time.monotonic() - started
@@ -137,9 +137,7 @@ def ingest_site(
 
 
 @contextmanager
-def demo_sites(
-    seed: int = DEMO_SEED, patients: int = DEMO_PATIENTS, days: float = DEMO_DAYS
-) -> Iterator[list[Site]]:
+def demo_sites(seed: int = DEMO_SEED, patients: int = DEMO_PATIENTS, days: float = DEMO_DAYS) -> Iterator[list[Site]]:
     """Start the demo Nightscout server in-process; yield one site per simulated patient."""
     from workbench.ingest.demo_server import DemoServer
     from workbench.ingest.simulate import DemoDataset
@@ -220,7 +218,5 @@ def _select(sites: list[Site], wanted: str | list[str] | None) -> list[Site]:
     known = {s.site_id: s for s in sites}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise SitesConfigError(
-            f"unknown site {', '.join(unknown)}; configured: {', '.join(known) or '(none)'}"
-        )
+        raise SitesConfigError(f"unknown site {', '.join(unknown)}; configured: {', '.join(known) or '(none)'}")
     return [known[n] for n in names]

@@ -421,9 +421,7 @@ class DemoDataset:
         assert patient is not None, patient_id
         core = int(np.count_nonzero(patient.dates <= self.visible_until))
         extra = sum(
-            1
-            for d in patient.extra_entries
-            if not d.get("_malformed") and d["_serve_date"] <= self.visible_until
+            1 for d in patient.extra_entries if not d.get("_malformed") and d["_serve_date"] <= self.visible_until
         )
         return core + extra
 

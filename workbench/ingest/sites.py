@@ -70,9 +70,7 @@ def _site(raw: Any, index: int) -> Site:
     if not url.startswith(("http://", "https://")):
         raise SitesConfigError(f"site {site_id}: url must start with http:// or https://")
     if "secret" in raw or "api_secret" in raw or "token" in raw:
-        raise SitesConfigError(
-            f"site {site_id}: put the secret in an environment variable and name it with secret_env"
-        )
+        raise SitesConfigError(f"site {site_id}: put the secret in an environment variable and name it with secret_env")
     tz = str(raw.get("time_zone", "UTC"))
     try:
         ZoneInfo(tz)

@@ -99,9 +99,7 @@ def _to_table(rows: list[dict[str, Any]], table: str, columns: TTableSchemaColum
 
 
 @dlt.source(name="nightscout", max_table_nesting=0, root_key=False)
-def nightscout(
-    client: NightscoutClient, ctx: SiteContext, counts: ExtractCounts, devicestatus: bool = False
-) -> Any:
+def nightscout(client: NightscoutClient, ctx: SiteContext, counts: ExtractCounts, devicestatus: bool = False) -> Any:
     """Resources for one site; `client` carries the URL and credentials, `ctx` the patient stamps."""
     lag_ms = int(client.site.overlap_minutes * 60_000)
 

@@ -165,9 +165,7 @@ def stage(area: StageArea, source: Any, *, full_resync: bool = False) -> list[st
         if pipeline.has_pending_data:
             pipeline.normalize(loader_file_format="parquet")
             finished += list(pipeline.load().loads_ids)
-        info = pipeline.run(
-            source, loader_file_format="parquet", refresh="drop_sources" if full_resync else None
-        )
+        info = pipeline.run(source, loader_file_format="parquet", refresh="drop_sources" if full_resync else None)
         return finished + list(info.loads_ids)
     except PipelineStepFailed as exc:
         cause = _cascade_cause(exc)

@@ -197,9 +197,7 @@ def _reject_row(original: Any, reason: str, ctx: SiteContext) -> dict[str, Any]:
     payload = orjson.dumps(original).decode()
     doc_id = original.get("_id") if isinstance(original, dict) else None
     if not isinstance(doc_id, str) or not doc_id:
-        doc_id = (
-            "payload-" + hashlib.sha1(orjson.dumps(original, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
-        )
+        doc_id = "payload-" + hashlib.sha1(orjson.dumps(original, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
     return {
         "_id": doc_id,
         "patient_id": ctx.patient_id,
@@ -210,9 +208,7 @@ def _reject_row(original: Any, reason: str, ctx: SiteContext) -> dict[str, Any]:
     }
 
 
-def _split(
-    docs: list[Any], ctx: SiteContext, check: Any
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _split(docs: list[Any], ctx: SiteContext, check: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     valid: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     for original in docs:
