@@ -1,0 +1,234 @@
+"""Run history: one record per task of each pipeline run (start, end, status, rows, commits).
+
+Stored behind the small `RunHistoryStore` interface. Today it is a JSON-lines file,
+`settings.runs_dir/history.jsonl` (appends are whole lines under an exclusive `flock`); it is meant
+to move into the Iceberg table `ops.pipeline_runs` once the lake API is available, by adding a
+store and choosing it in `history_store()`; callers of `record_task`/`list_runs` do not change.
+
+```python
+record_task(run_id, "publish", started_at=t0, ended_at=t1, status="success", rows=120,
+            commit_ids=["a1b2c3"])
+for run in list_runs(limit=10): print(run.run_id, run.status)
+```
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from workbench.pipeline.errors import RunHistoryError
+from workbench.pipeline.runs import is_run_id
+from workbench.settings import Settings, get_settings
+
+STATUSES = ("running", "success", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task of one run."""
+
+    run_id: str
+    task: str
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    rows: int | None = None
+    commit_ids: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.ended_at is None else (self.ended_at - self.started_at).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "task": self.task,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "status": self.status,
+            "rows": self.rows,
+            "commit_ids": list(self.commit_ids),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TaskRecord:
+        return cls(
+            run_id=str(raw["run_id"]),
+            task=str(raw["task"]),
+            started_at=datetime.fromisoformat(raw["started_at"]),
+            ended_at=datetime.fromisoformat(raw["ended_at"]) if raw.get("ended_at") else None,
+            status=str(raw["status"]),
+            rows=None if raw.get("rows") is None else int(raw["rows"]),
+            commit_ids=tuple(str(c) for c in raw.get("commit_ids") or ()),
+            error=raw.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run, summarised from its task records (the latest record per task wins)."""
+
+    run_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    tasks: tuple[TaskRecord, ...] = field(default_factory=tuple)
+
+    @property
+    def rows(self) -> int | None:
+        counts = [t.rows for t in self.tasks if t.rows is not None]
+        return sum(counts) if counts else None
+
+    @property
+    def commit_ids(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for task in self.tasks:
+            seen.update(dict.fromkeys(task.commit_ids))
+        return tuple(seen)
+
+
+class RunHistoryStore(Protocol):
+    """Where task records live (JSON lines now; the Iceberg table `ops.pipeline_runs` later)."""
+
+    def append(self, record: TaskRecord) -> None:
+        """Store one record durably."""
+        ...
+
+    def records(self) -> Iterator[TaskRecord]:
+        """Every stored record, oldest first."""
+        ...
+
+
+class JsonLinesStore:
+    """Task records as JSON lines in one file; safe for concurrent writers (flock + O_APPEND)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, record: TaskRecord) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(record.to_json(), sort_keys=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def records(self) -> Iterator[TaskRecord]:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH)
+                lines = handle.readlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                yield TaskRecord.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn or foreign line must not hide the rest of the history
+
+
+def history_store(settings: Settings | None = None) -> RunHistoryStore:
+    """The configured history store (the one place that chooses the implementation)."""
+    settings = settings or get_settings()
+    return JsonLinesStore(settings.runs_dir / "history.jsonl")
+
+
+def record_task(
+    run_id: str,
+    task: str,
+    *,
+    started_at: datetime,
+    ended_at: datetime | None = None,
+    status: str = "success",
+    rows: int | None = None,
+    commit_ids: Iterable[str] = (),
+    error: str | None = None,
+    settings: Settings | None = None,
+    store: RunHistoryStore | None = None,
+) -> TaskRecord:
+    """Record one task of a run. A later record for the same (run, task) supersedes earlier ones,
+    so a task can be recorded as `running` first and `success`/`failed` when it ends."""
+    if not is_run_id(run_id):
+        raise RunHistoryError(f"{run_id!r} is not a run id (make one with new_run_id())")
+    if status not in STATUSES:
+        raise RunHistoryError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    if not task:
+        raise RunHistoryError("a task name is required")
+    if started_at.tzinfo is None or (ended_at is not None and ended_at.tzinfo is None):
+        raise RunHistoryError("started_at/ended_at must be timezone-aware datetimes")
+    if rows is not None and rows < 0:
+        raise RunHistoryError(f"rows must be >= 0, got {rows}")
+    record = TaskRecord(
+        run_id=run_id,
+        task=task,
+        started_at=started_at.astimezone(UTC),
+        ended_at=ended_at.astimezone(UTC) if ended_at else None,
+        status=status,
+        rows=rows,
+        commit_ids=tuple(commit_ids),
+        error=error,
+    )
+    (store or history_store(settings)).append(record)
+    return record
+
+
+def _summaries(records: Iterable[TaskRecord]) -> list[RunSummary]:
+    latest: dict[str, dict[str, TaskRecord]] = {}
+    for record in records:  # oldest first: later records replace earlier ones
+        latest.setdefault(record.run_id, {})[record.task] = record
+    runs = []
+    for run_id, by_task in latest.items():
+        tasks = tuple(sorted(by_task.values(), key=lambda t: t.started_at))
+        statuses = {t.status for t in tasks}
+        status = next(s for s in ("failed", "running", "success", "skipped") if s in statuses)
+        ends = [t.ended_at for t in tasks]
+        ended = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
+        runs.append(RunSummary(run_id, min(t.started_at for t in tasks), ended, status, tasks))
+    return runs
+
+
+def list_runs(
+    limit: int = 20, settings: Settings | None = None, store: RunHistoryStore | None = None
+) -> list[RunSummary]:
+    """The most recent runs first (by run start), at most `limit`."""
+    runs = _summaries((store or history_store(settings)).records())
+    runs.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
+    return runs[: max(0, limit)]
+
+
+def get_run(run_id: str, settings: Settings | None = None, store: RunHistoryStore | None = None) -> RunSummary:
+    """One run with its tasks; `RunHistoryError` if it has no records."""
+    records = [r for r in (store or history_store(settings)).records() if r.run_id == run_id]
+    if not records:
+        raise RunHistoryError(f"no run {run_id!r} in the run history (see `cascade runs`)")
+    return _summaries(records)[0]
+
+
+def format_runs(runs: Sequence[RunSummary]) -> list[str]:
+    """A plain table for `cascade runs`."""
+    if not runs:
+        return ["no runs recorded yet"]
+    lines = [f"{'run id':<24} {'started (UTC)':<20} {'seconds':>8} {'status':<8} {'tasks':>5} {'rows':>9}  commits"]
+    for run in runs:
+        seconds = f"{(run.ended_at - run.started_at).total_seconds():.1f}" if run.ended_at else "-"
+        rows = "-" if run.rows is None else str(run.rows)
+        commits = ",".join(c[:10] for c in run.commit_ids) or "-"
+        lines.append(
+            f"{run.run_id:<24} {run.started_at:%Y-%m-%d %H:%M:%S} {seconds:>8} {run.status:<8} "
+            f"{len(run.tasks):>5} {rows:>9}  {commits}"
+        )
+    return lines

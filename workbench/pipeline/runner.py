@@ -1,0 +1,247 @@
+"""Running the Ploomber pipeline: one run at a time, a run id, a report folder, run history.
+
+`run_pipeline()` takes the run lock, builds the DAG of `pipeline.yaml` with Ploomber (which skips
+up-to-date tasks), records every task in the run history, and copies the executed notebooks
+(`.ipynb`/`.html` products) into `settings.runs_dir/<run_id>/`, next to a `run.json` summary.
+`run_every()` repeats that on a fixed interval; a run that finds the lock taken is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import CascadeError, LockedError
+from workbench.pipeline.errors import PipelineError
+from workbench.pipeline.history import TaskRecord, record_task
+from workbench.pipeline.lock import RunLock
+from workbench.pipeline.runs import new_run_id, run_dir
+from workbench.settings import Settings, get_settings
+
+PIPELINE_FILE = "pipeline.yaml"
+_REPORT_SUFFIXES = (".ipynb", ".html")  # executed notebooks and their renderings
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run did."""
+
+    run_id: str
+    run_dir: Path
+    status: str  # success | failed
+    tasks: tuple[TaskRecord, ...] = field(default_factory=tuple)
+    error: str | None = None
+
+    def lines(self) -> list[str]:
+        out = [f"run {self.run_id}: {self.status} (reports in {self.run_dir})"]
+        for task in self.tasks:
+            seconds = f"{task.seconds:.1f}s" if task.seconds is not None else "-"
+            out.append(f"  {task.task:<30} {task.status:<8} {seconds}")
+        if self.error:
+            out.append(f"  error: {self.error}")
+        return out
+
+
+def find_pipeline(start: Path | None = None) -> Path:
+    """The nearest `pipeline.yaml` in the working directory or its parents."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PIPELINE_FILE).is_file():
+            return folder / PIPELINE_FILE
+    raise PipelineError(f"no {PIPELINE_FILE} found in {here} or its parents")
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """One task as a build left it: status, times, and report files to keep."""
+
+    name: str
+    status: str  # success | skipped | failed
+    started_at: datetime
+    ended_at: datetime
+    reports: tuple[Path, ...] = ()
+
+
+BuildFunction = Callable[[Path, Path, bool], tuple[list[TaskOutcome], str | None]]
+
+
+def _status_of(task: Any) -> str:
+    from ploomber.constants import TaskStatus
+
+    status = task.exec_status
+    if status == TaskStatus.Executed:
+        return "success"
+    if status in (TaskStatus.Errored, TaskStatus.ErroredRender, TaskStatus.BrokenProcessPool):
+        return "failed"
+    return "skipped"  # up to date, or never ran because something upstream failed
+
+
+def _report_files(task: Any) -> tuple[Path, ...]:
+    product = task.product
+    products = list(product.products) if hasattr(product, "products") else [product]
+    files = []
+    for item in products:
+        if item.__class__.__name__ != "File":  # SQL relations etc. leave no report to keep
+            continue
+        path = Path(str(item))
+        if path.suffix in _REPORT_SUFFIXES and path.is_file():
+            files.append(path)
+    return tuple(files)
+
+
+def _short_error(text: str) -> str:
+    """The innermost `SomeError: message` line of a (Ploomber-wrapped) traceback."""
+    found = [
+        line.strip()
+        for line in text.splitlines()
+        if re.match(r"^[\w.]*(Error|Exception)\w*: ", line.strip()) and "ploomber" not in line.lower()
+    ]
+    if found:
+        return found[-1][:500]
+    return " ".join(text.split())[:500]
+
+
+def ploomber_build(pipeline: Path, folder: Path, force: bool) -> tuple[list[TaskOutcome], str | None]:
+    """Build the Ploomber DAG of `pipeline`; returns every task's outcome and the build error."""
+    from ploomber.spec import DAGSpec
+
+    try:
+        dag = DAGSpec(str(pipeline)).to_dag()
+    except Exception as exc:  # Ploomber raises many types for spec problems
+        raise PipelineError(f"{pipeline}: cannot load the pipeline: {' '.join(str(exc).split())}") from None
+    build_start = datetime.now(UTC)
+    error = None
+    seconds: dict[str, float] = {}
+    try:
+        report = dag.build(force=force, show_progress=False)
+        values = report.to_dict()
+        for name, elapsed in zip(values.get("name", []), values.get("Elapsed (s)", []), strict=False):
+            seconds[str(name)] = float(elapsed or 0.0)
+    except Exception as exc:
+        (folder / "error.txt").write_text("".join(traceback.format_exception(exc)))
+        error = f"{_short_error(str(exc))} (full traceback in {folder / 'error.txt'})"
+    build_end = datetime.now(UTC)
+    # Ploomber reports elapsed seconds, not start times (and hooks would have to be picklable):
+    # tasks run one after another in DAG order, so their starts are the running sum.
+    outcomes = []
+    clock = build_start
+    for name in dag:
+        task = dag[name]
+        status = _status_of(task)
+        elapsed = timedelta(seconds=seconds.get(name, 0.0))
+        start = min(clock, build_end)
+        end = min(start + elapsed, build_end) if status != "failed" else build_end
+        clock = start + elapsed
+        reports = _report_files(task) if status == "success" else ()
+        outcomes.append(TaskOutcome(name, status, start, end, reports))
+    return outcomes, error
+
+
+def run_pipeline(
+    pipeline: Path | None = None,
+    *,
+    force: bool = False,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    lock_wait_s: float = 0.0,
+    build: BuildFunction | None = None,
+) -> RunResult:
+    """Run the pipeline once under the run lock (`LockedError` if another run holds it).
+
+    `build` replaces the Ploomber build (another runner, or tests); it gets (pipeline, run
+    folder, force) and returns (task outcomes, error) like `ploomber_build`.
+    """
+    settings = settings or get_settings()
+    pipeline = pipeline or find_pipeline()
+    run_id = run_id or new_run_id()
+    lock = RunLock.for_pipeline(settings)
+    lock.acquire(run_id, wait_s=lock_wait_s)
+    try:
+        folder = run_dir(run_id, settings)
+        started = datetime.now(UTC)
+        meta: dict[str, Any] = {"run_id": run_id, "pipeline": str(pipeline), "started_at": started.isoformat()}
+        (folder / "run.json").write_text(json.dumps(meta, indent=2))
+        try:
+            outcomes, error = (build or ploomber_build)(pipeline, folder, force)
+        except PipelineError as exc:
+            outcomes, error = [], str(exc)
+        records = []
+        for outcome in outcomes:
+            for path in outcome.reports:
+                target = folder / outcome.name / path.name
+                target.parent.mkdir(exist_ok=True)
+                shutil.copy2(path, target)
+            records.append(
+                record_task(
+                    run_id,
+                    outcome.name,
+                    started_at=outcome.started_at,
+                    ended_at=outcome.ended_at,
+                    status=outcome.status,
+                    error=error if outcome.status == "failed" else None,
+                    settings=settings,
+                )
+            )
+        ended = datetime.now(UTC)
+        if error and not any(r.status == "failed" for r in records):
+            # the pipeline itself failed (bad spec, render error): record it as a task of its own
+            records.append(
+                record_task(
+                    run_id,
+                    "pipeline",
+                    started_at=started,
+                    ended_at=ended,
+                    status="failed",
+                    error=error,
+                    settings=settings,
+                )
+            )
+        status = "failed" if error or any(r.status == "failed" for r in records) else "success"
+        meta.update(ended_at=ended.isoformat(), status=status, error=error, tasks=[r.to_json() for r in records])
+        (folder / "run.json").write_text(json.dumps(meta, indent=2))
+        return RunResult(run_id, folder, status, tuple(records), error)
+    finally:
+        lock.release()
+
+
+def run_every(
+    interval_s: float,
+    *,
+    max_runs: int | None = None,
+    run: Callable[[], RunResult] | None = None,
+    echo: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run, then wait until the next tick, forever (or `max_runs` times); returns runs attempted.
+
+    Ticks stay on the interval grid from the first start; a tick missed because a run took longer
+    is skipped. A run that finds the lock taken, or fails, is reported and the loop goes on.
+    """
+    if interval_s <= 0:
+        raise PipelineError("the interval must be positive")
+    run = run or run_pipeline
+    first = time.monotonic()
+    attempts = 0
+    while max_runs is None or attempts < max_runs:
+        attempts += 1
+        try:
+            for line in run().lines():
+                echo(line)
+        except LockedError as exc:
+            echo(f"skipped: {exc}")
+        except CascadeError as exc:
+            echo(f"run failed: {exc}")
+        if max_runs is not None and attempts >= max_runs:
+            break
+        elapsed = time.monotonic() - first
+        next_tick = (int(elapsed // interval_s) + 1) * interval_s
+        sleep(max(0.0, next_tick - elapsed))
+    return attempts

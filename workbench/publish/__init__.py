@@ -1,0 +1,1 @@
+"""Publishing marts to PostgreSQL: the database (`postgres`) and the publisher (`publisher`)."""
