@@ -1,0 +1,5 @@
+"""Data-quality audit and promotion (write-audit-publish)."""
+
+from workbench.quality.audit import AuditFailedError, AuditReport, Check, Thresholds, promote, run_audit
+
+__all__ = ["AuditFailedError", "AuditReport", "Check", "Thresholds", "promote", "run_audit"]

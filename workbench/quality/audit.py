@@ -1,0 +1,334 @@
+"""The audit of write-audit-publish: checks on the `dev` branch before it may be promoted to `main`.
+
+Each check returns pass / warn / fail with a plain detail. Any `fail` blocks the promotion:
+`promote()` refuses to merge and `main` stays untouched. The report is saved as JSON beside the
+run's executed notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.errors import CascadeError
+from workbench.lakehouse import Lakehouse
+
+Status = Literal["pass", "warn", "fail"]
+
+FACT = "silver.fct_glucose_readings"
+ENTRIES = "raw.glucose_entries"
+REJECTS = "raw.glucose_entries_rejects"
+# (table, column) pairs that are percentages
+PERCENT_COLUMNS = (
+    ("marts.mrt_glucose_overview", ("pct_low", "pct_in_range", "pct_high")),
+    (
+        "marts.mrt_glucose_daily_metrics",
+        ("pct_very_low", "pct_low", "pct_in_range", "pct_high", "pct_very_high", "pct_readings_present"),
+    ),
+)
+
+
+class AuditFailedError(CascadeError):
+    """The audit found failures; nothing was promoted."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Audit limits (pipeline parameters in env.yaml)."""
+
+    max_staleness_hours: float = 24.0  # newest reading per patient must be at most this old
+    max_gap_hours: float = 6.0  # gaps longer than this in newly arrived data ...
+    gap_severity: Status = "warn"  # ... are a warning (or a failure)
+    max_row_drop_pct: float = 0.0  # a table on dev may not have fewer rows than on main by more than this
+    glucose_min: float = 20.0
+    glucose_max: float = 600.0
+    max_rejects_pct: float = 5.0  # share of newly ingested records quarantined
+    required_tables: tuple[str, ...] = (ENTRIES, FACT, "marts.mrt_glucose_overview")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> Thresholds:
+        params = dict(params or {})
+        if "required_tables" in params:
+            params["required_tables"] = tuple(params["required_tables"])
+        unknown = set(params) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise CascadeError(f"unknown audit threshold(s): {', '.join(sorted(unknown))}")
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One audit check."""
+
+    name: str
+    status: Status
+    detail: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass
+class AuditReport:
+    """All checks of one audit."""
+
+    branch: str
+    baseline: str
+    checked_at: str
+    commit_id: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "warn"]
+
+    def summary(self) -> str:
+        verdict = "PASSED" if self.passed else "FAILED"
+        return (
+            f"audit {verdict} on {self.branch}@{self.commit_id}: {len(self.checks)} checks, "
+            f"{len(self.failed)} failed, {len(self.warnings)} warnings"
+        )
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(
+            [asdict(c) for c in self.checks], columns=["name", "status", "detail", "value", "threshold"]
+        )
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {**asdict(self), "passed": self.passed}
+        path.write_text(json.dumps(payload, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> AuditReport:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise AuditFailedError(f"cannot read the audit report {path}: {exc}; run the audit task first") from None
+        checks = [Check(**c) for c in data.pop("checks")]
+        data.pop("passed", None)
+        return cls(**data, checks=checks)
+
+
+def _scalar(lh: Lakehouse, sql: str) -> Any:
+    frame = lh.sql(sql)
+    return None if frame.empty else frame.iloc[0, 0]
+
+
+def _count(lh: Lakehouse, table: str) -> int:
+    return int(_scalar(lh, f"select count(*) from {table}") or 0)
+
+
+def check_required_tables(dev: Lakehouse, t: Thresholds) -> list[Check]:
+    tables = set(dev.tables())
+    missing = [name for name in t.required_tables if name not in tables]
+    if missing:
+        return [Check("required tables", "fail", f"missing on {dev.ref}: {', '.join(missing)}")]
+    return [Check("required tables", "pass", f"{len(t.required_tables)} present")]
+
+
+def check_freshness(dev: Lakehouse, t: Thresholds, now: datetime) -> list[Check]:
+    if ENTRIES not in dev.tables():
+        return []
+    frame = dev.sql(f"select patient_id, max(date) as newest_ms from {ENTRIES} group by patient_id order by 1")
+    checks = []
+    for row in frame.itertuples(index=False):
+        age_h = (now.timestamp() * 1000 - float(row.newest_ms)) / 3_600_000
+        status: Status = "pass" if age_h <= t.max_staleness_hours else "fail"
+        checks.append(
+            Check(
+                f"freshness {row.patient_id}",
+                status,
+                f"newest reading {age_h:.1f} h old (limit {t.max_staleness_hours:g} h)",
+                round(age_h, 2),
+                t.max_staleness_hours,
+            )
+        )
+    return checks
+
+
+def check_row_counts(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
+    checks = []
+    main_tables = set(main.tables())
+    for table in dev.tables():
+        if table not in main_tables or table.startswith("ops."):
+            continue
+        now_rows, before = _count(dev, table), _count(main, table)
+        floor = before * (1 - t.max_row_drop_pct / 100)
+        status: Status = "pass" if now_rows >= floor else "fail"
+        checks.append(
+            Check(
+                f"row count {table}",
+                status,
+                f"{now_rows} rows on {dev.ref}, {before} on {main.ref}",
+                float(now_rows),
+                float(before),
+            )
+        )
+    return checks
+
+
+def check_gaps(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
+    """Gaps between consecutive readings in data newer than what `main` already has."""
+    if FACT not in dev.tables():
+        return []
+    since = None
+    if FACT in main.tables():
+        since = _scalar(main, f"select max(reading_ts_utc) from {FACT}")
+    where = "" if since is None or str(since) == "NaT" else f"where reading_ts_utc > timestamptz '{since}'"
+    frame = dev.sql(
+        f"""
+        select patient_id, max(gap_minutes) as max_gap_minutes from (
+            select patient_id,
+                   date_diff('minute', lag(reading_ts_utc) over (partition by patient_id order by reading_ts_utc),
+                             reading_ts_utc) as gap_minutes
+            from {FACT} {where}
+        ) group by patient_id order by 1
+        """
+    )
+    checks = []
+    for row in frame.itertuples(index=False):
+        gap_h = float(row.max_gap_minutes or 0) / 60
+        status: Status = "pass" if gap_h <= t.max_gap_hours else t.gap_severity
+        checks.append(
+            Check(
+                f"gaps {row.patient_id}",
+                status,
+                f"longest gap in new data {gap_h:.1f} h (limit {t.max_gap_hours:g} h)",
+                round(gap_h, 2),
+                t.max_gap_hours,
+            )
+        )
+    return checks
+
+
+def check_value_ranges(dev: Lakehouse, t: Thresholds) -> list[Check]:
+    checks = []
+    tables = set(dev.tables())
+    if FACT in tables:
+        bad = _count_where(dev, FACT, f"glucose_value < {t.glucose_min} or glucose_value > {t.glucose_max}")
+        checks.append(
+            Check(
+                "glucose range",
+                "pass" if bad == 0 else "fail",
+                f"{bad} readings outside {t.glucose_min:g}-{t.glucose_max:g} mg/dL in {FACT}",
+                float(bad),
+                0.0,
+            )
+        )
+    for table, columns in PERCENT_COLUMNS:
+        if table not in tables:
+            continue
+        present = [c for c in columns if c in dev.sql(f"select * from {table} limit 0").columns]
+        if not present:
+            continue
+        cond = " or ".join(f"{c} < 0 or {c} > 100" for c in present)
+        bad = _count_where(dev, table, cond)
+        checks.append(
+            Check(
+                f"percent range {table}",
+                "pass" if bad == 0 else "fail",
+                f"{bad} rows with a percentage outside 0-100",
+                float(bad),
+                0.0,
+            )
+        )
+    return checks
+
+
+def _count_where(lh: Lakehouse, table: str, condition: str) -> int:
+    return int(_scalar(lh, f"select count(*) from {table} where {condition}") or 0)
+
+
+def check_rejects(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
+    """Share of records quarantined among those that arrived since `main`."""
+    dev_tables, main_tables = set(dev.tables()), set(main.tables())
+    if ENTRIES not in dev_tables:
+        return []
+    new_entries = max(0, _count(dev, ENTRIES) - (_count(main, ENTRIES) if ENTRIES in main_tables else 0))
+    new_rejects = 0
+    if REJECTS in dev_tables:
+        new_rejects = max(0, _count(dev, REJECTS) - (_count(main, REJECTS) if REJECTS in main_tables else 0))
+    total = new_entries + new_rejects
+    pct = 100.0 * new_rejects / total if total else 0.0
+    return [
+        Check(
+            "rejects ratio",
+            "pass" if pct <= t.max_rejects_pct else "fail",
+            f"{new_rejects} of {total} new records quarantined ({pct:.2f}%, limit {t.max_rejects_pct:g}%)",
+            round(pct, 3),
+            t.max_rejects_pct,
+        )
+    ]
+
+
+def check_dbt_tests(results: list[dict[str, Any]] | None) -> list[Check]:
+    """dbt data/unit test outcomes (dicts with name, status, failures)."""
+    if results is None:
+        return []
+    failed = [r for r in results if r.get("status") in ("fail", "error")]
+    warned = [r for r in results if r.get("status") == "warn"]
+    if failed:
+        names = ", ".join(r["name"] for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
+        return [Check("dbt tests", "fail", f"{len(failed)} of {len(results)} failed: {names}", float(len(failed)), 0.0)]
+    status: Status = "warn" if warned else "pass"
+    return [Check("dbt tests", status, f"{len(results)} run, {len(warned)} warnings", 0.0, 0.0)]
+
+
+def run_audit(
+    branch: str = "dev",
+    baseline: str = "main",
+    thresholds: Thresholds | None = None,
+    dbt_results: list[dict[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> AuditReport:
+    """Run every check on `branch`, comparing with `baseline` (the last promoted state)."""
+    t = thresholds or Thresholds()
+    now = now or datetime.now(UTC)
+    dev, main = Lakehouse(branch), Lakehouse(baseline)
+    report = AuditReport(
+        branch=branch,
+        baseline=baseline,
+        checked_at=now.isoformat(),
+        commit_id=dev.lake.resolve(branch).commit_id,
+    )
+    report.checks += check_required_tables(dev, t)
+    report.checks += check_freshness(dev, t, now)
+    report.checks += check_row_counts(dev, main, t)
+    report.checks += check_gaps(dev, main, t)
+    report.checks += check_value_ranges(dev, t)
+    report.checks += check_rejects(dev, main, t)
+    report.checks += check_dbt_tests(dbt_results)
+    return report
+
+
+def promote(report: AuditReport, target: str = "main", report_path: Path | None = None) -> str | None:
+    """Merge the audited branch into `target` atomically, only if the audit passed and nothing moved since.
+
+    Returns the merge commit id (None when there was nothing to merge).
+    """
+    where = f"; see {report_path}" if report_path else ""
+    if not report.passed:
+        names = ", ".join(c.name for c in report.failed)
+        raise AuditFailedError(f"audit failed ({names}); {target} was not changed{where}")
+    dev = Lakehouse(report.branch)
+    head = dev.lake.resolve(report.branch).commit_id
+    if head != report.commit_id:
+        raise AuditFailedError(
+            f"{report.branch} moved from {report.commit_id} to {head} after the audit; {target} was not changed — "
+            "run the audit again"
+        )
+    return dev.lake.merge(report.commit_id, target, f"promote {report.branch}@{report.commit_id} (audit passed)")
