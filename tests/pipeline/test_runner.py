@@ -1,0 +1,148 @@
+"""Pipeline runs: Ploomber build under the run lock, history, report folders, --every loop."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from workbench.errors import LockedError
+from workbench.pipeline.history import list_runs
+from workbench.pipeline.lock import RunLock
+from workbench.pipeline.runner import RunResult, TaskOutcome, run_every, run_pipeline
+from workbench.settings import Settings
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny Ploomber project: one task writes an HTML report, one fails, one is fine."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    module = f"cascade_test_tasks_{tmp_path.name.replace('-', '_')}"
+    (folder / f"{module}.py").write_text(
+        textwrap.dedent(
+            """
+            from pathlib import Path
+
+            def report(product):
+                Path(str(product)).parent.mkdir(parents=True, exist_ok=True)
+                Path(str(product)).write_text("<html>daily report</html>")
+
+            def data(product):
+                Path(str(product)).parent.mkdir(parents=True, exist_ok=True)
+                Path(str(product)).write_text("1,2,3")
+
+            def broken(product):
+                raise ValueError("glucose out of range")
+            """
+        )
+    )
+    (folder / "pipeline.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            tasks:
+              - source: {module}.report
+                name: report
+                product: out/report.html
+              - source: {module}.data
+                name: data
+                product: out/data.csv
+            """
+        )
+    )
+    (folder / "failing.yaml").write_text(
+        (folder / "pipeline.yaml").read_text()
+        + f"  - source: {module}.broken\n    name: broken\n    product: out/broken.html\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")
+    monkeypatch.setenv("PLOOMBER_VERSION_CHECK_DISABLED", "true")
+    return folder
+
+
+def test_ploomber_run_records_history_and_keeps_reports(run_home: Settings, project: Path) -> None:
+    result = run_pipeline(settings=run_home)
+    assert result.status == "success" and result.error is None
+    assert {t.task: t.status for t in result.tasks} == {"report": "success", "data": "success"}
+    assert result.run_dir == run_home.runs_dir / result.run_id
+    assert (result.run_dir / "report" / "report.html").read_text() == "<html>daily report</html>"
+    assert not (result.run_dir / "data").exists()  # data products are not reports
+    meta = json.loads((result.run_dir / "run.json").read_text())
+    assert meta["status"] == "success" and len(meta["tasks"]) == 2
+
+    again = run_pipeline(settings=run_home)  # Ploomber skips up-to-date tasks
+    assert {t.status for t in again.tasks} == {"skipped"} and again.status == "success"
+
+    failed = run_pipeline(project / "failing.yaml", settings=run_home)
+    assert failed.status == "failed"
+    assert {t.task: t.status for t in failed.tasks}["broken"] == "failed"
+    assert "ValueError: glucose out of range" in (failed.error or "")
+    assert (failed.run_dir / "error.txt").exists()
+
+    runs = list_runs(10, settings=run_home)
+    assert [r.run_id for r in runs] == [failed.run_id, again.run_id, result.run_id]
+    assert runs[0].status == "failed" and runs[2].status == "success"
+    assert not RunLock.for_pipeline(run_home).info_path.exists()  # lock released
+
+
+def test_second_run_is_refused_while_one_holds_the_lock(run_home: Settings, project: Path) -> None:
+    holder = RunLock.for_pipeline(run_home)
+    holder.acquire(run_id="20261128T101500Z-aaaaaa")
+    try:
+        with pytest.raises(LockedError, match="run 20261128T101500Z-aaaaaa"):
+            run_pipeline(settings=run_home)
+    finally:
+        holder.release()
+    assert list_runs(settings=run_home) == []  # the refused run left no history
+
+
+def test_bad_pipeline_is_a_failed_run(run_home: Settings, project: Path) -> None:
+    (project / "bad.yaml").write_text("tasks:\n  - source: no_such_module.fn\n    product: out/x.html\n")
+    result = run_pipeline(project / "bad.yaml", settings=run_home)
+    assert result.status == "failed" and [t.task for t in result.tasks] == ["pipeline"]
+    assert "cannot load the pipeline" in (result.error or "")
+
+
+def _quick_build(pipeline: Path, folder: Path, force: bool) -> tuple[list[TaskOutcome], str | None]:
+    now = datetime.now(UTC)
+    return [TaskOutcome("only", "success", now, now)], None
+
+
+def test_every_loop_goes_through_the_lock(run_home: Settings, project: Path) -> None:
+    echoed: list[str] = []
+    sleeps: list[float] = []
+
+    def once() -> RunResult:
+        return run_pipeline(settings=run_home, build=_quick_build)
+
+    assert run_every(0.05, max_runs=3, run=once, echo=echoed.append, sleep=sleeps.append) == 3
+    assert len(list_runs(10, settings=run_home)) == 3 and len(sleeps) == 2
+    assert all(0 <= s <= 0.05 for s in sleeps)
+
+    holder = RunLock.for_pipeline(run_home)
+    holder.acquire(run_id="20261128T101500Z-bbbbbb")
+    try:
+        echoed.clear()
+        run_every(0.01, max_runs=2, run=once, echo=echoed.append, sleep=lambda s: None)
+    finally:
+        holder.release()
+    assert len([e for e in echoed if e.startswith("skipped: another pipeline run")]) == 2
+    assert len(list_runs(10, settings=run_home)) == 3
+
+
+def test_cli_run(run_home: Settings, project: Path, cli_app: typer.Typer) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(cli_app, ["run"])
+    assert ok.exit_code == 0, ok.output
+    assert "success" in ok.output and "report" in ok.output
+    failed = runner.invoke(cli_app, ["run", "--pipeline", str(project / "failing.yaml")])
+    assert failed.exit_code == 1 and "glucose out of range" in failed.output
+    looped = runner.invoke(cli_app, ["run", "--every", "1s", "--max-runs", "2"])
+    assert looped.exit_code == 0 and looped.output.count("run 2") == 2
+    assert len(list_runs(10, settings=run_home)) == 4
