@@ -30,6 +30,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import TargetConfig
 
 from workbench import metrics
+from workbench.errors import SchemaError
 from workbench.transform.errors import ModelWriteError
 
 
@@ -165,13 +166,17 @@ class Plugin(BasePlugin):
                     message=f"dbt: {table_name} ({keys} {key} values replaced)",
                 )
         else:
-            result = lake.write(
-                table_name,
-                data,
-                mode="overwrite",
-                partition_by=partition_by or None,
-                message=f"dbt: {table_name} rebuilt",
-            )
+            message = f"dbt: {table_name} rebuilt"
+            try:
+                result = lake.write(
+                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
+                )
+            except SchemaError:
+                # A model whose column types changed: replace the table (two commits on the branch).
+                lake.drop(table_name, message=f"dbt: drop {table_name} (schema changed)")
+                result = lake.write(
+                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
+                )
         self._refresh_views()
         return ModelWrite(
             spec["model"],

@@ -117,6 +117,18 @@ class BuildResult:
 
         return pd.DataFrame([t.__dict__ for t in self.tests])
 
+    def raise_for_failures(self) -> None:
+        """Raise `TransformError` naming what failed (pipeline notebooks call this after displaying)."""
+        if not self.success:
+            problems = self.failures() or ["see the dbt log under CASCADE_HOME/dbt"]
+            raise TransformError(f"dbt {self.command} on '{self.branch}' failed: " + "; ".join(problems[:5]))
+
+    def sample(self, table: str, limit: int = 5) -> Any:
+        """A few rows of a table the run wrote, read from the branch."""
+        from workbench.lakehouse import Lakehouse
+
+        return Lakehouse(ref=self.branch).sql(f"select * from {table} limit {int(limit)}")
+
     def failures(self) -> list[str]:
         """Human-readable lines for everything that did not pass."""
         lines = [f"model {m.name}: {m.status}: {m.message}" for m in self.models if m.status == "error"]

@@ -1,0 +1,51 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Silver — fact table of readings
+#
+# Runs `dbt build --select silver` (models, data tests, unit tests) on the chosen branch through
+# dbt's Python runner; every model is written as an Iceberg table on that branch.
+
+# %% tags=["parameters"]
+upstream = None
+product = None
+branch = "dev"
+full_refresh = False
+sample_table = "silver.fct_glucose_readings"
+
+# %%
+from IPython.display import display
+
+from workbench.transform import build
+
+result = build(select="silver", branch=branch, full_refresh=full_refresh)
+result.summary()
+
+# %% [markdown]
+# ## Models built
+
+# %%
+display(result.models_frame())
+
+# %% [markdown]
+# ## Tests
+
+# %%
+display(result.tests_frame())
+
+# %% [markdown]
+# ## Sample rows
+
+# %%
+result.raise_for_failures()
+display(result.sample(sample_table))
