@@ -76,6 +76,15 @@ class IngestReport:
         ]
         return pd.DataFrame([{c: getattr(s, c) for c in columns} for s in self.sites], columns=columns)
 
+    def reasons_frame(self) -> pd.DataFrame:
+        """Rejected documents per site and reason."""
+        rows = [
+            {"site_id": s.site_id, "reason": reason, "count": n}
+            for s in self.sites
+            for reason, n in sorted(s.reasons.items())
+        ]
+        return pd.DataFrame(rows, columns=["site_id", "reason", "count"])
+
     def summary(self) -> str:
         lines = [f"ingested into branch {self.branch}" + (" (demo Nightscout server)" if self.demo else "")]
         for s in self.sites:
