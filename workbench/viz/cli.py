@@ -1,0 +1,51 @@
+"""`cascade dashboard` and `cascade report`: thin commands over `workbench.viz`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the dashboard and report commands to the `cascade` app."""
+
+    @app.command("dashboard")
+    def dashboard_command(
+        port: Annotated[int, typer.Option(help="port on localhost (0 = a free one)")] = 8866,
+        browser: Annotated[bool, typer.Option("--browser/--no-browser", help="open a web browser")] = True,
+        name: Annotated[str, typer.Option(help="dashboard notebook under dashboards/")] = "glucose_overview.ipynb",
+    ) -> None:
+        """Serve the glucose dashboard with Voila on localhost and print its URL (Ctrl-C stops).
+
+        Example: cascade dashboard --port 8866 --no-browser
+        """
+        from workbench.viz.serve import dashboard_path, start_voila
+
+        proc, url = start_voila(dashboard_path(name), port=port or None, browser=browser)
+        typer.echo(f"dashboard: {url}")
+        typer.echo(f"  a patient, period and ref can be picked on the page, e.g. {url}?patient=p001&ref=main")
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    @app.command("report")
+    def report_command(
+        patient: Annotated[str, typer.Option(help="patient id (see the dashboard)")],
+        days: Annotated[int, typer.Option(help="days up to the patient's last day with data")] = 14,
+        out: Annotated[Path, typer.Option(help="folder for the report")] = Path("reports"),
+        ref: Annotated[str, typer.Option(help="lake ref (main reads the published marts)")] = "main",
+        end: Annotated[str | None, typer.Option(help="last day of the period (YYYY-MM-DD)")] = None,
+        pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="also print a PDF (needs Chromium)")] = False,
+    ) -> None:
+        """Export a self-contained HTML AGP report (works offline) for one patient.
+
+        Example: cascade report --patient p001 --days 14 --out reports/
+        """
+        from workbench.viz.report import export_report
+
+        for path in export_report(patient, out, ref=ref, days=days, end=end, pdf=pdf):
+            typer.echo(str(path))

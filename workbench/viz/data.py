@@ -1,0 +1,217 @@
+"""Where the dashboards read from: the published PostgreSQL marts when they are there, else the lake.
+
+Published marts come from `main` (see `workbench.publish`), so PostgreSQL is only used for
+`ref="main"`, only when the publishing server is already running (a dashboard never starts one),
+and table by table: a mart that is not published is read from the lake on `main`. Any other ref
+(a branch, tag or commit) is read from the lake. Readings-level queries (AGP over a chosen period)
+always use the lake, because only marts are published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from workbench.errors import CascadeError, TableNotFoundError
+from workbench.settings import Settings, get_settings
+from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError
+
+if TYPE_CHECKING:
+    from workbench.lakehouse import Lakehouse
+
+SourceChoice = Literal["auto", "postgres", "lake"]
+
+DAILY = "marts.mrt_glucose_daily_metrics"
+AGP = "marts.mrt_agp_profile"
+READINGS = "silver.fct_glucose_readings"
+PATIENTS = "gold.dim_patient"
+AGP_BIN_MINUTES = 15  # as marts.mrt_agp_profile
+PERCENTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))
+
+
+def published_url(settings: Settings | None = None) -> str | None:
+    """The publishing PostgreSQL URL when that server is reachable now, else None (never starts one)."""
+    try:
+        from workbench.publish import postgres
+    except ImportError:  # pragma: no cover - the publish area is part of the package
+        return None
+    try:
+        if not postgres.status(settings).running:
+            return None
+        return postgres.connection_url(settings)
+    except CascadeError:
+        return None
+
+
+@dataclass
+class GlucoseData:
+    """Mart readers for one lake ref, preferring the published PostgreSQL marts on `main`."""
+
+    ref: str = "main"
+    source: SourceChoice = "auto"
+    settings: Settings = field(default_factory=get_settings)
+    _lakehouse: Lakehouse | None = field(default=None, init=False, repr=False)
+    _pg_url: str | None = field(default=None, init=False, repr=False)
+    _pg_tables: set[str] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.source == "postgres" and self.ref != "main":
+            raise NoGlucoseDataError(
+                f"published marts come from main, not {self.ref!r}; use source='lake' for other refs"
+            )
+        if self.source != "lake" and self.ref == "main":
+            self._pg_url = published_url(self.settings)
+            if self._pg_url is not None:
+                self._pg_tables = self._published_tables()
+        if self.source == "postgres" and not self._pg_tables:
+            raise NoGlucoseDataError(
+                "no published marts found (is the PostgreSQL server running? run `cascade publish`)"
+            )
+        if self.source != "postgres":
+            self.lakehouse  # fail early on an unknown ref  # noqa: B018
+
+    # ---- plumbing ------------------------------------------------------------------------------
+    @property
+    def lakehouse(self) -> Lakehouse:
+        """The lake on this ref (opened on first use)."""
+        if self._lakehouse is None:
+            from workbench.lakehouse import Lakehouse
+
+            self._lakehouse = Lakehouse(self.ref, settings=self.settings)
+        return self._lakehouse
+
+    def _published_tables(self) -> set[str]:
+        import psycopg
+
+        assert self._pg_url is not None
+        try:
+            with psycopg.connect(self._pg_url, connect_timeout=5) as con:
+                rows = con.execute(
+                    "select table_schema || '.' || table_name from information_schema.tables "
+                    "where table_schema = 'marts'"
+                ).fetchall()
+        except psycopg.Error:
+            return set()
+        return {str(r[0]) for r in rows}
+
+    def source_of(self, table: str) -> str:
+        """Where `table` is read from: 'postgres' or 'lake@<ref>'."""
+        return "postgres" if table in self._pg_tables else f"lake@{self.ref}"
+
+    def query(self, table: str, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run `sql` (with `?` placeholders) where `table` lives: PostgreSQL or the lake."""
+        if table in self._pg_tables:
+            import psycopg
+
+            assert self._pg_url is not None
+            with psycopg.connect(self._pg_url) as con:
+                cur = con.execute(sql.replace("?", "%s"), params or [])  # type: ignore[arg-type]
+                columns = [d.name for d in cur.description or []]
+                return pd.DataFrame(cur.fetchall(), columns=columns)
+        if self.source == "postgres":
+            raise NoGlucoseDataError(f"{table} is not published; run `cascade publish` or use source='lake'")
+        return self.lakehouse.sql(sql, params)
+
+    # ---- readers -------------------------------------------------------------------------------
+    def patients(self) -> pd.DataFrame:
+        """Patients with data: patient_id, display_name, first_date, last_date, reading_count."""
+        try:
+            frame = self.query(
+                DAILY,
+                f"select patient_id, min(reading_date) as first_date, max(reading_date) as last_date, "
+                f"sum(reading_count) as reading_count from {DAILY} group by patient_id order by patient_id",
+            )
+        except TableNotFoundError:
+            raise NoGlucoseDataError(
+                f"{DAILY} does not exist on {self.ref!r}; build the marts first (`cascade run` or dbt build)"
+            ) from None
+        if frame.empty:
+            raise NoGlucoseDataError(f"{DAILY} on {self.ref!r} has no rows; ingest and build first")
+        frame["first_date"] = _dates(frame["first_date"])
+        frame["last_date"] = _dates(frame["last_date"])
+        frame["reading_count"] = frame["reading_count"].astype("int64")
+        names = self._display_names()
+        frame["display_name"] = [names.get(p, p) for p in frame["patient_id"]]
+        return frame[["patient_id", "display_name", "first_date", "last_date", "reading_count"]]
+
+    def _display_names(self) -> dict[str, str]:
+        if self.source == "postgres":
+            return {}
+        try:
+            names = self.lakehouse.sql(f"select patient_id, display_name from {PATIENTS}")
+        except CascadeError:
+            return {}
+        return {str(p): str(n) for p, n in zip(names["patient_id"], names["display_name"], strict=True) if n}
+
+    def patient(self, patient_id: str | None) -> pd.Series:
+        """One row of `patients()`; the first patient when `patient_id` is None."""
+        frame = self.patients()
+        if patient_id is None:
+            return frame.iloc[0]
+        match = frame[frame["patient_id"] == patient_id]
+        if match.empty:
+            known = ", ".join(frame["patient_id"])
+            raise UnknownPatientError(f"unknown patient {patient_id!r} on {self.ref!r}; known: {known}")
+        return match.iloc[0]
+
+    def daily_metrics(self, patient_id: str, start: date, end: date) -> pd.DataFrame:
+        """Rows of the daily metrics mart for one patient, start..end inclusive, by date."""
+        frame = self.query(
+            DAILY,
+            f"select * from {DAILY} where patient_id = ? and reading_date between ? and ? order by reading_date",
+            [patient_id, start, end],
+        )
+        frame["reading_date"] = _dates(frame["reading_date"])
+        return frame.drop(columns=[c for c in frame.columns if c.endswith("_identity")])
+
+    def agp_profile(self, patient_id: str, start: date, end: date) -> tuple[pd.DataFrame, str]:
+        """AGP percentiles (p05..p95) by 15-minute bin of the local day, and where they came from.
+
+        The AGP mart covers each patient's last 14 days; it is used when the period is exactly that
+        window. Otherwise the same percentiles are computed from the readings in the lake.
+        """
+        mart = self._agp_mart(patient_id)
+        if mart is not None and not mart.empty:
+            mart_end = _dates(mart["period_end"]).iloc[0]
+            mart_start = mart_end - timedelta(days=int(mart["period_days"].iloc[0]) - 1)
+            if (mart_start, mart_end) == (start, end):
+                return mart.sort_values("minute_of_day").reset_index(drop=True), self.source_of(AGP)
+        if self.source == "postgres":
+            raise NoGlucoseDataError(
+                "the published AGP mart covers only the last 14 days; use source='lake' for other periods"
+            )
+        quantiles = ", ".join(f"quantile_cont(glucose_value, {q}) as {name}" for name, q in PERCENTILES)
+        frame = self.lakehouse.sql(
+            f"select cast(floor(reading_minute_of_day / {AGP_BIN_MINUTES}e0) * {AGP_BIN_MINUTES} as integer) "
+            f"as minute_of_day, count(*) as reading_count, {quantiles} from {READINGS} "
+            "where patient_id = ? and reading_date between ? and ? group by 1 order by 1",
+            [patient_id, start, end],
+        )
+        return frame, f"lake@{self.ref} ({READINGS})"
+
+    def _agp_mart(self, patient_id: str) -> pd.DataFrame | None:
+        try:
+            return self.query(AGP, f"select * from {AGP} where patient_id = ?", [patient_id])
+        except TableNotFoundError:
+            return None
+
+    def readings(self, patient_id: str, start: date, end: date) -> pd.DataFrame:
+        """Readings of one patient from the lake's silver layer (local timestamps), start..end."""
+        return self.lakehouse.sql(
+            f"select reading_ts_local, reading_ts_utc, reading_date, glucose_value from {READINGS} "
+            "where patient_id = ? and reading_date between ? and ? order by reading_ts_utc",
+            [patient_id, start, end],
+        )
+
+    def refs(self) -> list[str]:
+        """Branch and tag names of the lake (main first)."""
+        names = [r.name for r in self.lakehouse.refs()]
+        return sorted(names, key=lambda n: (n != "main", n != "dev", n))
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Any date-like column (DuckDB datetime64, PostgreSQL date) as python dates."""
+    return pd.to_datetime(values).dt.date
