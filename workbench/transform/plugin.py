@@ -117,10 +117,23 @@ class Plugin(BasePlugin):
 
         self._session = attach_ref(conn, self.ref)
 
-    def _refresh_views(self) -> None:
-        """Point the views of dbt's connection at the tables' new snapshots."""
-        if self._session is not None:
+    def _refresh_view(self, lake: Any, table_name: str) -> None:
+        """Point the model's view in dbt's connection at the table's new snapshot.
+
+        Only this table is reloaded (re-binding every table of the ref after each model costs a
+        metadata load per table per model); without the session helper, fall back to a full bind.
+        """
+        if self._session is None:
+            return
+        create_view = getattr(self._session, "_create_view", None)
+        if create_view is None:
             self._session.bind()
+            return
+        from workbench.lake.catalog import load_table
+
+        table = load_table(lake.lake.catalog(self.ref), table_name, self.ref)
+        namespace, name = table_name.rsplit(".", 1)
+        create_view(namespace, name, table, None)
 
     def store(self, target_config: TargetConfig) -> None:
         """Run the model's SQL and write its result (see module docstring)."""
@@ -177,7 +190,7 @@ class Plugin(BasePlugin):
                 result = lake.write(
                     table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
                 )
-        self._refresh_views()
+        self._refresh_view(lake, table_name)
         return ModelWrite(
             spec["model"],
             table_name,
