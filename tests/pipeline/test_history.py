@@ -17,6 +17,7 @@ from workbench.pipeline.history import (
     history_store,
     list_runs,
     record_task,
+    track_task,
 )
 from workbench.pipeline.runs import is_run_id, new_run_id, run_dir
 from workbench.settings import Settings
@@ -130,3 +131,20 @@ def test_cli_runs(run_home: Settings, cli_app: typer.Typer) -> None:
     assert listing.exit_code == 0 and run in listing.output and "success" in listing.output
     detail = runner.invoke(cli_app, ["runs", run])
     assert "publish" in detail.output and "rows=7" in detail.output and "commits=abc" in detail.output
+
+
+def test_track_task_records_running_then_outcome(run_home: Settings) -> None:
+    run = new_run_id()
+    with track_task(run, "publish") as tracker:
+        (during,) = list_runs()
+        assert during.status == "running" and during.ended_at is None
+        tracker.rows, tracker.commit_ids = 42, ["c9"]
+    (done,) = list_runs()
+    assert done.status == "success" and done.rows == 42 and done.commit_ids == ("c9",)
+    assert done.ended_at is not None and done.ended_at >= done.started_at
+
+    with pytest.raises(ZeroDivisionError), track_task(run, "audit"):
+        1 / 0  # noqa: B018
+    audit = {t.task: t for t in get_run(run).tasks}["audit"]
+    assert audit.status == "failed" and audit.error is not None and "ZeroDivisionError" in audit.error
+    assert get_run(run).status == "failed"

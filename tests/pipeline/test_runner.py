@@ -136,6 +136,21 @@ def test_every_loop_goes_through_the_lock(run_home: Settings, project: Path) -> 
     assert len(list_runs(10, settings=run_home)) == 3
 
 
+def test_rows_and_commits_reported_by_a_task_are_kept(run_home: Settings, project: Path) -> None:
+    from workbench.pipeline.history import get_run, track_task
+
+    def build(pipeline: Path, folder: Path, force: bool) -> tuple[list[TaskOutcome], str | None]:
+        started = datetime.now(UTC)
+        with track_task(folder.name, "publish", settings=run_home) as tracker:  # the run folder is the run id
+            tracker.rows, tracker.commit_ids = 12, ["abc123"]
+        return [TaskOutcome("publish", "success", started, datetime.now(UTC))], None
+
+    result = run_pipeline(settings=run_home, build=build)
+    (task,) = get_run(result.run_id, run_home).tasks
+    assert task.status == "success" and task.rows == 12 and task.commit_ids == ("abc123",)
+    assert result.tasks[0].rows == 12
+
+
 def test_cli_run(run_home: Settings, project: Path, cli_app: typer.Typer) -> None:
     runner = CliRunner()
     ok = runner.invoke(cli_app, ["run"])

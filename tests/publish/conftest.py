@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +20,37 @@ from workbench.settings import get_settings
 _counter = itertools.count()
 
 
+_WATCHDOG = """
+import os, shutil, sys, time
+from pathlib import Path
+import psutil
+from workbench.publish.postgres import EmbeddedPostgres
+parent, home = int(sys.argv[1]), Path(sys.argv[2])
+while psutil.pid_exists(parent) and home.exists():
+    time.sleep(1)
+if home.exists():
+    try:
+        EmbeddedPostgres(home).stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+"""
+
+
 def make_pg_home() -> Path:
     """A home for a server's data dir outside pytest's tmp folders: pytest (also other people's
-    concurrent runs) resets /tmp/pytest-of-<user> to 0700, which locks the server's system user out."""
-    return Path(tempfile.mkdtemp(prefix="cascade-test-pg-"))
+    concurrent runs) resets /tmp/pytest-of-<user> to 0700, which locks the server's system user out.
+
+    A watchdog process stops the server and deletes the home if this test process dies without
+    running its finalizers (killed by a timeout, SIGKILL), so no server outlives the tests."""
+    home = Path(tempfile.mkdtemp(prefix="cascade-test-pg-"))
+    subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(home)],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return home
 
 
 def remove_pg_home(home: Path) -> None:
@@ -43,17 +73,27 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
         remove_pg_home(home)
 
 
-@pytest.fixture
-def own_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A CASCADE_HOME of its own; any server started in it is stopped afterwards."""
+@pytest.fixture(scope="module")
+def module_home() -> Iterator[Path]:
+    """A CASCADE_HOME shared by one module's server-lifecycle tests (one initdb for all of them)."""
     home = make_pg_home()
-    monkeypatch.setenv("CASCADE_HOME", str(home))
-    monkeypatch.delenv("CASCADE_POSTGRES_URL", raising=False)
-    get_settings.cache_clear()
     try:
         yield home
     finally:
         remove_pg_home(home)
+
+
+@pytest.fixture
+def own_home(module_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """CASCADE_HOME for a lifecycle test, starting with its server stopped (the data dir is kept)."""
+    EmbeddedPostgres(module_home).stop()
+    monkeypatch.setenv("CASCADE_HOME", str(module_home))
+    monkeypatch.delenv("CASCADE_POSTGRES_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        yield module_home
+    finally:
+        EmbeddedPostgres(module_home).stop()
         get_settings.cache_clear()
 
 

@@ -29,9 +29,7 @@ def _app() -> typer.Typer:
 def _child_url() -> str:
     """`connection_url()` computed in a separate process (same environment)."""
     code = "from workbench.publish.postgres import connection_url; print(connection_url())"
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     return done.stdout.strip()
 
 
@@ -102,10 +100,7 @@ def test_external_url_is_used_and_redacted(
 
 
 def test_redact_url() -> None:
-    assert (
-        redact_url("postgresql://u:pw@h:5432/db?sslmode=require")
-        == "postgresql://u:***@h:5432/db?sslmode=require"
-    )
+    assert redact_url("postgresql://u:pw@h:5432/db?sslmode=require") == "postgresql://u:***@h:5432/db?sslmode=require"
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
 
 

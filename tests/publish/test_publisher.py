@@ -48,9 +48,7 @@ def test_publish_two_tables_rows_and_values(pg_url: str) -> None:
     summary = publish({"mrt_daily": daily, "mrt_patients": lambda: patients}, commit_id="c1", url=pg_url)
 
     assert {(t.table, t.rows) for t in summary.tables} == {("marts.mrt_daily", 50), ("marts.mrt_patients", 3)}
-    got = _rows(
-        pg_url, "select patient_id, reading_date, mean_glucose, version from marts.mrt_daily order by 2"
-    )
+    got = _rows(pg_url, "select patient_id, reading_date, mean_glucose, version from marts.mrt_daily order by 2")
     assert got == list(zip(*(daily.column(c).to_pylist() for c in daily.column_names), strict=True))
     assert _rows(pg_url, "select * from marts.mrt_patients order by 1") == [
         ("p0", "UTC"),
@@ -327,3 +325,33 @@ def test_publish_uses_configured_database(server_home: Path) -> None:
     publish({"mrt_env": pa.table({"x": [1, 2, 3]})}, commit_id="env")
     assert _rows(connection_url(), "select sum(x) from marts.mrt_env") == [(6,)]
     assert isinstance(PublishConfig(tables=()), PublishConfig)
+
+
+def test_publish_marts_from_the_lake_main_branch(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.lakehouse import Lakehouse
+    from workbench.publish.publisher import publish_marts
+    from workbench.settings import get_settings
+
+    monkeypatch.setenv("CASCADE_HOME", str(tmp_path / "lake"))
+    monkeypatch.delenv("CASCADE_POSTGRES_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        dev = Lakehouse("dev")
+        dev.write("marts.mrt_daily", _daily(1, 12), mode="overwrite", message="marts v1")
+        dev.write("marts.mrt_unpublished", _daily(1, 2), mode="overwrite", message="not in config")
+        dev.merge("dev", into="main")
+        # dev moves on; main (what is published) does not
+        dev.write("marts.mrt_daily", _daily(2, 5), mode="overwrite", message="marts v2 on dev only")
+        head = Lakehouse("main").log(limit=1)[0].id
+
+        config = PublishConfig(tables=(TableSpec("mrt_daily", "marts.mrt_daily", ("patient_id", "reading_date")),))
+        summary = publish_marts("main", config=config, url=pg_url)
+        assert summary.commit_id == head
+        assert [(t.table, t.rows) for t in summary.tables] == [("marts.mrt_daily", 12)]
+        got = _rows(pg_url, "select patient_id, reading_date, mean_glucose, version from marts.mrt_daily order by 2")
+        expected = _daily(1, 12)
+        assert got == list(zip(*(expected.column(c).to_pylist() for c in expected.column_names), strict=True))
+        assert published_commits(pg_url) == {"mrt_daily": head}
+        assert _rows(pg_url, "select to_regclass('marts.mrt_unpublished')") == [(None,)]
+    finally:
+        get_settings.cache_clear()

@@ -14,6 +14,7 @@ for run in list_runs(limit=10): print(run.run_id, run.status)
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -184,6 +185,58 @@ def record_task(
     )
     (store or history_store(settings)).append(record)
     return record
+
+
+@dataclass
+class TaskTracker:
+    """What a task reports while it runs (see `track_task`)."""
+
+    rows: int | None = None
+    commit_ids: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def track_task(
+    run_id: str, task: str, *, settings: Settings | None = None, store: RunHistoryStore | None = None
+) -> Iterator[TaskTracker]:
+    """Record a task as `running`, then `success` (with the rows/commit ids set on the tracker) or
+    `failed` (with the error, which is re-raised).
+
+    ```python
+    with track_task(run_id, "publish") as t:
+        summary = publish_marts("main")
+        t.rows, t.commit_ids = summary.rows, [summary.commit_id]
+    ```
+    """
+    store = store or history_store(settings)
+    started = datetime.now(UTC)
+    record_task(run_id, task, started_at=started, status="running", store=store)
+    tracker = TaskTracker()
+    try:
+        yield tracker
+    except BaseException as exc:
+        record_task(
+            run_id,
+            task,
+            started_at=started,
+            ended_at=datetime.now(UTC),
+            status="failed",
+            rows=tracker.rows,
+            commit_ids=tracker.commit_ids,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            store=store,
+        )
+        raise
+    record_task(
+        run_id,
+        task,
+        started_at=started,
+        ended_at=datetime.now(UTC),
+        status="success",
+        rows=tracker.rows,
+        commit_ids=tracker.commit_ids,
+        store=store,
+    )
 
 
 def _summaries(records: Iterable[TaskRecord]) -> list[RunSummary]:

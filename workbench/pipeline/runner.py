@@ -21,7 +21,7 @@ from typing import Any
 
 from workbench.errors import CascadeError, LockedError
 from workbench.pipeline.errors import PipelineError
-from workbench.pipeline.history import TaskRecord, record_task
+from workbench.pipeline.history import TaskRecord, history_store, record_task
 from workbench.pipeline.lock import RunLock
 from workbench.pipeline.runs import new_run_id, run_dir
 from workbench.settings import Settings, get_settings
@@ -173,8 +173,11 @@ def run_pipeline(
             outcomes, error = (build or ploomber_build)(pipeline, folder, force)
         except PipelineError as exc:
             outcomes, error = [], str(exc)
+        # rows/commit ids a task recorded itself (track_task) are kept in the runner's record
+        reported = {r.task: r for r in history_store(settings).records() if r.run_id == run_id}
         records = []
         for outcome in outcomes:
+            own = reported.get(outcome.name)
             for path in outcome.reports:
                 target = folder / outcome.name / path.name
                 target.parent.mkdir(exist_ok=True)
@@ -186,6 +189,8 @@ def run_pipeline(
                     started_at=outcome.started_at,
                     ended_at=outcome.ended_at,
                     status=outcome.status,
+                    rows=own.rows if own else None,
+                    commit_ids=own.commit_ids if own else (),
                     error=error if outcome.status == "failed" else None,
                     settings=settings,
                 )

@@ -234,15 +234,12 @@ class EmbeddedPostgres:
         if (self.data_dir / "PG_VERSION").exists():
             return
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
-            raise PostgresError(
-                f"{self.data_dir} is not empty but holds no PostgreSQL cluster; move it away and retry"
-            )
+            raise PostgresError(f"{self.data_dir} is not empty but holds no PostgreSQL cluster; move it away and retry")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._chown(self.data_dir)
         self._run(
             "initdb",
-            ["-D", str(self.data_dir), "--auth=trust", "-U", SUPERUSER, "--encoding=UTF8"]
-            + ["--no-instructions"],
+            ["-D", str(self.data_dir), "--auth=trust", "-U", SUPERUSER, "--encoding=UTF8"] + ["--no-instructions"],
         )
 
     def _prepare_system_user(self) -> None:
@@ -371,7 +368,7 @@ def _postgres_alive(pid: int) -> bool:
 
     try:
         process = psutil.Process(pid)
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

@@ -28,10 +28,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs pinned (types-PyYAML)
 
 from workbench.publish.errors import PublishConfigError, PublishError, UnsupportedTypeError
 from workbench.publish.postgres import connection_url, redact_url
@@ -40,7 +40,7 @@ from workbench.settings import Settings
 if TYPE_CHECKING:
     import psycopg
 
-TableSource = pa.Table | Callable[[], pa.Table]
+TableSource: TypeAlias = pa.Table | Callable[[], pa.Table]
 
 CONFIG_FILE = "publish.yaml"
 STAGING_SCHEMA = "_cascade_staging"
@@ -362,9 +362,7 @@ def _stage(
     return staged
 
 
-def _stage_one(
-    cur: Any, token: str, spec: TableSpec, arrow: pa.Table, columns: list[tuple[str, str]]
-) -> _Staged:
+def _stage_one(cur: Any, token: str, spec: TableSpec, arrow: pa.Table, columns: list[tuple[str, str]]) -> _Staged:
     name = f"t{token}"
     qualified = f"{_quote(STAGING_SCHEMA)}.{_quote(name)}"
     cols = ", ".join(f"{_quote(c)} {pg_type}" for c, pg_type in columns)
@@ -427,9 +425,7 @@ def _swap(
                 for s in staged:
                     final = _quote(s.spec.name)
                     con.execute(f"drop table if exists {schema}.{final}")
-                    con.execute(
-                        f"alter table {_quote(STAGING_SCHEMA)}.{_quote(s.staged_name)} set schema {schema}"
-                    )
+                    con.execute(f"alter table {_quote(STAGING_SCHEMA)}.{_quote(s.staged_name)} set schema {schema}")
                     con.execute(f"alter table {schema}.{_quote(s.staged_name)} rename to {final}")
                     for old, new in s.renames:
                         if old == s.constraint:
@@ -465,25 +461,22 @@ def published_commits(
     with psycopg.connect(url) as con:
         if not _exists(con, f"{_quote(schema)}.{_quote(RECORD_TABLE)}"):
             return {}
-        rows = con.execute(
-            f"select table_name, commit_id from {_quote(schema)}.{_quote(RECORD_TABLE)}"
-        ).fetchall()
+        rows = con.execute(f"select table_name, commit_id from {_quote(schema)}.{_quote(RECORD_TABLE)}").fetchall()
     return {str(name): commit for name, commit in rows}
 
 
-def lake_sources(config: PublishConfig, ref: str = "main") -> tuple[dict[str, TableSource], str]:
+def lake_sources(
+    config: PublishConfig, ref: str = "main", settings: Settings | None = None
+) -> tuple[dict[str, TableSource], str]:
     """Readers for the configured marts on a lake ref, pinned to the ref's head commit (so every
-    table comes from the same commit), and that commit's id."""
-    try:
-        from workbench import Lakehouse  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise PublishError(f"the lake API is not available ({exc}); cannot read marts from {ref!r}") from None
+    table comes from the same commit even if the ref moves meanwhile), and that commit's id."""
+    from workbench.lakehouse import Lakehouse
 
-    head = Lakehouse(ref=ref).log(limit=1)
+    head = Lakehouse(ref=ref, settings=settings).log(limit=1)
     if not head:
         raise PublishError(f"the lake ref {ref!r} has no commits yet; nothing to publish")
     commit_id = str(head[0].id)
-    lake = Lakehouse(ref=commit_id)
+    lake = Lakehouse(ref=commit_id, settings=settings)
 
     def reader(source: str) -> Callable[[], pa.Table]:
         return lambda: lake.sql_arrow(f"select * from {source}")
@@ -492,9 +485,13 @@ def lake_sources(config: PublishConfig, ref: str = "main") -> tuple[dict[str, Ta
 
 
 def publish_marts(
-    ref: str = "main", *, config: PublishConfig | None = None, settings: Settings | None = None
+    ref: str = "main",
+    *,
+    config: PublishConfig | None = None,
+    settings: Settings | None = None,
+    url: str | None = None,
 ) -> PublishSummary:
     """Publish the marts listed in `publish.yaml` from a lake ref (default `main`)."""
     config = config or load_config()
-    sources, commit_id = lake_sources(config, ref)
-    return publish(sources, commit_id=commit_id, config=config, settings=settings)
+    sources, commit_id = lake_sources(config, ref, settings)
+    return publish(sources, commit_id=commit_id, config=config, settings=settings, url=url)
