@@ -1,48 +1,82 @@
-"""A load killed with SIGKILL leaves the raw tables as they were; the next run completes it."""
+"""A load killed with SIGKILL leaves the raw tables as they were; the next run completes it.
+
+The loading process is a fork of the test process (it inherits the imported modules, so no
+interpreter start-up), patched to stop at the chosen point and then killed with SIGKILL.
+"""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from ingest_helpers import SECRET, SECRET_ENV, count, make_site
+from ingest_helpers import FAST_RETRY, count, make_site
 
 from workbench.ingest.demo_server import DemoServer
+from workbench.ingest.sites import Site
 
-CHILD = Path(__file__).with_name("crash_child.py")
+
+def _child(mode: str, marker: Path, site: Site) -> None:
+    """Runs in the forked child: ingest, hanging at the crash point (never returns)."""
+    from pyiceberg.table import Transaction
+
+    from workbench.ingest.run import ingest
+    from workbench.ingest.stage import StageArea
+    from workbench.lake import store
+
+    store._lakes.clear()  # fresh SQLite connections in this process
+
+    def hang(*_: object) -> None:
+        marker.write_text("ready")
+        time.sleep(120)
+
+    if mode == "commit":  # inside the Iceberg commit of raw.glucose_entries, data files written
+        original = Transaction.commit_transaction
+
+        def commit_transaction(self: Transaction):  # type: ignore[no-untyped-def]
+            if self._table.name()[-1] == "glucose_entries":
+                hang()
+            return original(self)
+
+        Transaction.commit_transaction = commit_transaction  # type: ignore[method-assign]
+    else:  # after every Iceberg commit, before the landed ledger is written
+        StageArea.mark_landed = hang  # type: ignore[method-assign,assignment]
+    ingest(branch="dev", sites=[site], retry=FAST_RETRY)
 
 
-def _run_and_kill(mode: str, site_url: str, home: Path, tmp_path: Path) -> None:
+def _fork_and_kill(mode: str, site: Site, tmp_path: Path) -> None:
     marker = tmp_path / f"{mode}.ready"
-    env = {**os.environ, "CASCADE_HOME": str(home), SECRET_ENV: SECRET}
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), mode, str(marker), site_url, "site-p001", "p001"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # objects inherited from this process (DuckDB/SQLite handles, native thread pools) must never be
+    # finalized in the child: freeze them out of the garbage collector's reach across the fork
+    gc.freeze()
+    pid = os.fork()
+    if pid != 0:
+        gc.unfreeze()
+    if pid == 0:  # pragma: no cover - the child never reports back except through the marker
+        try:
+            _child(mode, marker, site)
+        finally:
+            os._exit(3)
     deadline = time.monotonic() + 90
     while not marker.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"child exited early ({proc.returncode}): {proc.stdout.read() if proc.stdout else ''}")
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            pytest.fail(f"the loading process exited before the crash point (status {status})")
         if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("child never reached the crash point")
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the loading process never reached the crash point")
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
 @pytest.mark.parametrize("mode", ["commit", "ledger"])
 def test_killed_load_leaves_tables_as_before_and_next_run_completes(
-    mode: str, demo: DemoServer, run_ingest, lake, cascade_home: Path, tmp_path: Path
+    mode: str, demo: DemoServer, run_ingest, lake, tmp_path: Path
 ) -> None:
     site = make_site(demo)
     run_ingest([site])
@@ -53,13 +87,13 @@ def test_killed_load_leaves_tables_as_before_and_next_run_completes(
     expected = demo.control.dataset.expected_valid_entries("p001")
     assert expected > len(before_ids)
 
-    _run_and_kill(mode, site.url, cascade_home, tmp_path)
+    _fork_and_kill(mode, site, tmp_path)
 
     lh = lake()
     if mode == "commit":  # killed inside the Iceberg commit: the table is exactly as before
         assert lh.table("raw.glucose_entries").metadata.current_snapshot_id == before_snapshot
         assert set(lh.sql("select _id from raw.glucose_entries")["_id"]) == before_ids
-    else:  # killed after the commits, before the ledger: the rows are there once
+    else:  # killed after the commits, before the ledger: the rows are there, once
         assert count(lh, "raw.glucose_entries") == expected
 
     report = run_ingest([site]).sites[0]
@@ -68,6 +102,5 @@ def test_killed_load_leaves_tables_as_before_and_next_run_completes(
     assert count(lh, "raw.glucose_entries") == expected
     assert lh.sql("select count(distinct _id) as n from raw.glucose_entries")["n"].iloc[0] == expected
     assert count(lh, "raw.treatments") == demo.control.dataset.expected_treatments("p001")
-    # and a further run changes nothing
-    run_ingest([site])
+    run_ingest([site])  # and a further run changes nothing
     assert count(lake(), "raw.glucose_entries") == expected
