@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 import typer
@@ -117,3 +118,21 @@ def test_cli_url_status_stop(own_home: Path) -> None:
     stopped = runner.invoke(app, ["postgres", "stop"])
     assert stopped.output.strip() == "stopped"
     assert "running: no" in runner.invoke(app, ["postgres", "status"]).output
+
+
+def test_concurrent_first_use_starts_one_server(own_home: Path) -> None:
+    code = "from workbench.publish.postgres import connection_url; print(connection_url())"
+    children = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    urls = {child.communicate(timeout=120)[0].strip() for child in children}
+    assert all(child.returncode == 0 for child in children)
+    assert len(urls) == 1
+    (url,) = urls
+    status = postgres.status()
+    assert status.running and status.url == url
+    data_dir = str(own_home / "postgres" / "data")
+    postmasters = [
+        proc.pid
+        for proc in psutil.process_iter(["cmdline"])
+        if (cmd := proc.info["cmdline"]) and cmd[0].endswith("/postgres") and data_dir in cmd
+    ]
+    assert postmasters == [status.pid]

@@ -86,7 +86,8 @@ def test_type_mapping_round_trip(pg_url: str) -> None:
             "nothing": pa.array([None, None], pa.null()),
         }
     )
-    publish({"mrt_types": table}, url=pg_url)
+    publish({"mrt_types": table, "mrt_empty": table.slice(0, 0)}, url=pg_url)
+    assert _rows(pg_url, "select count(*) from marts.mrt_empty") == [(0,)]
     types = dict(
         _rows(
             pg_url,
@@ -141,6 +142,8 @@ def test_unsupported_type_is_refused_before_touching_the_database(pg_url: str) -
     nested = pa.table({"s": pa.array([{"a": 1}])})
     with pytest.raises(UnsupportedTypeError, match="s"):
         publish({"mrt_nested": nested}, url=pg_url)
+    with pytest.raises(PublishError, match="no columns"):
+        publish({"mrt_nested": pa.table({})}, url=pg_url)
     assert postgres_type(pa.int64()) == "bigint"
     assert _rows(pg_url, "select to_regclass('marts.mrt_nested')") == [(None,)]
 

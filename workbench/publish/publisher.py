@@ -186,6 +186,8 @@ def postgres_type(dtype: pa.DataType) -> str:
 
 def prepare_table(table: pa.Table, name: str) -> tuple[pa.Table, list[tuple[str, str]]]:
     """Cast a table to the publishable Arrow types; returns it and its (column, pg type) list."""
+    if table.num_columns == 0:
+        raise PublishError(f"{name}: the table has no columns")
     columns: list[tuple[str, str]] = []
     arrays: list[pa.ChunkedArray] = []
     seen: set[str] = set()
@@ -355,7 +357,7 @@ def _stage(
                 staged.append(_stage_one(cur, f"{publish_id}_{i}", spec, arrow, columns))
                 con.commit()
             except adbc.Error as exc:
-                detail = " ".join(str(exc).split())
+                detail = " ".join(str(exc).split()).replace(url, redact_url(url))
                 raise PublishError(
                     f"publish failed, the published marts are unchanged: {spec.name}: {detail}"
                 ) from None
