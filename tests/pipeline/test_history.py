@@ -148,3 +148,32 @@ def test_track_task_records_running_then_outcome(run_home: Settings) -> None:
     audit = {t.task: t for t in get_run(run).tasks}["audit"]
     assert audit.status == "failed" and audit.error is not None and "ZeroDivisionError" in audit.error
     assert get_run(run).status == "failed"
+
+
+def test_lake_store_round_trip(run_home: Settings) -> None:
+    from workbench.lakehouse import Lakehouse
+    from workbench.pipeline.history import LakeRunStore
+
+    store = LakeRunStore(run_home, branch="dev")
+    assert list_runs(store=store) == []
+    run = new_run_id(T0)
+    record_task(run, "ingest", started_at=T0, status="running", store=store)
+    record_task(
+        run,
+        "ingest",
+        started_at=T0,
+        ended_at=T0 + timedelta(seconds=3),
+        rows=5,
+        commit_ids=["c1", "c2"],
+        store=store,
+    )
+    record_task(run, "publish", started_at=T0 + timedelta(seconds=3), status="failed", error="boom", store=store)
+    (summary,) = list_runs(store=store)
+    assert summary.status == "failed" and summary.rows == 5 and summary.commit_ids == ("c1", "c2")
+    ingest = summary.tasks[0]
+    assert ingest.started_at == T0 and ingest.ended_at == T0 + timedelta(seconds=3) and ingest.status == "success"
+    assert summary.tasks[1].error == "boom" and summary.tasks[1].ended_at is None
+    lake = Lakehouse("dev", settings=run_home)
+    assert "ops.pipeline_runs" in lake.tables()
+    assert lake.sql("select count(*) as n from ops.pipeline_runs")["n"][0] == 3
+    assert "ops.pipeline_runs" not in Lakehouse("main", settings=run_home).tables()

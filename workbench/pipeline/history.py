@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 from workbench.pipeline.errors import RunHistoryError
 from workbench.pipeline.runs import is_run_id
 from workbench.settings import Settings, get_settings
@@ -140,6 +142,62 @@ class JsonLinesStore:
                 yield TaskRecord.from_json(json.loads(line))
             except (ValueError, KeyError, TypeError):
                 continue  # a torn or foreign line must not hide the rest of the history
+
+
+class LakeRunStore:
+    """Task records in the Iceberg table `ops.pipeline_runs` on a lake branch (one commit each).
+
+    Not the default yet: choosing it needs a setting (see `history_store`). The branch's head
+    moves with every record, so a branch other than the one marts are published from keeps
+    "which commit was published" meaningful."""
+
+    TABLE = "ops.pipeline_runs"
+    SCHEMA = pa.schema(
+        [
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("task", pa.string(), nullable=False),
+            pa.field("started_at", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("ended_at", pa.timestamp("us", tz="UTC")),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("rows", pa.int64()),
+            pa.field("commit_ids", pa.list_(pa.string())),
+            pa.field("error", pa.string()),
+            pa.field("recorded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
+
+    def __init__(self, settings: Settings | None = None, branch: str = "main") -> None:
+        self.settings = settings
+        self.branch = branch
+
+    def _lake(self) -> Any:
+        from workbench.lakehouse import Lakehouse
+
+        return Lakehouse(self.branch, settings=self.settings)
+
+    def append(self, record: TaskRecord) -> None:
+        row = {**record.to_json(), "recorded_at": datetime.now(UTC)}
+        row["started_at"], row["ended_at"] = record.started_at, record.ended_at
+        table = pa.Table.from_pylist([row], schema=self.SCHEMA)
+        message = f"run history: {record.run_id} {record.task} {record.status}"
+        self._lake().write(self.TABLE, table, mode="append", message=message)
+
+    def records(self) -> Iterator[TaskRecord]:
+        lake = self._lake()
+        if self.TABLE not in lake.tables():
+            return
+        rows = lake.sql_arrow(f"select * from {self.TABLE} order by recorded_at").to_pylist()
+        for row in rows:
+            yield TaskRecord(
+                run_id=row["run_id"],
+                task=row["task"],
+                started_at=row["started_at"].astimezone(UTC),
+                ended_at=row["ended_at"].astimezone(UTC) if row["ended_at"] else None,
+                status=row["status"],
+                rows=row["rows"],
+                commit_ids=tuple(row["commit_ids"] or ()),
+                error=row["error"],
+            )
 
 
 def history_store(settings: Settings | None = None) -> RunHistoryStore:
