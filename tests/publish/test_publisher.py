@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pyarrow as pa
 import pytest
+import typer
 
 from workbench.publish.errors import PublishConfigError, PublishError, UnsupportedTypeError
 from workbench.publish.publisher import (
@@ -356,5 +357,21 @@ def test_publish_marts_from_the_lake_main_branch(pg_url: str, tmp_path: Path, mo
         assert got == list(zip(*(expected.column(c).to_pylist() for c in expected.column_names), strict=True))
         assert published_commits(pg_url) == {"mrt_daily": head}
         assert _rows(pg_url, "select to_regclass('marts.mrt_unpublished')") == [(None,)]
+
+        # the same through `cascade publish`, with the database given by CASCADE_POSTGRES_URL
+        from typer.testing import CliRunner
+
+        from workbench.publish.cli import register
+
+        app = typer.Typer()
+        register(app)
+        (tmp_path / "publish.yaml").write_text(
+            "tables:\n  - name: mrt_daily\n    primary_key: [patient_id, reading_date]\n"
+        )
+        monkeypatch.setenv("CASCADE_POSTGRES_URL", pg_url)
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["publish", "--ref", "main", "--config", str(tmp_path / "publish.yaml")])
+        assert result.exit_code == 0, result.output
+        assert "published 1 table(s), 12 rows" in result.output and head in result.output
     finally:
         get_settings.cache_clear()
