@@ -228,9 +228,18 @@ def _mage_segment(gl: FloatArray, short_ma: int, long_ma: int) -> tuple[float, f
     rel_min, rel_max = 0, 1
     cross_idx = [0]
     cross_type = [rel_max if delta[0] > 0 else rel_min]
-    for i in range(1, n):
-        if np.isnan(gl[i]) or np.isnan(gl[i - 1]) or np.isnan(delta[i]) or np.isnan(delta[i - 1]):
-            continue
+    # iglu walks every point; a crossing can only happen where the sign of delta changes or right
+    # after a point that could not be compared (NaN), so only those candidates are visited.
+    ok = ~(np.isnan(gl) | np.isnan(delta))
+    valid = np.zeros(n, dtype=bool)
+    valid[1:] = ok[1:] & ok[:-1]
+    sign = np.sign(np.nan_to_num(delta))
+    valid_before = np.zeros(n, dtype=bool)
+    valid_before[1:] = valid[:-1]
+    changed = np.zeros(n, dtype=bool)
+    changed[1:] = sign[1:] != sign[:-1]
+    candidates = np.flatnonzero(valid & (changed | ~valid_before))
+    for i in candidates.tolist():
         if delta[i] * delta[i - 1] < 0:
             cross_idx.append(i)
             cross_type.append(rel_min if delta[i] < delta[i - 1] else rel_max)

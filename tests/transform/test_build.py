@@ -264,7 +264,10 @@ def test_incremental_run_writes_only_the_new_day(incremental: dict[str, object])
         assert model.rows_deleted == 0, name  # type: ignore[attr-defined]
         old = after[name][after[name]["reading_date"] != pd.Timestamp(NEW_DAY)].reset_index(drop=True)
         pd.testing.assert_frame_equal(old, before[name], check_like=True)
-    assert models["marts.mrt_glucose_weekly"].write_mode == "replace_table"  # type: ignore[attr-defined]
+    weekly = models["marts.mrt_glucose_weekly"]
+    # 2026-03-07 is a Saturday: only the week starting Monday 2026-03-02 is rebuilt, for all 3 patients
+    assert (weekly.write_mode, weekly.keys_replaced, weekly.rows_written) == ("replace_keys", 1, 3)  # type: ignore[attr-defined]
+    assert models["marts.mrt_glucose_daily_metrics"].keys_replaced == 1  # type: ignore[attr-defined]
 
 
 def test_incremental_run_replaces_only_the_corrected_day(incremental: dict[str, object]) -> None:

@@ -31,6 +31,7 @@ from dbt.adapters.duckdb.utils import TargetConfig
 
 from workbench import metrics
 from workbench.errors import SchemaError
+from workbench.settings import Settings, get_settings, load_settings
 from workbench.transform.errors import ModelWriteError
 
 
@@ -101,6 +102,9 @@ class Plugin(BasePlugin):
         """Read ``lake`` (write Iceberg, default true) and ``ref`` (the branch) from the profile."""
         self.lake = bool(plugin_config.get("lake", True))
         self.ref = str(plugin_config.get("ref") or "dev")
+        self._home = str(plugin_config.get("cascade_home") or "")
+        self._warehouse = str(plugin_config.get("warehouse") or "")
+        self._settings: Settings | None = None
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._session: Any = None  # workbench.sql.duckdb.RefSession bound to dbt's connection
         self._lock = threading.Lock()
@@ -112,10 +116,22 @@ class Plugin(BasePlugin):
         if self.lake:
             self._attach(conn)
 
+    @property
+    def settings(self) -> Settings:
+        """The runner's settings: home and warehouse arrive as dbt vars, the rest as usual."""
+        if self._settings is None:
+            overrides: dict[str, Any] = {}
+            if self._home:
+                overrides["home"] = self._home
+            if self._warehouse:
+                overrides["warehouse"] = self._warehouse
+            self._settings = load_settings(**overrides) if overrides else get_settings()
+        return self._settings
+
     def _attach(self, conn: duckdb.DuckDBPyConnection) -> None:
         from workbench.sql.duckdb import attach_ref
 
-        self._session = attach_ref(conn, self.ref)
+        self._session = attach_ref(conn, self.ref, settings=self.settings)
 
     def _refresh_view(self, lake: Any, table_name: str) -> None:
         """Point the model's view in dbt's connection at the table's new snapshot.
@@ -158,7 +174,7 @@ class Plugin(BasePlugin):
 
         table_name = f"{spec['schema']}.{spec['identifier']}"
         data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()
-        lake = Lakehouse(ref=self.ref)
+        lake = Lakehouse(ref=self.ref, settings=self.settings)
         partition_by = [(col, "identity") for col in spec.get("partition_by") or []]
         keys = 0
         if spec["mode"] == "replace_keys":

@@ -40,6 +40,7 @@ class ModelResult:
     rows_written: int | None
     rows_deleted: int | None
     write_mode: str | None
+    keys_replaced: int | None
     seconds: float
     message: str | None
 
@@ -70,6 +71,7 @@ class BuildResult:
     other: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     target_path: Path | None = None
+    settings: Settings | None = field(default=None, repr=False)
 
     @property
     def models_built(self) -> int:
@@ -127,7 +129,7 @@ class BuildResult:
         """A few rows of a table the run wrote, read from the branch."""
         from workbench.lakehouse import Lakehouse
 
-        return Lakehouse(ref=self.branch).sql(f"select * from {table} limit {int(limit)}")
+        return Lakehouse(ref=self.branch, settings=self.settings).sql(f"select * from {table} limit {int(limit)}")
 
     def failures(self) -> list[str]:
         """Human-readable lines for everything that did not pass."""
@@ -149,6 +151,8 @@ def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = Non
     """The ``--vars`` every invocation gets (how settings reach profiles.yml and the models)."""
     values: dict[str, Any] = {
         "branch": branch,
+        "cascade_home": str(settings.home),
+        "cascade_warehouse": settings.warehouse or "",
         "duckdb_memory_limit": settings.duckdb_memory_limit,
         "trino_host": settings.trino_host,
         "trino_port": settings.trino_port,
@@ -252,6 +256,7 @@ def run_dbt(
             success=bool(outcome.success),
             seconds=seconds,
             target_path=target_path,
+            settings=settings,
         )
         if outcome.exception is not None:
             result.error = f"dbt {command} failed: {outcome.exception}"
@@ -277,6 +282,7 @@ def _collect(result: BuildResult, run_result: Any, writes: dict[str, Any]) -> No
                     rows_written=write.rows_written if write else None,
                     rows_deleted=write.rows_deleted if write else None,
                     write_mode=write.mode if write else None,
+                    keys_replaced=write.keys_replaced if write else None,
                     seconds=float(item.execution_time or 0.0),
                     message=item.message if status == "error" else None,
                 )

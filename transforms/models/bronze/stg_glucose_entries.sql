@@ -1,4 +1,6 @@
-{#- Incremental by patient-local day: each run recomputes the days that received new raw rows. -#}
+{#- Incremental by patient-local day: each run recomputes the days that received new raw rows.
+    New rows are found by `_ingested_at`; every patient's rows of those days lie within two days of
+    them, so only that epoch range of the raw table is read (Parquet statistics skip the rest). -#}
 with
 
 source as (
@@ -6,6 +8,36 @@ source as (
     select * from {{ source('raw', 'glucose_entries') }}
 
 ),
+
+{% if is_incremental() %}
+new_rows as (
+
+    select
+        date,
+        patient_tz
+
+    from source
+    where _ingested_at > (select max(ingested_at) from {{ this }})
+
+),
+
+changed_days as (
+
+    select distinct cast({{ epoch_ms_to_local('date', 'patient_tz') }} as date) as reading_date
+    from new_rows
+
+),
+
+epoch_window as (
+
+    select
+        min(date) - 2 * 86400000 as first_ms,
+        max(date) + 2 * 86400000 as last_ms
+
+    from new_rows
+
+),
+{% endif %}
 
 renamed as (
 
@@ -26,18 +58,11 @@ renamed as (
         _ingested_at as ingested_at
 
     from source
+    {% if is_incremental() %}
+    where date between (select first_ms from epoch_window) and (select last_ms from epoch_window)
+    {% endif %}
 
 ),
-
-{% if is_incremental() %}
-changed_days as (
-
-    select distinct reading_date
-    from renamed
-    where ingested_at > (select max(ingested_at) from {{ this }})
-
-),
-{% endif %}
 
 valid as (
 

@@ -1,0 +1,278 @@
+"""Benchmark the dbt transforms on the embedded lake against the same SQL in plain DuckDB.
+
+    .venv/bin/python bench/bench_transforms.py                      # 100 patient-years (~10.5M readings)
+    .venv/bin/python bench/bench_transforms.py --patients 10 --days 90
+
+Steps, each in a fresh child process (so peak RSS is per step):
+1. synthetic raw data for N patients x D days written to raw.* on `dev` (and to Parquet);
+2. full build: `dbt run` of every model on the lake (Iceberg tables on `dev`), then `dbt build`
+   (models + all data and unit tests) for reference;
+3. baseline: the same compiled model SQL executed in a plain in-memory DuckDB over the Parquet
+   files (`create table ... as`), no dbt, no Iceberg;
+4. incremental: one more day for every patient is ingested, then `dbt run` again.
+Prints wall time and peak RSS of each step and the ratios (targets: lake/plain <= 3,
+peak RSS <= 4 GB, incremental one day <= 10 % of the full build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+START = date(2025, 1, 1)
+LAYER_ORDER = ("bronze", "silver", "gold", "marts")
+
+
+def _settings(home: str) -> Any:
+    from workbench.settings import load_settings
+
+    return load_settings(home=home)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- child steps ---------------------------------------------------------------------------------
+
+
+def step_generate(home: str, patients: int, days: int, parquet_dir: str) -> dict[str, Any]:
+    """Write synthetic raw tables to the lake (chunks of patients, one commit each) and Parquet."""
+    import pyarrow.parquet as pq
+
+    from workbench.lakehouse import Lakehouse
+    from workbench.transform import synthetic
+
+    started = time.perf_counter()
+    lake = Lakehouse("dev", settings=_settings(home))
+    out = Path(parquet_dir)
+    rows = 0
+    chunk = 10
+    for first in range(0, patients, chunk):
+        count = min(chunk, patients - first)
+        raw = synthetic.generate(count, days, start=START, seed=first + 1, duplicate_share=0.0005)
+        for name, table in raw.tables().items():
+            if name == "raw.patients":
+                ids = [f"p{first + i + 1:03d}" for i in range(count)]
+                table = table.set_column(0, "patient_id", __import__("pyarrow").array(ids))
+            else:
+                table = _renumber(table, first)
+            lake.write(name, table, mode="append", message=f"bench: {name} patients {first + 1}..{first + count}")
+            folder = out / name.split(".")[1]
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, folder / f"part-{first:05d}.parquet")
+            if name == "raw.glucose_entries":
+                rows += table.num_rows
+    return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _renumber(table: Any, offset: int) -> Any:
+    """Give each chunk's patients distinct ids (synthetic.generate numbers from p001)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = table.column("patient_id").to_pylist()
+    mapping = {f"p{i + 1:03d}": f"p{offset + i + 1:03d}" for i in range(1000)}
+    new_ids = pa.array([mapping[v] for v in ids])
+    table = table.set_column(table.schema.get_field_index("patient_id"), "patient_id", new_ids)
+    if "_id" in table.column_names:
+        prefixed = pc.binary_join_element_wise(pa.array([f"c{offset}"] * table.num_rows), table.column("_id"), "-")
+        table = table.set_column(table.schema.get_field_index("_id"), "_id", prefixed)
+    return table
+
+
+def step_lake(home: str, command: str) -> dict[str, Any]:
+    """One dbt invocation on the lake (`run` or `build`)."""
+    from workbench.transform.runner import run_dbt
+
+    started = time.perf_counter()
+    result = run_dbt(command, branch="dev", settings=_settings(home))
+    seconds = time.perf_counter() - started
+    if not result.success:
+        raise SystemExit(f"dbt {command} failed: {result.failures()[:3]}")
+    manifest = None
+    if result.target_path is not None:
+        manifest = str(result.target_path / "manifest.json")
+    return {
+        "seconds": seconds,
+        "dbt_seconds": result.seconds,
+        "models": [[m.name, m.write_mode, m.rows_written, round(m.seconds, 2)] for m in result.models],
+        "tests": len(result.tests),
+        "rows_written": result.rows_written,
+        "manifest": manifest,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def step_plain(manifest_path: str, parquet_dir: str, memory_limit: str) -> dict[str, Any]:
+    """The compiled SQL of every model in plain DuckDB over Parquet (`create table ... as`)."""
+    import duckdb
+
+    from workbench.transform.plugin import register_metric_udfs
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    nodes = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    order = _topological(nodes)
+    started = time.perf_counter()
+    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit, "preserve_insertion_order": False})
+    register_metric_udfs(con)
+    con.execute("create schema raw")
+    for name in ("glucose_entries", "treatments", "patients"):
+        path = str(Path(parquet_dir) / name / "*.parquet")
+        con.execute(f"create view raw.{name} as select * from read_parquet('{path}', union_by_name = true)")
+    timings = []
+    for node in order:
+        t0 = time.perf_counter()
+        con.execute(f"create schema if not exists {node['schema']}")
+        con.execute(f"create table {node['schema']}.{node['alias']} as {node['compiled_code']}")
+        timings.append([node["name"], round(time.perf_counter() - t0, 2)])
+    return {"seconds": time.perf_counter() - started, "models": timings, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _topological(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_id = {n["unique_id"]: n for n in nodes}
+    done: list[str] = []
+
+    def visit(node_id: str) -> None:
+        if node_id in done or node_id not in by_id:
+            return
+        for parent in by_id[node_id]["depends_on"]["nodes"]:
+            visit(parent)
+        done.append(node_id)
+
+    for node_id in sorted(by_id):
+        visit(node_id)
+    return [by_id[i] for i in done]
+
+
+def step_new_day(home: str, patients: int, days: int) -> dict[str, Any]:
+    """Ingest one more day for every patient (a later `_ingested_at`)."""
+    from workbench.lakehouse import Lakehouse
+    from workbench.transform import synthetic
+
+    started = time.perf_counter()
+    lake = Lakehouse("dev", settings=_settings(home))
+    rows = 0
+    for first in range(0, patients, 10):
+        count = min(10, patients - first)
+        raw = synthetic.generate(
+            count,
+            1,
+            start=START + timedelta(days=days),
+            seed=10_000 + first,
+            ingested_at=datetime(2030, 1, 1, tzinfo=UTC),
+        )
+        table = _renumber(raw.glucose_entries, first)
+        lake.write("raw.glucose_entries", table, mode="append", message="bench: one more day")
+        rows += table.num_rows
+    return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+# ---- parent ----------------------------------------------------------------------------------------
+
+
+def _child(*args: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"step {args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=100)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--home", help="CASCADE_HOME to use (default: a temporary folder)")
+    parser.add_argument("--skip-generate", action="store_true", help="reuse the raw data of a previous --home run")
+    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit for the plain baseline")
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_run_child(args.child)))
+        return
+
+    tmp = tempfile.TemporaryDirectory(prefix="bench-transforms-")
+    base = Path(args.home).parent if args.home else Path(tmp.name)
+    home = args.home or str(base / "home")
+    parquet_dir = str(base / "parquet")
+    print(f"bench_transforms: {args.patients} patients x {args.days} days, home {home}")
+    if args.skip_generate:
+        gen = {"rows": _child("count", home)["rows"], "seconds": 0.0}
+    else:
+        gen = _child("generate", home, str(args.patients), str(args.days), parquet_dir)
+    print(f"  raw data: {gen['rows']:,} glucose rows in {gen['seconds']:.1f} s")
+    full = _child("lake", home, "run")
+    print(
+        f"  lake full run (dbt run, 11 models -> Iceberg): {full['seconds']:.1f} s, peak RSS {full['peak_rss_mb']:.0f} MB"
+    )
+    for name, mode, rows, seconds in full["models"]:
+        print(f"      {name:30} {mode:14} {rows or 0:>12,} rows {seconds:>7.2f} s")
+    plain = _child("plain", full["manifest"], parquet_dir, args.memory_limit)
+    print(f"  plain DuckDB, same SQL over Parquet: {plain['seconds']:.1f} s, peak RSS {plain['peak_rss_mb']:.0f} MB")
+    with_tests = _child("lake", home, "build")
+    print(
+        f"  lake full build (models + {with_tests['tests']} tests): {with_tests['seconds']:.1f} s, "
+        f"peak RSS {with_tests['peak_rss_mb']:.0f} MB"
+    )
+    day = _child("newday", home, str(args.patients), str(args.days))
+    print(f"  ingest one more day: {day['rows']:,} rows in {day['seconds']:.1f} s")
+    inc = _child("lake", home, "run")
+    print(f"  lake incremental run (one new day): {inc['seconds']:.1f} s, peak RSS {inc['peak_rss_mb']:.0f} MB")
+    for name, mode, rows, seconds in inc["models"]:
+        print(f"      {name:30} {mode:14} {rows or 0:>12,} rows {seconds:>7.2f} s")
+    ratio = full["seconds"] / plain["seconds"]
+    inc_share = 100 * inc["seconds"] / full["seconds"]
+    peak = max(full["peak_rss_mb"], with_tests["peak_rss_mb"], inc["peak_rss_mb"])
+    print("results:")
+    print(f"  full build lake/plain ratio: {ratio:.2f} (target <= 3)")
+    print(f"  peak RSS of lake builds: {peak:.0f} MB (target <= 4096)")
+    print(f"  incremental one day / full: {inc_share:.1f} % (target <= 10 %)")
+    print(
+        json.dumps(
+            {
+                "patients": args.patients,
+                "days": args.days,
+                "glucose_rows": gen["rows"],
+                "lake_full_run_s": round(full["seconds"], 2),
+                "lake_full_build_with_tests_s": round(with_tests["seconds"], 2),
+                "plain_duckdb_s": round(plain["seconds"], 2),
+                "ratio": round(ratio, 2),
+                "peak_rss_mb": round(peak),
+                "plain_peak_rss_mb": round(plain["peak_rss_mb"]),
+                "incremental_one_day_s": round(inc["seconds"], 2),
+                "incremental_share_pct": round(inc_share, 1),
+            }
+        )
+    )
+    tmp.cleanup()
+
+
+def _run_child(argv: list[str]) -> dict[str, Any]:
+    step, *rest = argv
+    if step == "generate":
+        return step_generate(rest[0], int(rest[1]), int(rest[2]), rest[3])
+    if step == "lake":
+        return step_lake(rest[0], rest[1])
+    if step == "plain":
+        return step_plain(rest[0], rest[1], rest[2])
+    if step == "count":
+        from workbench.lakehouse import Lakehouse
+
+        frame = Lakehouse("dev", settings=_settings(rest[0])).sql("select count(*) as n from raw.glucose_entries")
+        return {"rows": int(frame["n"][0])}
+    if step == "newday":
+        return step_new_day(rest[0], int(rest[1]), int(rest[2]))
+    raise SystemExit(f"unknown step {step}")
+
+
+if __name__ == "__main__":
+    main()
