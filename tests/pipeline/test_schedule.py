@@ -53,7 +53,8 @@ def test_cron_cannot_express(seconds: int) -> None:
 def test_run_command_and_cron_line(run_home: Settings, tmp_path: Path) -> None:
     command = run_command(run_home, workdir=tmp_path)
     assert f"cd {tmp_path}" in command and f"CASCADE_HOME={run_home.home}" in command
-    assert command.split(" && ")[1].split()[1].endswith("cascade") and " run >> " in command
+    assert "PLOOMBER_STATS_ENABLED=false" in command
+    assert command.split(" && ")[1].split()[3].endswith("cascade") and " run >> " in command
     line = cron_line(900, command)
     assert line.startswith("*/15 * * * * cd ") and line.endswith(MARKER)
     assert "\\%" in cron_line(60, "date +%s")

@@ -55,7 +55,8 @@ def cron_schedule(seconds: int) -> str:
 
 
 def run_command(settings: Settings | None = None, workdir: Path | None = None) -> str:
-    """The shell command a scheduler runs: `cascade run` in the project folder, with CASCADE_HOME."""
+    """The shell command a scheduler runs: `cascade run` in the project folder, with CASCADE_HOME
+    and Ploomber's telemetry and version check off (cron has none of the shell's environment)."""
     settings = settings or get_settings()
     workdir = (workdir or Path.cwd()).resolve()
     exe = Path(sys.executable).with_name("cascade")
@@ -63,6 +64,7 @@ def run_command(settings: Settings | None = None, workdir: Path | None = None) -
     log = settings.runs_dir / "scheduler.log"
     return (
         f"cd {shlex.quote(str(workdir))} && CASCADE_HOME={shlex.quote(str(settings.home))} "
+        "PLOOMBER_STATS_ENABLED=false PLOOMBER_VERSION_CHECK_DISABLED=true "
         f"{shlex.quote(cascade)} run >> {shlex.quote(str(log))} 2>&1"
     )
 

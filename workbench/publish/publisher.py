@@ -12,6 +12,10 @@ How a publish runs:
 
 Publishers are serialised by a PostgreSQL advisory lock held for the whole publish.
 
+Caveat (as for any DDL swap, e.g. TRUNCATE): a REPEATABLE READ/SERIALIZABLE transaction whose
+snapshot predates the staging COPY sees a swapped-in table as empty. Ordinary (READ COMMITTED)
+queries, dashboards and BI tools see the old or the new table, complete.
+
 ```python
 from workbench.publish.publisher import publish, load_config
 summary = publish({"mrt_daily": table}, commit_id="abc123", config=load_config())
