@@ -1,0 +1,74 @@
+"""Runner details that need no lake: target folders, vars, layer selection; notebook hygiene."""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+from pathlib import Path
+
+import pytest
+
+from workbench.settings import load_settings
+from workbench.transform import runner
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+LAYER_NOTEBOOKS = ["20_bronze.py", "30_silver.py", "40_gold.py", "50_marts.py"]
+
+
+def test_target_folder_is_private_while_another_run_holds_it(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home")
+    with runner._target_dir(settings) as first:
+        assert first == settings.home / "dbt" / "target"
+        with runner._target_dir(settings) as second:  # a concurrent run (same home) gets its own
+            assert second != first and second.parent == settings.home / "dbt"
+            assert second.is_dir()
+        assert not second.exists()  # private folders are removed afterwards
+    lock = open(settings.home / "dbt" / "target.lock", "a+")  # noqa: SIM115 - released at once
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the shared folder's lock was released
+    lock.close()
+
+
+def test_vars_carry_branch_and_settings(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "h", duckdb_memory_limit="3GB", trino_port=9999)
+    values = runner.dbt_vars("feature-x", settings, {"agp_days": 7})
+    assert values["branch"] == "feature-x"
+    assert values["cascade_home"] == str(tmp_path / "h")
+    assert values["duckdb_memory_limit"] == "3GB" and values["trino_port"] == 9999
+    assert values["agp_days"] == 7
+
+
+def test_layer_names_select_their_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_run_dbt(command: str, **kwargs: object) -> str:
+        seen.update(kwargs, command=command)
+        return "ran"
+
+    monkeypatch.setattr(runner, "run_dbt", fake_run_dbt)
+    assert runner.build(select=["silver", "mrt_agp_profile+"], branch="b", full_refresh=True) == "ran"
+    assert seen["command"] == "build"
+    assert seen["select"] == ["path:models/silver", "mrt_agp_profile+"]
+    assert seen["branch"] == "b" and seen["full_refresh"] is True
+
+
+def test_profiles_define_duckdb_and_trino_targets() -> None:
+    import yaml
+
+    profiles = yaml.safe_load((runner.PROJECT_DIR / "profiles.yml").read_text())
+    outputs = profiles["cascade"]["outputs"]
+    assert outputs["duckdb"]["type"] == "duckdb" and outputs["trino"]["type"] == "trino"
+    assert outputs["duckdb"]["plugins"][0]["module"] == "workbench.transform.plugin"
+
+
+@pytest.mark.parametrize("name", LAYER_NOTEBOOKS)
+def test_layer_notebooks_are_thin_and_parameterized(name: str) -> None:
+    source = (NOTEBOOKS / name).read_text()
+    tree = ast.parse(source)
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+    cells = source.split("# %%")
+    parameters = next(c for c in cells if 'tags=["parameters"]' in c)
+    for assignment in ("upstream = None", "product = None", 'branch = "dev"'):
+        assert assignment in parameters
+    layer = name.split("_", 1)[1].removesuffix(".py")
+    assert f'build(select="{layer}", branch=branch' in source
+    assert "raise_for_failures()" in source
