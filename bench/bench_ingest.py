@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+import workbench.lakehouse  # noqa: F401  (imported up front: the timings exclude interpreter warm-up)
 from workbench.ingest.client import NightscoutClient
 from workbench.ingest.run import ingest
 from workbench.ingest.sites import Site

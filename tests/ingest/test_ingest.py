@@ -246,3 +246,16 @@ def test_the_stage_holds_parquet_and_dlt_state_lives_under_cascade_home(
     staged = list((cascade_home / "stage").rglob("glucose_entries/*.parquet"))
     assert staged, "dlt wrote no Parquet into the stage"
     assert list((cascade_home / "ingest" / "dlt").glob("*/state.json"))
+
+
+def test_devicestatus_is_optional_and_keeps_nested_documents_as_json(demo: DemoServer, run_ingest, lake) -> None:
+    run_ingest([make_site(demo)])
+    assert "raw.devicestatus" not in lake().tables()
+    run_ingest([make_site(demo, devicestatus=True)])
+    lh = lake()
+    frame = lh.sql("select patient_id, uploader, pump from raw.devicestatus")
+    patient = demo.control.dataset.patient("p001")
+    assert patient is not None
+    visible = [d for d in patient.devicestatus if d["_serve_date"] <= demo.control.dataset.visible_until]
+    assert len(frame) == len(visible) and set(frame["patient_id"]) == {"p001"}
+    assert json.loads(frame["pump"].iloc[0])["battery"] == {"percent": 80}

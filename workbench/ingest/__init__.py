@@ -9,7 +9,19 @@ See `workbench/ingest/README.md` for the design (exactly-once landing, rejects, 
 
 from __future__ import annotations
 
-from workbench.ingest.run import IngestReport, SiteReport, ingest
-from workbench.ingest.sites import Site, load_sites
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.ingest.run import IngestReport, SiteReport, ingest
+    from workbench.ingest.sites import Site, load_sites
 
 __all__ = ["IngestReport", "Site", "SiteReport", "ingest", "load_sites"]
+_WHERE = {"IngestReport": "run", "SiteReport": "run", "ingest": "run", "Site": "sites", "load_sites": "sites"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import lazily: `cascade` loads this package for its commands and must start fast (dlt is heavy)."""
+    if name in _WHERE:
+        return getattr(import_module(f"workbench.ingest.{_WHERE[name]}"), name)
+    raise AttributeError(name)

@@ -18,52 +18,10 @@ import dlt
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.incremental import Incremental
 
+from workbench.ingest.arrow import DEVICESTATUS_TYPES, ENTRY_TYPES, TREATMENT_TYPES, rows_to_arrow
 from workbench.ingest.client import NightscoutClient
 from workbench.ingest.validate import SiteContext, iso_ms_from, split_entries, split_treatments
 
-ENTRY_COLUMNS: TTableSchemaColumns = {
-    "_id": {"data_type": "text", "nullable": False},
-    "type": {"data_type": "text"},
-    "sgv": {"data_type": "bigint"},
-    "mbg": {"data_type": "double"},
-    "date": {"data_type": "bigint", "nullable": False},
-    "date_string": {"data_type": "text"},
-    "direction": {"data_type": "text"},
-    "noise": {"data_type": "bigint"},
-    "delta": {"data_type": "double"},
-    "device": {"data_type": "text"},
-    "utc_offset": {"data_type": "bigint"},
-    "filtered": {"data_type": "double"},
-    "unfiltered": {"data_type": "double"},
-    "rssi": {"data_type": "bigint"},
-    "sys_time": {"data_type": "text"},
-    "slope": {"data_type": "double"},
-    "intercept": {"data_type": "double"},
-    "scale": {"data_type": "double"},
-    "patient_id": {"data_type": "text", "nullable": False},
-    "patient_tz": {"data_type": "text"},
-    "site_id": {"data_type": "text", "nullable": False},
-    "_ingested_at": {"data_type": "timestamp", "timezone": True},
-}
-TREATMENT_COLUMNS: TTableSchemaColumns = {
-    "_id": {"data_type": "text", "nullable": False},
-    "event_type": {"data_type": "text"},
-    "created_at": {"data_type": "text"},
-    "date": {"data_type": "bigint", "nullable": False},
-    "insulin": {"data_type": "double"},
-    "carbs": {"data_type": "double"},
-    "duration": {"data_type": "double"},
-    "absolute": {"data_type": "double"},
-    "rate": {"data_type": "double"},
-    "percent": {"data_type": "double"},
-    "notes": {"data_type": "text"},
-    "entered_by": {"data_type": "text"},
-    "utc_offset": {"data_type": "bigint"},
-    "patient_id": {"data_type": "text", "nullable": False},
-    "patient_tz": {"data_type": "text"},
-    "site_id": {"data_type": "text", "nullable": False},
-    "_ingested_at": {"data_type": "timestamp", "timezone": True},
-}
 REJECT_COLUMNS: TTableSchemaColumns = {
     "_id": {"data_type": "text", "nullable": False},
     "patient_id": {"data_type": "text", "nullable": False},
@@ -114,7 +72,7 @@ def nightscout(client: NightscoutClient, ctx: SiteContext, counts: ExtractCounts
             counts.rejected["glucose_entries"] += len(rejects)
             counts.reasons.update(r["reason"] for r in rejects)
             if valid:
-                yield _to_table(valid, "glucose_entries", ENTRY_COLUMNS)
+                yield rows_to_arrow(valid, ENTRY_TYPES)
             if rejects:
                 yield _to_table(rejects, "glucose_entries_rejects", REJECT_COLUMNS)
 
@@ -129,7 +87,7 @@ def nightscout(client: NightscoutClient, ctx: SiteContext, counts: ExtractCounts
             counts.rejected["treatments"] += len(rejects)
             counts.reasons.update("treatments:" + r["reason"] for r in rejects)
             if valid:
-                yield _to_table(valid, "treatments", TREATMENT_COLUMNS)
+                yield rows_to_arrow(valid, TREATMENT_TYPES)
             if rejects:
                 yield _to_table(rejects, "treatments_rejects", REJECT_COLUMNS)
 
@@ -144,7 +102,7 @@ def nightscout(client: NightscoutClient, ctx: SiteContext, counts: ExtractCounts
             if rejects:
                 yield _to_table(rejects, "devicestatus_rejects", REJECT_COLUMNS)
             if rows:
-                yield rows
+                yield rows_to_arrow(rows, DEVICESTATUS_TYPES)
 
     resources = [glucose_entries, treatments]
     if devicestatus:

@@ -37,19 +37,11 @@ MIN_DATE_MS = 946_684_800_000  # 2000-01-01
 FUTURE_TOLERANCE_MS = 10 * 60 * 1000
 ENTRY_TYPES = ("sgv", "mbg", "cal")
 _ENTRY_STRINGS = ("direction", "device", "dateString", "sysTime")
-_ENTRY_NUMBERS = (
-    "delta",
-    "noise",
-    "filtered",
-    "unfiltered",
-    "rssi",
-    "utcOffset",
-    "slope",
-    "intercept",
-    "scale",
-)
+_ENTRY_INTEGERS = ("noise", "rssi", "utcOffset")
+_ENTRY_FLOATS = ("delta", "filtered", "unfiltered", "slope", "intercept", "scale")
 _TREATMENT_STRINGS = ("eventType", "notes", "enteredBy", "reason", "unit")
-_TREATMENT_NUMBERS = ("insulin", "carbs", "duration", "absolute", "rate", "percent", "utcOffset")
+_TREATMENT_INTEGERS = ("utcOffset",)
+_TREATMENT_FLOATS = ("insulin", "carbs", "duration", "absolute", "rate", "percent")
 _NON_NEGATIVE = ("insulin", "carbs", "duration")
 
 
@@ -123,19 +115,33 @@ def _check_date(ms: int, now_ms: int) -> int:
     return ms
 
 
-def _coerce_fields(doc: dict[str, Any], strings: tuple[str, ...], numbers: tuple[str, ...]) -> None:
+def _coerce_fields(
+    doc: dict[str, Any], strings: tuple[str, ...], integers: tuple[str, ...], floats: tuple[str, ...]
+) -> None:
+    """Known fields get one type each (a column type must not change between pages or runs)."""
     for name in strings:
         value = doc.get(name)
         if value is not None and not isinstance(value, str):
             raise _Reject(f"wrong_field_type:{name}")
-    for name in numbers:
+    for name in integers:
         value = doc.get(name)
-        if value is None:
+        if value is None or type(value) is int:  # the common case, checked first (hot loop)
+            continue
+        number = _number(value)
+        if number is None or not float(number).is_integer():
+            raise _Reject(f"wrong_field_type:{name}")
+        doc[name] = int(number)
+    for name in floats:
+        value = doc.get(name)
+        if value is None or (type(value) is float and math.isfinite(value)):
+            continue
+        if type(value) is int:
+            doc[name] = float(value)
             continue
         number = _number(value)
         if number is None:
             raise _Reject(f"wrong_field_type:{name}")
-        doc[name] = number
+        doc[name] = float(number)
 
 
 def _entry(doc: dict[str, Any], ctx: SiteContext) -> dict[str, Any]:
@@ -168,7 +174,7 @@ def _entry(doc: dict[str, Any], ctx: SiteContext) -> dict[str, Any]:
         if not MIN_MBG <= mbg <= MAX_MBG:
             raise _Reject("mbg_out_of_range")
         doc["mbg"] = float(mbg)
-    _coerce_fields(doc, _ENTRY_STRINGS, _ENTRY_NUMBERS)
+    _coerce_fields(doc, _ENTRY_STRINGS, _ENTRY_INTEGERS, _ENTRY_FLOATS)
     if not isinstance(doc.get("_id"), str) or not doc["_id"]:
         doc["_id"] = fallback_id(kind, doc["date"], doc.get("device"))
     return doc
@@ -180,14 +186,11 @@ def _treatment(doc: dict[str, Any], ctx: SiteContext) -> dict[str, Any]:
     if ms is None:
         raise _Reject("unparseable_date")
     doc["date"] = _check_date(ms, ctx.now_ms)
-    _coerce_fields(doc, _TREATMENT_STRINGS, _TREATMENT_NUMBERS)
+    _coerce_fields(doc, _TREATMENT_STRINGS, _TREATMENT_INTEGERS, _TREATMENT_FLOATS)
     for name in _NON_NEGATIVE:
         value = doc.get(name)
         if value is not None and value < 0:
             raise _Reject(f"negative_value:{name}")
-    for name in ("insulin", "carbs", "duration", "absolute", "rate", "percent"):
-        if doc.get(name) is not None:
-            doc[name] = float(doc[name])
     if not isinstance(doc.get("_id"), str) or not doc["_id"]:
         doc["_id"] = fallback_id(doc.get("eventType"), created, doc.get("enteredBy"))
     return doc

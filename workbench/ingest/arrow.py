@@ -1,0 +1,91 @@
+"""Validated rows → Arrow tables, so dlt takes its fast Arrow path (no per-row normalization).
+
+Known Nightscout fields get fixed types (validation already coerced their values); any other field
+is kept with the type Arrow infers for the page, nested values as JSON text, and a field whose
+values mix types on one page as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+_TS = pa.timestamp("us", tz="UTC")
+_STAMPS = {"patient_id": pa.string(), "patient_tz": pa.string(), "site_id": pa.string(), "_ingested_at": _TS}
+ENTRY_TYPES: dict[str, pa.DataType] = {
+    "_id": pa.string(),
+    "type": pa.string(),
+    "sgv": pa.int64(),
+    "mbg": pa.float64(),
+    "date": pa.int64(),
+    "dateString": pa.string(),
+    "direction": pa.string(),
+    "noise": pa.int64(),
+    "delta": pa.float64(),
+    "device": pa.string(),
+    "utcOffset": pa.int64(),
+    "filtered": pa.float64(),
+    "unfiltered": pa.float64(),
+    "rssi": pa.int64(),
+    "sysTime": pa.string(),
+    "slope": pa.float64(),
+    "intercept": pa.float64(),
+    "scale": pa.float64(),
+    **_STAMPS,
+}
+TREATMENT_TYPES: dict[str, pa.DataType] = {
+    "_id": pa.string(),
+    "eventType": pa.string(),
+    "created_at": pa.string(),
+    "date": pa.int64(),
+    "insulin": pa.float64(),
+    "carbs": pa.float64(),
+    "duration": pa.float64(),
+    "absolute": pa.float64(),
+    "rate": pa.float64(),
+    "percent": pa.float64(),
+    "notes": pa.string(),
+    "enteredBy": pa.string(),
+    "utcOffset": pa.int64(),
+    **_STAMPS,
+}
+DEVICESTATUS_TYPES: dict[str, pa.DataType] = {
+    "_id": pa.string(),
+    "device": pa.string(),
+    "created_at": pa.string(),
+    "date": pa.int64(),
+    **_STAMPS,
+}
+
+
+def _json_text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _extra_column(values: list[Any]) -> pa.Array:
+    if any(isinstance(v, dict | list) for v in values):
+        return pa.array([_json_text(v) for v in values], pa.string())
+    try:
+        column = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_json_text(v) for v in values], pa.string())
+    if pa.types.is_null(column.type):
+        return pa.array(values, pa.string())
+    return column
+
+
+def rows_to_arrow(rows: list[dict[str, Any]], known: dict[str, pa.DataType]) -> pa.Table:
+    """One Arrow table for a page of validated rows: every known column, plus any extra field."""
+    extra: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            if key not in known and key not in extra:
+                extra[key] = None
+    columns = {name: pa.array([row.get(name) for row in rows], kind) for name, kind in known.items()}
+    for name in extra:
+        columns[name] = _extra_column([row.get(name) for row in rows])
+    return pa.table(columns)
