@@ -54,9 +54,9 @@ def test_run_command_and_cron_line(run_home: Settings, tmp_path: Path) -> None:
     command = run_command(run_home, workdir=tmp_path)
     assert f"cd {tmp_path}" in command and f"CASCADE_HOME={run_home.home}" in command
     assert "PLOOMBER_STATS_ENABLED=false" in command
-    assert command.split(" && ")[1].split()[3].endswith("cascade") and " run >> " in command
+    assert command.split(" && ")[2].split()[3].endswith("cascade") and " run >> " in command
     line = cron_line(900, command)
-    assert line.startswith("*/15 * * * * cd ") and line.endswith(MARKER)
+    assert line.startswith(f"*/15 * * * * mkdir -p {run_home.runs_dir} && cd ") and line.endswith(MARKER)
     assert "\\%" in cron_line(60, "date +%s")
 
 
@@ -101,3 +101,16 @@ def test_cli_schedule_prints(run_home: Settings, cli_app: typer.Typer) -> None:
     assert "OnUnitActiveSec=420s" in timer.output
     bad = runner.invoke(cli_app, ["schedule", "--every", "7m"])
     assert bad.exit_code != 0 and isinstance(bad.exception, ScheduleError)
+
+
+def test_scheduled_command_runs_in_a_bare_shell(run_home: Settings, tmp_path: Path) -> None:
+    import subprocess
+
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    command = run_command(run_home, workdir=workdir)
+    # cron gives a minimal environment: nothing but PATH
+    done = subprocess.run(["/bin/sh", "-c", command], env={"PATH": "/usr/bin:/bin"}, timeout=120, check=False)
+    assert done.returncode == 1  # no pipeline.yaml in the project: a clear error, logged
+    log = (run_home.runs_dir / "scheduler.log").read_text()
+    assert "error: no pipeline.yaml found in" in log and str(workdir) in log

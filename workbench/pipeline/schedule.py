@@ -63,6 +63,7 @@ def run_command(settings: Settings | None = None, workdir: Path | None = None) -
     cascade = str(exe) if exe.exists() else (shutil.which("cascade") or "cascade")
     log = settings.runs_dir / "scheduler.log"
     return (
+        f"mkdir -p {shlex.quote(str(log.parent))} && "
         f"cd {shlex.quote(str(workdir))} && CASCADE_HOME={shlex.quote(str(settings.home))} "
         "PLOOMBER_STATS_ENABLED=false PLOOMBER_VERSION_CHECK_DISABLED=true "
         f"{shlex.quote(cascade)} run >> {shlex.quote(str(log))} 2>&1"
