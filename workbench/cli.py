@@ -39,6 +39,18 @@ def _register_areas() -> None:
 _register_areas()
 
 
+@app.command("demo")
+def demo() -> None:
+    """Run the whole pipeline on the embedded default (demo Nightscout data) and print a summary.
+
+    Example: cascade demo
+    """
+    from workbench.demo import run_demo
+
+    if not run_demo(echo=typer.echo):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one clear line."""
     try:

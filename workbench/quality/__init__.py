@@ -1,5 +1,23 @@
 """Data-quality audit and promotion (write-audit-publish)."""
 
-from workbench.quality.audit import AuditFailedError, AuditReport, Check, Thresholds, promote, run_audit
+from workbench.quality.audit import (
+    AuditFailedError,
+    AuditReport,
+    Check,
+    Thresholds,
+    audit,
+    promote,
+    promote_audited,
+    run_audit,
+)
 
-__all__ = ["AuditFailedError", "AuditReport", "Check", "Thresholds", "promote", "run_audit"]
+__all__ = [
+    "AuditFailedError",
+    "AuditReport",
+    "Check",
+    "Thresholds",
+    "audit",
+    "promote",
+    "promote_audited",
+    "run_audit",
+]

@@ -332,3 +332,31 @@ def promote(report: AuditReport, target: str = "main", report_path: Path | None 
             "run the audit again"
         )
     return dev.lake.merge(report.commit_id, target, f"promote {report.branch}@{report.commit_id} (audit passed)")
+
+
+def audit(
+    branch: str = "dev",
+    baseline: str = "main",
+    thresholds: dict[str, Any] | Thresholds | None = None,
+    report_path: Path | None = None,
+    dbt_tests: bool = True,
+) -> AuditReport:
+    """The pipeline's audit step: dbt tests on `branch`, then every check; saves the report if asked."""
+    limits = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_params(thresholds)
+    results = None
+    if dbt_tests:
+        from workbench.transform.runner import run_dbt
+
+        outcome = run_dbt("test", branch=branch)
+        results = [{"name": t.name, "status": t.status, "failures": t.failures} for t in outcome.tests]
+        if outcome.error and not results:
+            results = [{"name": "dbt test", "status": "error", "failures": None}]
+    report = run_audit(branch, baseline, limits, dbt_results=results)
+    if report_path is not None:
+        report.save(Path(report_path))
+    return report
+
+
+def promote_audited(report_path: Path, target: str = "main") -> str | None:
+    """The pipeline's promotion step: merge only what the saved audit report approved."""
+    return promote(AuditReport.load(Path(report_path)), target, report_path=Path(report_path))

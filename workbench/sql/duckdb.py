@@ -22,6 +22,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
 from workbench.errors import QueryError, TableNotFoundError
+from workbench.lake.ledger import DEFAULT_NAMESPACES
 from workbench.settings import Settings, get_settings
 
 _META_TABLES = (
@@ -39,6 +40,7 @@ _VERSION_RE = re.compile(rf"(?P<ns>{_IDENT})\.(?P<t>{_IDENT})\s+for\s+version\s+
 _TS_RE = re.compile(
     rf"(?P<ns>{_IDENT})\.(?P<t>{_IDENT})\s+for\s+timestamp\s+as\s+of\s+(?:timestamp\s+)?'(?P<ts>[^']+)'", re.I
 )
+_MISSING_TABLE_RE = re.compile(r'Table with name "?(?P<name>[^" ]+)"? does not exist')
 _META_RE = re.compile(rf'(?P<ns>{_IDENT})\."(?P<t>[A-Za-z0-9_]+)\$(?P<m>[a-z_]+)"', re.I)
 
 # Data-file lists per (metadata location, snapshot): planning is pure metadata, safe to share.
@@ -151,6 +153,8 @@ class RefSession:
             if state == self._bound_state:
                 return
             catalog = self.lake.catalog(self.ref)
+            for namespace in DEFAULT_NAMESPACES:
+                self.con.execute(f"create schema if not exists {_q(namespace)}")
             for key in sorted(set(self._bound_state or {}) - set(state)):
                 ns, name = key.rsplit(".", 1)
                 self.con.execute(f"drop view if exists {_q(ns)}.{_q(name)}")
@@ -251,6 +255,17 @@ class RefSession:
             self.bind()
             try:
                 return self.con.sql(self.rewrite(sql), params=params or None)
+            except duckdb.CatalogException as exc:
+                missing = _MISSING_TABLE_RE.search(str(exc))
+                if missing:
+                    name = missing["name"]
+                    qualified = re.search(rf'({_IDENT})\.(?:"{re.escape(name)}"|{re.escape(name)})\b', sql)
+                    if "." not in name and qualified:
+                        name = f"{_unquote(qualified.group(1))}.{name}"
+                    raise TableNotFoundError(
+                        f"table {name} does not exist on '{self.ref}'; see `cascade tables --ref {self.ref}`"
+                    ) from None
+                raise QueryError(_one_line(exc)) from None
             except duckdb.Error as exc:
                 raise QueryError(_one_line(exc)) from None
 

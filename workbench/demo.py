@@ -1,0 +1,51 @@
+"""`cascade demo` / `make demo`: run the whole pipeline on the embedded default and say what it made."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from workbench.settings import Settings, get_settings
+
+
+def summary_lines(run: object, settings: Settings) -> list[str]:
+    """Where the reports are, the PostgreSQL URL, rows per published mart, and what to try next."""
+    from workbench.publish.postgres import connect, connection_url, redact_url
+    from workbench.publish.publisher import load_config
+
+    lines = [*run.lines(), ""]  # type: ignore[attr-defined]
+    config = load_config()
+    url = connection_url(settings)
+    lines.append(f"PostgreSQL (published marts): {redact_url(url)}")
+    with connect(settings) as con:
+        for spec in config.tables:
+            rows = con.execute(f'select count(*) from "{config.schema}"."{spec.name}"').fetchone()
+            lines.append(f"  {config.schema}.{spec.name}: {rows[0] if rows else 0} rows")
+    lines += [
+        "",
+        f"Lake: {settings.home}",
+        "Next:",
+        "  cascade tables --ref main",
+        '  cascade sql "select * from marts.mrt_glucose_overview order by reading_date desc limit 5"',
+        "  cascade log main -n 5",
+        "  cascade runs",
+        '  psql "$(cascade postgres url)" -c "\\dt marts.*"',
+        "  cascade dashboard",
+    ]
+    return lines
+
+
+def run_demo(pipeline: Path | None = None, echo: Callable[[str], None] = print) -> bool:
+    """Run the pipeline once; print the summary. Returns whether the run succeeded."""
+    from workbench.pipeline.runner import run_pipeline
+
+    settings = get_settings()
+    echo(f"Running the Cascade pipeline on the embedded lake in {settings.home} (demo Nightscout data) ...")
+    run = run_pipeline(pipeline, settings=settings)
+    if run.status != "success":
+        for line in run.lines():
+            echo(line)
+        return False
+    for line in summary_lines(run, settings):
+        echo(line)
+    return True
