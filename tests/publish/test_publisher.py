@@ -200,6 +200,28 @@ def test_config_keys_indexes_and_key_violation(pg_url: str, tmp_path: Path) -> N
         publish({}, config=config, url=pg_url)
 
 
+def test_reader_roles_keep_select_across_publishes(pg_url: str, tmp_path: Path) -> None:
+    role = f"reader_{tmp_path.name[-8:].lower().replace('-', '_')}"
+    path = tmp_path / "publish.yaml"
+    path.write_text(f"readers: [{role}]\ntables: [mrt_daily]\n")
+    config = load_config(path)
+    assert config.readers == (role,)
+    with pytest.raises(PublishConfigError, match="does not exist"):
+        publish({"mrt_daily": _daily(1, 3)}, config=config, url=pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"create role {role} login")
+    try:
+        for version in (1, 2):  # the second publish replaces the table: the grant must come back
+            publish({"mrt_daily": _daily(version, 3)}, config=config, url=pg_url)
+            as_reader = pg_url.replace("postgres@", f"{role}@")
+            assert _rows(as_reader, "select count(*), min(version) from marts.mrt_daily") == [(3, version)]
+            assert _rows(as_reader, "select count(*) from marts._cascade_publish") == [(1,)]
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            con.execute(f"drop owned by {role}")
+            con.execute(f"drop role {role}")
+
+
 def test_bad_config_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "publish.yaml"
     path.write_text("tables:\n  - name: Bad-Name\n")

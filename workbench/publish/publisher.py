@@ -73,6 +73,7 @@ class PublishConfig:
     tables: tuple[TableSpec, ...]
     schema: str = "marts"
     lock_timeout_s: float = 30.0
+    readers: tuple[str, ...] = ()  # roles granted SELECT on every published table (BI users)
 
     def spec(self, name: str) -> TableSpec:
         for spec in self.tables:
@@ -118,7 +119,9 @@ def load_config(path: Path | None = None) -> PublishConfig:
     names = [t.name for t in tables]
     if len(set(names)) != len(names):
         raise PublishConfigError(f"{path}: a table is listed twice")
-    return PublishConfig(tuple(tables), schema, _parse_seconds(raw.get("lock_timeout", "30s"), path))
+    readers = tuple(_check_name(str(r), f"{path}: readers") for r in raw.get("readers") or ())
+    lock_timeout = _parse_seconds(raw.get("lock_timeout", "30s"), path)
+    return PublishConfig(tuple(tables), schema, lock_timeout, readers)
 
 
 def _parse_seconds(value: object, path: Path) -> float:
@@ -305,7 +308,7 @@ def publish(
     try:
         with psycopg.connect(url, autocommit=True) as control:
             control.execute("select pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
-            _prepare_schemas(control, config.schema)
+            _prepare_schemas(control, config.schema, config.readers)
             try:
                 staged = _stage(url, publish_id, config.schema, prepared)
                 published_at = _swap(control, config, staged, publish_id, commit_id, before_swap_commit)
@@ -323,7 +326,7 @@ def publish(
     )
 
 
-def _prepare_schemas(con: psycopg.Connection[Any], schema: str) -> None:
+def _prepare_schemas(con: psycopg.Connection[Any], schema: str, readers: tuple[str, ...] = ()) -> None:
     """Create the target and staging schemas and the publish record; drop leftover staging tables
     (we hold the publisher lock, so they belong to a publish that crashed)."""
     con.execute(f"create schema if not exists {_quote(schema)}")
@@ -334,6 +337,12 @@ def _prepare_schemas(con: psycopg.Connection[Any], schema: str) -> None:
         "table_name text primary key, commit_id text, rows bigint not null, "
         "publish_id text not null, published_at timestamptz not null)"
     )
+    for role in readers:
+        exists = con.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
+        if exists is None:
+            raise PublishConfigError(f"reader role {role!r} does not exist in the database; create it first")
+        con.execute(f"grant usage on schema {_quote(schema)} to {_quote(role)}")
+        con.execute(f"grant select on {_quote(schema)}.{_quote(RECORD_TABLE)} to {_quote(role)}")
 
 
 def _drop_staging(con: psycopg.Connection[Any]) -> None:
@@ -439,6 +448,8 @@ def _swap(
                             con.execute(f"alter table {schema}.{final} {rename}")
                         else:
                             con.execute(f"alter index {schema}.{_quote(old)} rename to {_quote(new)}")
+                    for role in config.readers:  # a new table has no grants: give them again
+                        con.execute(f"grant select on {schema}.{final} to {_quote(role)}")
                     con.execute(
                         f"insert into {schema}.{_quote(RECORD_TABLE)} as r "
                         "(table_name, commit_id, rows, publish_id, published_at) values (%s, %s, %s, %s, %s) "
