@@ -89,13 +89,12 @@ def test_type_mapping_round_trip(pg_url: str) -> None:
     )
     publish({"mrt_types": table, "mrt_empty": table.slice(0, 0)}, url=pg_url)
     assert _rows(pg_url, "select count(*) from marts.mrt_empty") == [(0,)]
-    types = dict(
-        _rows(
-            pg_url,
-            "select column_name, data_type from information_schema.columns "
-            "where table_schema = 'marts' and table_name = 'mrt_types'",
-        )
+    columns = _rows(
+        pg_url,
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = 'marts' and table_name = 'mrt_types'",
     )
+    types = {str(name): str(data_type) for name, data_type in columns}
     assert types == {
         "i8": "smallint",
         "u32": "bigint",
