@@ -183,14 +183,18 @@ class GlucoseData:
             raise NoGlucoseDataError(
                 "the published AGP mart covers only the last 14 days; use source='lake' for other periods"
             )
+        return self.agp_from_readings(patient_id, start, end), f"lake@{self.ref} ({READINGS})"
+
+    def agp_from_readings(self, patient_id: str, start: date, end: date) -> pd.DataFrame:
+        """The AGP percentiles computed from the lake's readings (same bins and percentile
+        definition as `marts.mrt_agp_profile`: 15-minute bins, continuous quantiles)."""
         quantiles = ", ".join(f"quantile_cont(glucose_value, {q}) as {name}" for name, q in PERCENTILES)
-        frame = self.lakehouse.sql(
+        return self.lakehouse.sql(
             f"select cast(floor(reading_minute_of_day / {AGP_BIN_MINUTES}e0) * {AGP_BIN_MINUTES} as integer) "
             f"as minute_of_day, count(*) as reading_count, {quantiles} from {READINGS} "
             "where patient_id = ? and reading_date between ? and ? group by 1 order by 1",
             [patient_id, start, end],
         )
-        return frame, f"lake@{self.ref} ({READINGS})"
 
     def _agp_mart(self, patient_id: str) -> pd.DataFrame | None:
         try:
