@@ -85,5 +85,6 @@ def test_notebook_is_thin_and_has_the_parameters_cell() -> None:
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.Lambda)]
     cell = source.split('# %% tags=["parameters"]')[1].split("# %%")[0]
     params = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell).body}  # type: ignore[attr-defined]
-    assert params == {"upstream": None, "product": None, "branch": "dev", "sites": None, "full_resync": False}
+    required = {"upstream": None, "product": None, "branch": "dev", "sites": None, "full_resync": False}
+    assert {k: params.get(k, "missing") for k in required} == required
     assert "secret" not in cell.lower()

@@ -59,6 +59,18 @@ DEVICESTATUS_TYPES: dict[str, pa.DataType] = {
     **_STAMPS,
 }
 
+# Rejects carry an always-null `date`: the incremental cursor needs the column on every Arrow item
+# of a resource, and null never moves it. The loader drops it before landing.
+REJECT_TYPES: dict[str, pa.DataType] = {
+    "_id": pa.string(),
+    "patient_id": pa.string(),
+    "site_id": pa.string(),
+    "reason": pa.string(),
+    "payload": pa.string(),
+    "_ingested_at": _TS,
+    "date": pa.int64(),
+}
+
 
 def _json_text(value: Any) -> Any:
     if value is None or isinstance(value, str):

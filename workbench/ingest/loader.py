@@ -54,7 +54,10 @@ def read_staged(area: StageArea, table: str, load_ids: list[str]) -> pa.Table | 
         return None
     parts = [pq.read_table(path) for path in files]
     data = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-    return data.drop_columns([c for c in _DROP if c in data.column_names])
+    drop = [c for c in _DROP if c in data.column_names]
+    if table.endswith("_rejects") and "date" in data.column_names:
+        drop.append("date")  # the always-null cursor column of reject rows (see arrow.REJECT_TYPES)
+    return data.drop_columns(drop)
 
 
 def land_pending(lakehouse: Any, area: StageArea) -> LandResult:

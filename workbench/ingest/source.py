@@ -18,7 +18,13 @@ import dlt
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.incremental import Incremental
 
-from workbench.ingest.arrow import DEVICESTATUS_TYPES, ENTRY_TYPES, TREATMENT_TYPES, rows_to_arrow
+from workbench.ingest.arrow import (
+    DEVICESTATUS_TYPES,
+    ENTRY_TYPES,
+    REJECT_TYPES,
+    TREATMENT_TYPES,
+    rows_to_arrow,
+)
 from workbench.ingest.client import NightscoutClient
 from workbench.ingest.validate import SiteContext, iso_ms_from, split_entries, split_treatments
 
@@ -49,11 +55,15 @@ def _cursor(lag_ms: int) -> Incremental[int]:
     )
 
 
-def _to_table(rows: list[dict[str, Any]], table: str, columns: TTableSchemaColumns) -> Any:
-    """Rows dispatched to `table` with its own column hints (a table variant of the resource, so a
-    rejects table does not inherit the entry columns)."""
-    hints = dlt.mark.make_hints(table_name=table, columns=columns)
-    return dlt.mark.with_hints(rows, hints, create_table_variant=True)
+def _rejects(rows: list[dict[str, Any]], table: str) -> Any:
+    """Reject rows as an Arrow table variant `table` of the resource, with its own column hints.
+
+    Every item of a resource is Arrow, so dlt applies one incremental transform per resource: mixing
+    Arrow and Python items gives each type its own cursor tracker, and the stale one can overwrite
+    the advanced cursor when no lag is set.
+    """
+    hints = dlt.mark.make_hints(table_name=table, columns=REJECT_COLUMNS)
+    return dlt.mark.with_hints(rows_to_arrow(rows, REJECT_TYPES), hints, create_table_variant=True)
 
 
 @dlt.source(name="nightscout", max_table_nesting=0, root_key=False)
@@ -74,7 +84,7 @@ def nightscout(client: NightscoutClient, ctx: SiteContext, counts: ExtractCounts
             if valid:
                 yield rows_to_arrow(valid, ENTRY_TYPES)
             if rejects:
-                yield _to_table(rejects, "glucose_entries_rejects", REJECT_COLUMNS)
+                yield _rejects(rejects, "glucose_entries_rejects")
 
     @dlt.resource(name="treatments", write_disposition="append")
     def treatments(cursor: Incremental[int] = _cursor(lag_ms)) -> Iterator[Any]:  # noqa: B008
@@ -89,7 +99,7 @@ def nightscout(client: NightscoutClient, ctx: SiteContext, counts: ExtractCounts
             if valid:
                 yield rows_to_arrow(valid, TREATMENT_TYPES)
             if rejects:
-                yield _to_table(rejects, "treatments_rejects", REJECT_COLUMNS)
+                yield _rejects(rejects, "treatments_rejects")
 
     @dlt.resource(name="devicestatus", write_disposition="append")
     def device_status(cursor: Incremental[int] = _cursor(lag_ms)) -> Iterator[Any]:  # noqa: B008
@@ -100,7 +110,7 @@ def nightscout(client: NightscoutClient, ctx: SiteContext, counts: ExtractCounts
             counts.valid["devicestatus"] += len(rows)
             counts.rejected["devicestatus"] += len(rejects)
             if rejects:
-                yield _to_table(rejects, "devicestatus_rejects", REJECT_COLUMNS)
+                yield _rejects(rejects, "devicestatus_rejects")
             if rows:
                 yield rows_to_arrow(rows, DEVICESTATUS_TYPES)
 
