@@ -48,13 +48,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             tasks:
               - source: {module}.report
                 name: report
-                product: out/report.html
+                product: "{{{{products}}}}/report.html"
               - source: {module}.data
                 name: data
-                product: out/data.csv
+                product: "{{{{products}}}}/data.csv"
             """
         )
     )
+    (folder / "env.yaml").write_text('products: "{{root}}/out"\n')
     (folder / "failing.yaml").write_text(
         (folder / "pipeline.yaml").read_text()
         + f"  - source: {module}.broken\n    name: broken\n    product: out/broken.html\n"
@@ -73,6 +74,9 @@ def test_ploomber_run_records_history_and_keeps_reports(run_home: Settings, proj
     assert result.run_dir == run_home.runs_dir / result.run_id
     assert (result.run_dir / "report" / "report.html").read_text() == "<html>daily report</html>"
     assert not (result.run_dir / "data").exists()  # data products are not reports
+    # `cascade run` puts the products under CASCADE_HOME, not in the project folder
+    assert (run_home.home / "pipeline" / "data.csv").read_text() == "1,2,3"
+    assert not (project / "out").exists()
     meta = json.loads((result.run_dir / "run.json").read_text())
     assert meta["status"] == "success" and len(meta["tasks"]) == 2
 

@@ -8,6 +8,7 @@ up-to-date tasks), records every task in the run history, and copies the execute
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -19,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml  # type: ignore[import-untyped]  # no stubs pinned (types-PyYAML)
+
 from workbench.errors import CascadeError, LockedError
 from workbench.pipeline.errors import PipelineError
 from workbench.pipeline.history import TaskRecord, history_store, record_task
@@ -27,7 +30,7 @@ from workbench.pipeline.runs import new_run_id, run_dir
 from workbench.settings import Settings, get_settings
 
 PIPELINE_FILE = "pipeline.yaml"
-_REPORT_SUFFIXES = (".ipynb", ".html")  # executed notebooks and their renderings
+_REPORT_SUFFIXES = (".ipynb", ".html", ".json")  # executed notebooks, renderings, small reports
 
 
 @dataclass(frozen=True)
@@ -109,12 +112,33 @@ def _short_error(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-def ploomber_build(pipeline: Path, folder: Path, force: bool) -> tuple[list[TaskOutcome], str | None]:
-    """Build the Ploomber DAG of `pipeline`; returns every task's outcome and the build error."""
+def products_dir(settings: Settings) -> Path:
+    """Where `cascade run` keeps the pipeline's products (Ploomber compares them between runs)."""
+    return settings.home / "pipeline"
+
+
+def env_overrides(pipeline: Path, settings: Settings) -> dict[str, Any]:
+    """Placeholders `cascade run` sets over `env.yaml`: `products` goes under CASCADE_HOME (only
+    when env.yaml declares it; Ploomber rejects unknown keys)."""
+    env_file = pipeline.with_name("env.yaml")
+    try:
+        declared = yaml.safe_load(env_file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    if isinstance(declared, dict) and "products" in declared:
+        return {"products": str(products_dir(settings))}
+    return {}
+
+
+def ploomber_build(
+    pipeline: Path, folder: Path, force: bool, env: dict[str, Any] | None = None
+) -> tuple[list[TaskOutcome], str | None]:
+    """Build the Ploomber DAG of `pipeline` (placeholders in `env` override env.yaml); returns
+    every task's outcome and the build error."""
     from ploomber.spec import DAGSpec
 
     try:
-        dag = DAGSpec(str(pipeline)).to_dag()
+        dag = DAGSpec(str(pipeline), env=env or None).to_dag()
     except Exception as exc:  # Ploomber raises many types for spec problems
         raise PipelineError(f"{pipeline}: cannot load the pipeline: {' '.join(str(exc).split())}") from None
     build_start = datetime.now(UTC)
@@ -169,8 +193,10 @@ def run_pipeline(
         started = datetime.now(UTC)
         meta: dict[str, Any] = {"run_id": run_id, "pipeline": str(pipeline), "started_at": started.isoformat()}
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
+        if build is None:
+            build = functools.partial(ploomber_build, env=env_overrides(pipeline, settings))
         try:
-            outcomes, error = (build or ploomber_build)(pipeline, folder, force)
+            outcomes, error = build(pipeline, folder, force)
         except PipelineError as exc:
             outcomes, error = [], str(exc)
         # rows/commit ids a task recorded itself (track_task) are kept in the runner's record
