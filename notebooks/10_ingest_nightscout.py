@@ -22,6 +22,7 @@ product = None
 branch = "dev"
 sites = None
 full_resync = False
+fetched_at = None  # set by the pipeline on every build, so a scheduled build always looks for new data
 
 # %%
 from workbench.lakehouse import Lakehouse

@@ -316,11 +316,16 @@ def build(
     name (``bronze``/``silver``/``gold``/``marts``) or any dbt selector."""
     selectors = [select] if isinstance(select, str) else list(select or [])
     selectors = [f"path:models/{s}" if s in LAYERS else s for s in selectors]
+    # A layer's relationships tests point at a later layer (fact -> dimension), so a layer build
+    # leaves them out; the audit step's full `dbt test` runs every test, these included.
+    excluded = [exclude] if isinstance(exclude, str) else list(exclude or [])
+    if selectors:
+        excluded.append("test_name:relationships")
     return run_dbt(
         "build",
         branch=branch,
         select=selectors or None,
-        exclude=exclude,
+        exclude=excluded or None,
         full_refresh=full_refresh,
         target=target,
         extra_vars=extra_vars,
