@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
     trino_user: str = "cascade"
     # Publishing
     postgres_url: SecretStr | None = None
+    # The built-in demo Nightscout server (used when no site is configured)
+    demo_patients: int = Field(default=2, ge=1, description="simulated patients")
+    demo_days: float = Field(default=14, gt=0, description="days of history served")
+    demo_seed: int = 42
+    demo_end: datetime | None = Field(default=None, description="pin the demo clock (ISO time); default now")
 
     @field_validator("home", mode="before")
     @classmethod

@@ -27,10 +27,6 @@ from workbench.ingest.stage import StageArea, stage
 from workbench.ingest.validate import SiteContext
 from workbench.settings import Settings, get_settings
 
-DEMO_SEED = 42
-DEMO_PATIENTS = 2
-DEMO_DAYS = 14
-
 
 @dataclass
 class SiteReport:
@@ -146,13 +142,26 @@ def ingest_site(
 
 
 @contextmanager
-def demo_sites(seed: int = DEMO_SEED, patients: int = DEMO_PATIENTS, days: float = DEMO_DAYS) -> Iterator[list[Site]]:
-    """Start the demo Nightscout server in-process; yield one site per simulated patient."""
+def demo_sites(
+    seed: int | None = None, patients: int | None = None, days: float | None = None
+) -> Iterator[list[Site]]:
+    """Start the demo Nightscout server in-process; yield one site per simulated patient.
+
+    Unset arguments come from settings (`CASCADE_DEMO_SEED`, `_PATIENTS`, `_DAYS`; `CASCADE_DEMO_END`
+    pins the clock so repeated runs see the same data).
+    """
     from workbench.ingest.demo_server import DemoServer
     from workbench.ingest.simulate import DemoDataset
 
+    settings = get_settings()
+    dataset = DemoDataset(
+        seed=settings.demo_seed if seed is None else seed,
+        patients=settings.demo_patients if patients is None else patients,
+        days=settings.demo_days if days is None else days,
+        end=settings.demo_end,
+    )
     secret = _secrets.token_hex(16)  # lives only in this process
-    with DemoServer(DemoDataset(seed=seed, patients=patients, days=days), secret=secret) as server:
+    with DemoServer(dataset, secret=secret) as server:
         yield [
             Site(
                 site_id=f"demo-{p.patient_id}",
