@@ -259,3 +259,21 @@ def test_devicestatus_is_optional_and_keeps_nested_documents_as_json(demo: DemoS
     visible = [d for d in patient.devicestatus if d["_serve_date"] <= demo.control.dataset.visible_until]
     assert len(frame) == len(visible) and set(frame["patient_id"]) == {"p001"}
     assert json.loads(frame["pump"].iloc[0])["battery"] == {"percent": 80}
+
+
+def test_a_field_that_changes_type_keeps_every_value_in_a_variant_column(demo: DemoServer, run_ingest, lake) -> None:
+    site = make_site(demo)
+    demo.control.add_field("pumpIob", 2)
+    run_ingest([site])
+    demo.control.advance(30)
+    demo.control.add_field("pumpIob", 1.5)
+    run_ingest([site])
+    demo.control.advance(30)
+    demo.control.add_field("pumpIob", "n/a")
+    run_ingest([site])
+    lh = lake()
+    assert count(lh, "raw.glucose_entries", "pump_iob = 2") >= 500  # the first type stays
+    assert count(lh, "raw.glucose_entries", "pump_iob__v_double = 1.5") >= 5
+    assert count(lh, "raw.glucose_entries", "pump_iob__v_string = 'n/a'") >= 5
+    assert count(lh, "raw.glucose_entries") == demo.control.dataset.expected_valid_entries("p001")
+    assert count(lh, "raw.glucose_entries", "_dlt_load_id is null") == 0  # lineage to the stage package

@@ -8,6 +8,7 @@ columns in the staged files are added to the table (schema evolution in `Lakehou
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,17 +48,65 @@ class LandResult:
     tables: dict[str, LandedTable] = field(default_factory=dict)
 
 
-def read_staged(area: StageArea, table: str, load_ids: list[str]) -> pa.Table | None:
-    """All staged rows of `table` from the given packages (columns unified, dlt row ids dropped)."""
+def _convert(column: pa.ChunkedArray, want: pa.DataType) -> pa.ChunkedArray | None:
+    """`column` as type `want` without losing information, or None when that is not possible."""
+    try:
+        if pa.types.is_string(want) or pa.types.is_large_string(want):
+            return column.cast(want)  # numbers, booleans, timestamps have a faithful text form
+        return column.cast(want, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+
+
+def _variant_name(name: str, kind: pa.DataType) -> str:
+    return f"{name}__v_{re.sub(r'[^a-z0-9]+', '_', str(kind).lower()).strip('_')}"
+
+
+def unify(parts: list[pa.Table], existing: pa.Schema | None) -> pa.Table:
+    """One table from staged parts whose column types may disagree with each other or with the raw
+    table (a field that changed type at the source). A column keeps its first type; values that
+    cannot be converted to it losslessly go to a variant column `<name>__v_<type>`, so no value is
+    dropped and no run fails on a type change."""
+    target: dict[str, pa.DataType] = {f.name: f.type for f in existing} if existing is not None else {}
+    unified = []
+    for part in parts:
+        columns, names = [], []
+        for spec in part.schema:
+            column, name = part.column(spec.name), spec.name
+            want = target.setdefault(name, spec.type)
+            if spec.type != want:
+                converted = _convert(column, want)
+                if converted is None:
+                    name = _variant_name(spec.name, spec.type)
+                    want = target.setdefault(name, spec.type)
+                    converted = _convert(column, want) if spec.type != want else column
+                    if converted is None:  # a variant of a variant: keep the text form
+                        name = _variant_name(spec.name, pa.string())
+                        converted = column.cast(pa.string())
+                        target.setdefault(name, pa.string())
+                column = converted
+            columns.append(column)
+            names.append(name)
+        unified.append(pa.table(columns, names=names))
+    if len(unified) == 1:
+        return unified[0]
+    return pa.concat_tables(unified, promote_options="default")
+
+
+def read_staged(area: StageArea, table: str, load_ids: list[str], existing: pa.Schema | None = None) -> pa.Table | None:
+    """All staged rows of `table` from the given packages, aligned to the raw table's `existing`
+    schema (see `unify`), without dlt's row ids."""
     files = area.files(table, load_ids)
     if not files:
         return None
-    parts = [pq.read_table(path) for path in files]
-    data = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-    drop = [c for c in _DROP if c in data.column_names]
-    if table.endswith("_rejects") and "date" in data.column_names:
-        drop.append("date")  # the always-null cursor column of reject rows (see arrow.REJECT_TYPES)
-    return data.drop_columns(drop)
+    parts = []
+    for path in files:
+        part = pq.read_table(path)
+        drop = [c for c in _DROP if c in part.column_names]
+        if table.endswith("_rejects") and "date" in part.column_names:
+            drop.append("date")  # the always-null cursor column of reject rows (see arrow.REJECT_TYPES)
+        parts.append(part.drop_columns(drop))
+    return unify(parts, existing)
 
 
 def land_pending(lakehouse: Any, area: StageArea) -> LandResult:
@@ -67,8 +116,10 @@ def land_pending(lakehouse: Any, area: StageArea) -> LandResult:
         return result
     first, last = result.load_ids[0], result.load_ids[-1]
     span = first if first == last else f"{first}..{last}"
+    tables = set(lakehouse.tables())
     for staged_name, (raw_table, key) in RAW_TABLES.items():
-        data = read_staged(area, staged_name, result.load_ids)
+        existing = lakehouse.table(raw_table).schema().as_arrow() if raw_table in tables else None
+        data = read_staged(area, staged_name, result.load_ids, existing)
         if data is None or data.num_rows == 0:
             continue
         written = lakehouse.write(

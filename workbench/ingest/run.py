@@ -142,9 +142,7 @@ def ingest_site(
 
 
 @contextmanager
-def demo_sites(
-    seed: int | None = None, patients: int | None = None, days: float | None = None
-) -> Iterator[list[Site]]:
+def demo_sites(seed: int | None = None, patients: int | None = None, days: float | None = None) -> Iterator[list[Site]]:
     """Start the demo Nightscout server in-process; yield one site per simulated patient.
 
     Unset arguments come from settings (`CASCADE_DEMO_SEED`, `_PATIENTS`, `_DAYS`; `CASCADE_DEMO_END`

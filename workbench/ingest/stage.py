@@ -36,6 +36,7 @@ from workbench.settings import Settings
 
 dlt.config["runtime.dlthub_telemetry"] = False
 dlt.config["runtime.log_level"] = "WARNING"
+dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True  # lineage: the package a row came from
 
 
 def _slug(value: str) -> str:
@@ -163,7 +164,7 @@ def stage(area: StageArea, source: Any, *, full_resync: bool = False) -> list[st
     try:
         finished: list[str] = []
         if pipeline.has_pending_data:
-            pipeline.normalize(loader_file_format="parquet")
+            pipeline.normalize()
             finished += list(pipeline.load().loads_ids)
         info = pipeline.run(source, loader_file_format="parquet", refresh="drop_sources" if full_resync else None)
         return finished + list(info.loads_ids)
