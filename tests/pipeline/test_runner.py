@@ -39,6 +39,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
             def broken(product):
                 raise ValueError("glucose out of range")
+
+            def tracked(product, run_id):
+                from workbench.pipeline.history import track_task
+
+                with track_task(run_id, "tracked") as tracker:
+                    Path(str(product)).parent.mkdir(parents=True, exist_ok=True)
+                    Path(str(product)).write_text("ok")
+                    tracker.rows, tracker.commit_ids = 3, ["c-tracked"]
             """
         )
     )
@@ -55,7 +63,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             """
         )
     )
-    (folder / "env.yaml").write_text('products: "{{root}}/out"\n')
+    (folder / "env.yaml").write_text('products: "{{root}}/out"\nrun_id: null\n')
+    (folder / "tracked.yaml").write_text(
+        f"tasks:\n  - source: {module}.tracked\n    name: tracked\n"
+        '    product: "{{products}}/tracked.txt"\n    params:\n      run_id: "{{run_id}}"\n'
+    )
     (folder / "failing.yaml").write_text(
         (folder / "pipeline.yaml").read_text()
         + f"  - source: {module}.broken\n    name: broken\n    product: out/broken.html\n"
@@ -93,6 +105,16 @@ def test_ploomber_run_records_history_and_keeps_reports(run_home: Settings, proj
     assert [r.run_id for r in runs] == [failed.run_id, again.run_id, result.run_id]
     assert runs[0].status == "failed" and runs[2].status == "success"
     assert not RunLock.for_pipeline(run_home).info_path.exists()  # lock released
+
+
+def test_notebook_gets_the_run_id_and_reports_rows(run_home: Settings, project: Path) -> None:
+    from workbench.pipeline.history import get_run
+
+    result = run_pipeline(project / "tracked.yaml", settings=run_home)
+    assert result.status == "success", result.error
+    (task,) = get_run(result.run_id, run_home).tasks
+    assert task.task == "tracked" and task.status == "success"
+    assert task.rows == 3 and task.commit_ids == ("c-tracked",)
 
 
 def test_second_run_is_refused_while_one_holds_the_lock(run_home: Settings, project: Path) -> None:
@@ -138,6 +160,17 @@ def test_every_loop_goes_through_the_lock(run_home: Settings, project: Path) -> 
         holder.release()
     assert len([e for e in echoed if e.startswith("skipped: another pipeline run")]) == 2
     assert len(list_runs(10, settings=run_home)) == 3
+
+
+def test_env_overrides(run_home: Settings, tmp_path: Path) -> None:
+    from workbench.pipeline.runner import env_overrides
+
+    pipeline = tmp_path / "pipeline.yaml"
+    assert env_overrides(pipeline, run_home, "r1") == {}  # no env.yaml
+    (tmp_path / "env.yaml").write_text("products: x\nrun_id: null\nbranch: dev\n")
+    assert env_overrides(pipeline, run_home, "r1") == {"products": str(run_home.home / "pipeline"), "run_id": "r1"}
+    (tmp_path / "env.yaml").write_text("branch: dev\n")
+    assert env_overrides(pipeline, run_home, "r1") == {}
 
 
 def test_rows_and_commits_reported_by_a_task_are_kept(run_home: Settings, project: Path) -> None:

@@ -117,17 +117,23 @@ def products_dir(settings: Settings) -> Path:
     return settings.home / "pipeline"
 
 
-def env_overrides(pipeline: Path, settings: Settings) -> dict[str, Any]:
-    """Placeholders `cascade run` sets over `env.yaml`: `products` goes under CASCADE_HOME (only
-    when env.yaml declares it; Ploomber rejects unknown keys)."""
+def env_overrides(pipeline: Path, settings: Settings, run_id: str | None = None) -> dict[str, Any]:
+    """Placeholders `cascade run` sets over `env.yaml`, each only when env.yaml declares it
+    (Ploomber rejects unknown keys): `products` goes under CASCADE_HOME, and `run_id` is the
+    current run (so a notebook can `track_task(run_id, ...)` its rows and commit ids)."""
     env_file = pipeline.with_name("env.yaml")
     try:
         declared = yaml.safe_load(env_file.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
-    if isinstance(declared, dict) and "products" in declared:
-        return {"products": str(products_dir(settings))}
-    return {}
+    if not isinstance(declared, dict):
+        return {}
+    overrides: dict[str, Any] = {}
+    if "products" in declared:
+        overrides["products"] = str(products_dir(settings))
+    if "run_id" in declared and run_id is not None:
+        overrides["run_id"] = run_id
+    return overrides
 
 
 def ploomber_build(
@@ -194,7 +200,7 @@ def run_pipeline(
         meta: dict[str, Any] = {"run_id": run_id, "pipeline": str(pipeline), "started_at": started.isoformat()}
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
         if build is None:
-            build = functools.partial(ploomber_build, env=env_overrides(pipeline, settings))
+            build = functools.partial(ploomber_build, env=env_overrides(pipeline, settings, run_id))
         try:
             outcomes, error = build(pipeline, folder, force)
         except PipelineError as exc:
