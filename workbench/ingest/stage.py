@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,17 @@ from workbench.settings import Settings
 dlt.config["runtime.dlthub_telemetry"] = False
 dlt.config["runtime.log_level"] = "WARNING"
 dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True  # lineage: the package a row came from
+
+
+class _QuietHintMerge(logging.Filter):
+    """dlt warns on every run that the incremental cursor's hints (non-nullable `date`) differ from
+    the Arrow schema (nullable); that is expected here, and the data is unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "several column hints were different" not in record.getMessage()
+
+
+logging.getLogger("dlt").addFilter(_QuietHintMerge())
 
 
 def _slug(value: str) -> str:
