@@ -314,7 +314,7 @@ def test_failing_data_test_fails_the_build_on_its_own_branch(lake: Lake) -> None
         pa.array(["ghost"] * stray.glucose_entries.num_rows),
     )
     broken.write("raw.glucose_entries", entries, mode="append", message="test: readings of an unknown patient")
-    result = build(select=["bronze", "silver"], branch="broken")
+    result = build(branch="broken")
     assert not result.success
     failed = [t.name for t in result.tests if t.status == "fail"]
     assert any(name.startswith("relationships_fct_glucose_readings_patient_id") for name in failed), failed

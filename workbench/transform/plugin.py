@@ -175,7 +175,10 @@ class Plugin(BasePlugin):
         table_name = f"{spec['schema']}.{spec['identifier']}"
         data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()
         lake = Lakehouse(ref=self.ref, settings=self.settings)
-        partition_by = [(col, "identity") for col in spec.get("partition_by") or []]
+        partition_by = [
+            (item, "identity") if isinstance(item, str) else (str(item[0]), str(item[1]))
+            for item in spec.get("partition_by") or []
+        ]
         keys = 0
         if spec["mode"] == "replace_keys":
             key = spec["unique_key"]
