@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,9 @@ while psutil.pid_exists(parent) and home.exists():
 if home.exists():
     try:
         EmbeddedPostgres(home).stop()
+    except Exception:
+        pid = int((home / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 9)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 """
@@ -54,9 +58,14 @@ def make_pg_home() -> Path:
 
 
 def remove_pg_home(home: Path) -> None:
-    """Stop any server in `home`, then delete it."""
+    """Stop any server in `home` (kill it if it will not stop), then delete it."""
     try:
         EmbeddedPostgres(home).stop()
+    except Exception:
+        pid_file = home / "postgres" / "data" / "postmaster.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        raise
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

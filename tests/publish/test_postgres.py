@@ -136,3 +136,18 @@ def test_concurrent_first_use_starts_one_server(own_home: Path) -> None:
         if (cmd := proc.info["cmdline"]) and cmd[0].endswith("/postgres") and data_dir in cmd
     ]
     assert postmasters == [status.pid]
+
+
+def test_stop_and_restart_after_the_home_became_private(own_home: Path) -> None:
+    # what pytest does to /tmp/pytest-of-<user> and a careful user to ~: the server's user can no
+    # longer traverse to its data dir; stopping and starting again must still work
+    url = postgres.connection_url()
+    pid = postgres.status().pid
+    assert pid is not None
+    own_home.chmod(0o700)
+    assert postgres.stop() is True
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    again = postgres.connection_url()
+    with psycopg.connect(again) as con:
+        assert con.execute("select 1").fetchone() == (1,)
+    assert again.rsplit(":", 1)[0] == url.rsplit(":", 1)[0]

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -181,10 +182,24 @@ class EmbeddedPostgres:
             info = self._postmaster()
             stopped = False
             if info is not None and _postgres_alive(info[0]):
-                self._pg_ctl(["-m", "fast", "-w", "stop"])
+                self._shutdown(info[0])
                 stopped = True
             self.state_file.unlink(missing_ok=True)
             return stopped
+
+    def _shutdown(self, pid: int, timeout_s: float = 60.0) -> None:
+        """Fast shutdown (what `pg_ctl -m fast stop` sends): SIGINT to the postmaster, then wait.
+        Signalling directly still works when the data dir's parents are no longer traversable
+        by the server's user (pg_ctl would need them)."""
+        for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGQUIT, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                if not _postgres_alive(pid):
+                    return
+                time.sleep(0.1)
+        raise PostgresError(f"the embedded PostgreSQL server (pid {pid}) did not stop; see {self.log_file}")
 
     # ---- internals ------------------------------------------------------------------------
     @contextlib.contextmanager
