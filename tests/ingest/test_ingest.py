@@ -277,3 +277,16 @@ def test_a_field_that_changes_type_keeps_every_value_in_a_variant_column(demo: D
     assert count(lh, "raw.glucose_entries", "pump_iob__v_string = 'n/a'") >= 5
     assert count(lh, "raw.glucose_entries") == demo.control.dataset.expected_valid_entries("p001")
     assert count(lh, "raw.glucose_entries", "_dlt_load_id is null") == 0  # lineage to the stage package
+
+
+def test_a_second_ingest_of_the_same_site_and_branch_is_refused_while_one_runs(
+    demo: DemoServer, run_ingest, cascade_home
+) -> None:
+    from workbench.errors import LockedError
+    from workbench.ingest.stage import StageArea
+    from workbench.settings import get_settings
+
+    site = make_site(demo)
+    with StageArea(get_settings(), site.site_id, "dev").lock(), pytest.raises(LockedError, match=site.site_id):
+        run_ingest([site])
+    assert run_ingest([site]).sites[0].new > 0  # free again afterwards

@@ -141,14 +141,14 @@ class NightscoutClient:
             page = self.get_json(path, params)
             if not isinstance(page, list):
                 raise NightscoutResponseError(f"Nightscout site {self.site.url}{path} did not return a list")
-            fresh = [d for d in page if not (isinstance(d, dict) and d.get("_id") in seen_at_upper)]
+            fresh = [d for d in page if not (isinstance(d, dict) and str(d.get("_id")) in seen_at_upper)]
             self.stats.fetched += len(fresh)
             if fresh:
                 yield fresh
             if len(page) < self.page_size:
                 return
             oldest = _oldest(page, field)
-            if oldest is None or oldest == upper and not fresh:
+            if oldest is None or (oldest == upper and not fresh):
                 raise NightscoutResponseError(
                     f"Nightscout site {self.site.url}: more than {self.page_size} records share "
                     f"{field}={oldest}; raise the page size"
@@ -156,7 +156,7 @@ class NightscoutClient:
             if oldest != upper:
                 seen_at_upper = set()
             upper = oldest
-            seen_at_upper |= {d.get("_id") for d in page if isinstance(d, dict) and d.get(field) == oldest}
+            seen_at_upper |= {str(d.get("_id")) for d in page if isinstance(d, dict) and d.get(field) == oldest}
 
 
 def _oldest(page: list[Any], field: str) -> Any:

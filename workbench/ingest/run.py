@@ -23,7 +23,7 @@ from workbench.ingest.errors import SitesConfigError
 from workbench.ingest.loader import land_patient, land_pending
 from workbench.ingest.sites import Site, load_sites
 from workbench.ingest.source import ExtractCounts, nightscout
-from workbench.ingest.stage import StageArea, stage
+from workbench.ingest.stage import StageArea, finish_pending, stage
 from workbench.ingest.validate import SiteContext
 from workbench.settings import Settings, get_settings
 
@@ -46,6 +46,7 @@ class SiteReport:
     retries: int = 0
     load_ids: list[str] = field(default_factory=list)
     recovered_load_ids: list[str] = field(default_factory=list)
+    recovered_new: int = 0
     seconds: float = 0.0
 
 
@@ -110,8 +111,13 @@ def ingest_site(
     area = StageArea(settings, site.site_id, branch)
     report = SiteReport(site_id=site.site_id, patient_id=site.patient_id)
     with area.lock():
+        # first whatever an interrupted run left behind: dlt packages not yet in the stage, then
+        # staged packages not yet in the lake; only then fetch anew
+        finish_pending(area)
         recovered = land_pending(lakehouse, area)
         report.recovered_load_ids = recovered.load_ids
+        if "raw.glucose_entries" in recovered.tables:
+            report.recovered_new = recovered.tables["raw.glucose_entries"].new
         counts = ExtractCounts()
         now = datetime.now(UTC)
         ctx = SiteContext(site.site_id, site.patient_id, site.time_zone, ingested_at=now)

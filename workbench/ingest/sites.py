@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from workbench.ingest.errors import SitesConfigError
 from workbench.settings import Settings, env_value, get_settings

@@ -166,20 +166,11 @@ def _cascade_cause(exc: BaseException) -> CascadeError | None:
     return None
 
 
-def stage(area: StageArea, source: Any, *, full_resync: bool = False) -> list[str]:
-    """Run the dlt pipeline into the stage; return the load ids it completed.
-
-    Packages left by an interrupted earlier run (extracted or normalized, not yet loaded into the
-    stage) are finished first, so their data is never lost or skipped.
-    """
-    pipeline = area.pipeline()
+@contextmanager
+def _dlt_errors(area: StageArea) -> Iterator[None]:
+    """dlt step failures as one-line Cascade errors (our own errors, e.g. auth, pass through)."""
     try:
-        finished: list[str] = []
-        if pipeline.has_pending_data:
-            pipeline.normalize()
-            finished += list(pipeline.load().loads_ids)
-        info = pipeline.run(source, loader_file_format="parquet", refresh="drop_sources" if full_resync else None)
-        return finished + list(info.loads_ids)
+        yield
     except PipelineStepFailed as exc:
         cause = _cascade_cause(exc)
         if cause is not None:
@@ -189,3 +180,29 @@ def stage(area: StageArea, source: Any, *, full_resync: bool = False) -> list[st
             f"staging site {area.site_id} failed in dlt step '{exc.step}': {type(root).__name__}: "
             f"{str(root).splitlines()[0] if str(root) else ''}"
         ) from exc
+
+
+def finish_pending(area: StageArea) -> list[str]:
+    """Finish packages an interrupted earlier run left in dlt's working dir (extracted or normalized,
+    not yet written to the stage); return their load ids. Their data is never lost or skipped."""
+    pipeline = area.pipeline()
+    if not pipeline.has_pending_data:
+        return []
+    with _dlt_errors(area):
+        pipeline.normalize()
+        return list(pipeline.load().loads_ids)
+
+
+def stage(area: StageArea, source: Any, *, full_resync: bool = False) -> list[str]:
+    """Run the dlt source into the stage; return the load ids it completed.
+
+    Call `finish_pending` and land its packages first: a full resync drops the staged tables and
+    the cursor (dlt `refresh="drop_sources"`).
+    """
+    pipeline = area.pipeline()
+    with _dlt_errors(area):
+        if full_resync:
+            info = pipeline.run(source, loader_file_format="parquet", refresh="drop_sources")
+        else:
+            info = pipeline.run(source, loader_file_format="parquet")
+        return list(info.loads_ids)
