@@ -60,52 +60,41 @@ def _isnull(value: Any) -> bool:
 
 
 # ---- branches & tags ------------------------------------------------------------------------------
-@branch_app.command("list")
-def branch_list() -> None:
-    """List branches with their head commit.  Example: cascade branch list"""
-    for ref in _lake().refs():
-        if ref.kind == "branch":
-            typer.echo(f"{ref.name}\t{ref.commit_id}")
+def _ref_commands(kind: str, group: typer.Typer, example: str) -> None:
+    """list / create / delete for one kind of ref (branch or tag)."""
+
+    def list_refs() -> None:
+        for ref in _lake().refs():
+            if ref.kind == kind:
+                typer.echo(f"{ref.name}\t{ref.commit_id}")
+
+    def create(
+        name: str, from_ref: Annotated[str, typer.Option("--from", help="branch, tag or commit")] = "main"
+    ) -> None:
+        lake = _lake()
+        ref = lake.create_branch(name, from_ref) if kind == "branch" else lake.create_tag(name, from_ref)
+        typer.echo(f"created {kind} {ref.name} at {ref.commit_id} (from {from_ref})")
+
+    def delete(name: str) -> None:
+        lake = _lake()
+        lake.delete_branch(name) if kind == "branch" else lake.delete_tag(name)
+        typer.echo(f"deleted {kind} {name}")
+
+    plural = "branches" if kind == "branch" else "tags"
+    list_refs.__doc__ = f"List {plural} with their commit.  Example: cascade {kind} list"
+    create.__doc__ = (
+        f"Create a {kind} from a branch, tag or commit.  Example: cascade {kind} create {example} --from main"
+    )
+    delete.__doc__ = (
+        f"Delete a {kind}{' (never main)' if kind == 'branch' else ''}.  Example: cascade {kind} delete {example}"
+    )
+    group.command("list")(list_refs)
+    group.command("create")(create)
+    group.command("delete")(delete)
 
 
-@branch_app.command("create")
-def branch_create(
-    name: str, from_ref: Annotated[str, typer.Option("--from", help="branch, tag or commit")] = "main"
-) -> None:
-    """Create a branch from a branch, tag or commit (zero-copy).  Example: cascade branch create exp --from dev"""
-    ref = _lake().create_branch(name, from_ref)
-    typer.echo(f"created branch {ref.name} at {ref.commit_id} (from {from_ref})")
-
-
-@branch_app.command("delete")
-def branch_delete(name: str) -> None:
-    """Delete a branch (never main).  Example: cascade branch delete exp"""
-    _lake().delete_branch(name)
-    typer.echo(f"deleted branch {name}")
-
-
-@tag_app.command("list")
-def tag_list() -> None:
-    """List tags.  Example: cascade tag list"""
-    for ref in _lake().refs():
-        if ref.kind == "tag":
-            typer.echo(f"{ref.name}\t{ref.commit_id}")
-
-
-@tag_app.command("create")
-def tag_create(
-    name: str, from_ref: Annotated[str, typer.Option("--from", help="branch, tag or commit")] = "main"
-) -> None:
-    """Tag a branch head, tag or commit.  Example: cascade tag create v1 --from main"""
-    ref = _lake().create_tag(name, from_ref)
-    typer.echo(f"created tag {ref.name} at {ref.commit_id} (from {from_ref})")
-
-
-@tag_app.command("delete")
-def tag_delete(name: str) -> None:
-    """Delete a tag.  Example: cascade tag delete v1"""
-    _lake().delete_tag(name)
-    typer.echo(f"deleted tag {name}")
+_ref_commands("branch", branch_app, "experiment")
+_ref_commands("tag", tag_app, "v1")
 
 
 def log(

@@ -66,6 +66,16 @@ create table if not exists cascade_commit_tables (
 
 TableState = dict[str, str]  # "namespace.table" -> metadata location
 
+# The first-parent history of commit `?`, with each commit's distance from it.
+_FIRST_PARENT_CHAIN = """
+    with recursive chain(id, depth) as (
+        select ?, 0
+        union all
+        select c.parent_id, chain.depth + 1 from cascade_commits c join chain on c.id = chain.id
+        where c.parent_id is not null
+    )
+"""
+
 
 @dataclass(frozen=True)
 class Commit:
@@ -333,32 +343,33 @@ class Ledger:
 
     def state(self, commit_id: str) -> TableState:
         """Every table and its metadata location as of a commit."""
-        sql = """
-            with recursive chain(id, depth) as (
-                select ?, 0
-                union all
-                select c.parent_id, chain.depth + 1 from cascade_commits c join chain on c.id = chain.id
-                where c.parent_id is not null
-            )
+        sql = (
+            _FIRST_PARENT_CHAIN
+            + """
             select t.table_key, t.metadata_location
             from cascade_commit_tables t join chain on t.commit_id = chain.id
             order by chain.depth desc
         """
+        )
         state: dict[str, str | None] = {}
         with self._read() as con:
             for key, location in con.execute(sql, (commit_id,)):
                 state[key] = location  # newer (smaller depth) rows come later and win
         return {k: v for k, v in sorted(state.items()) if v is not None}
 
+    @staticmethod
+    def _pointers(con: sqlite3.Connection, branch: str) -> TableState:
+        rows = con.execute(
+            "select table_namespace || '.' || table_name, metadata_location from iceberg_tables "
+            "where catalog_name = ? and metadata_location is not null order by 1",
+            (branch,),
+        ).fetchall()
+        return dict(rows)
+
     def branch_state(self, branch: str) -> TableState:
         """The live pointers of a branch (equal to the state of its head commit)."""
         with self._read() as con:
-            rows = con.execute(
-                "select table_namespace || '.' || table_name, metadata_location from iceberg_tables "
-                "where catalog_name = ? and metadata_location is not null order by 1",
-                (branch,),
-            ).fetchall()
-        return dict(rows)
+            return self._pointers(con, branch)
 
     def ref_state(self, ref: ResolvedRef) -> TableState:
         return self.branch_state(ref.name) if ref.kind == "branch" else self.state(ref.commit_id)
@@ -382,19 +393,16 @@ class Ledger:
 
     def log(self, commit_id: str, limit: int | None = None) -> list[Commit]:
         """First-parent history from a commit, newest first."""
-        sql = """
-            with recursive chain(id, depth) as (
-                select ?, 0
-                union all
-                select c.parent_id, chain.depth + 1 from cascade_commits c join chain on c.id = chain.id
-                where c.parent_id is not null
-            )
+        sql = (
+            _FIRST_PARENT_CHAIN
+            + """
             select c.id, c.parent_id, c.merge_parent_id, c.branch, c.created_at, c.author, c.message,
                    c.operation, group_concat(t.table_key, ',')
             from chain join cascade_commits c on c.id = chain.id
             left join cascade_commit_tables t on t.commit_id = c.id
             group by c.id order by chain.depth limit ?
         """
+        )
         with self._read() as con:
             rows = con.execute(sql, (commit_id, limit if limit is not None else -1)).fetchall()
         return [_commit_from_row(r[:8], tuple(sorted(r[8].split(","))) if r[8] else ()) for r in rows]
@@ -446,12 +454,7 @@ class Ledger:
 
     def _state_in(self, con: sqlite3.Connection, source: ResolvedRef, commit_id: str) -> TableState:
         if source.kind == "branch":
-            rows = con.execute(
-                "select table_namespace || '.' || table_name, metadata_location from iceberg_tables "
-                "where catalog_name = ? and metadata_location is not null",
-                (source.name,),
-            ).fetchall()
-            return dict(rows)
+            return self._pointers(con, source.name)
         return self.state(commit_id)
 
     def delete_ref(self, name: str, kind: str) -> None:
@@ -472,13 +475,7 @@ class Ledger:
             self._branch_head(con, branch)
             commit_id = self._branch_head(con, target.name) if target.kind == "branch" else target.commit_id
             wanted = self._state_in(con, target, commit_id)
-            current = dict(
-                con.execute(
-                    "select table_namespace || '.' || table_name, metadata_location from iceberg_tables "
-                    "where catalog_name = ?",
-                    (branch,),
-                ).fetchall()
-            )
+            current = self._pointers(con, branch)
             for key in sorted(set(current) | set(wanted)):
                 if current.get(key) != wanted.get(key):
                     self._set_pointer(con, branch, key, current.get(key), wanted.get(key))
