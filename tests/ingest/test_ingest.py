@@ -290,3 +290,17 @@ def test_a_second_ingest_of_the_same_site_and_branch_is_refused_while_one_runs(
     with StageArea(get_settings(), site.site_id, "dev").lock(), pytest.raises(LockedError, match=site.site_id):
         run_ingest([site])
     assert run_ingest([site]).sites[0].new > 0  # free again afterwards
+
+
+def test_ingest_targets_the_given_branch_only(demo: DemoServer, run_ingest, lake) -> None:
+    from workbench.lakehouse import Lakehouse
+
+    site = make_site(demo)
+    run_ingest([site])
+    dev_rows = count(lake(), "raw.glucose_entries")
+    lake().branch("feature", from_ref="dev")
+    demo.control.advance(60)
+    report = run_ingest([site], branch="feature").sites[0]
+    assert report.new == demo.control.dataset.expected_valid_entries("p001") - dev_rows  # only what is new
+    assert count(Lakehouse("feature"), "raw.glucose_entries") == dev_rows + report.new
+    assert count(lake(), "raw.glucose_entries") == dev_rows  # dev untouched
