@@ -24,7 +24,7 @@ def demo_settings(demo_home: Path) -> Settings:
     return load_settings(home=demo_home, profile="embedded", warehouse=None, postgres_url=None)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def demo_env(demo_home: Path) -> dict[str, str]:
     """Environment for subprocesses (CLI, kernels, Voila) on the demo lake."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASCADE_")}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:
@@ -21,16 +26,18 @@ def register(app: typer.Typer) -> None:
 
         Example: cascade dashboard --port 8866 --no-browser
         """
-        from workbench.viz.serve import dashboard_path, start_voila
+        from workbench.viz.serve import dashboard_path, start_voila, stop_voila
 
         proc, url = start_voila(dashboard_path(name), port=port or None, browser=browser)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Voila too, like Ctrl-C
         typer.echo(f"dashboard: {url}")
-        typer.echo(f"  a patient, period and ref can be picked on the page, e.g. {url}?patient=p001&ref=main")
+        typer.echo(f"  patient, period and ref are picked on the page, or in the URL: {url}?patient=p001&ref=main")
         try:
             proc.wait()
         except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(timeout=10)
+            pass
+        finally:
+            stop_voila(proc)
 
     @app.command("report")
     def report_command(

@@ -78,7 +78,7 @@ def time_in_ranges_figure(summary: PeriodSummary) -> go.Figure:
                 text=[f"{r.label}: {value:.1f} %"],
                 textposition="outside" if value < 6 else "inside",
                 hovertemplate=f"{r.label}: %{{y:.1f}} %<extra></extra>",
-                width=0.5,
+                width=0.35,
             )
         )
     fig.update_layout(barmode="stack", showlegend=False)

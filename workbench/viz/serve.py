@@ -48,6 +48,9 @@ def voila_command(notebook: Path, port: int, browser: bool = False) -> list[str]
         "--show_tracebacks=True",
         # a kernel per notebook runs ahead up to `request_query()`, so a page load only renders
         "--preheat_kernel=True",
+        # a page's kernel is shut down when the page is left; culling catches those whose page vanished
+        "--MappingKernelManager.cull_idle_timeout=900",
+        "--MappingKernelManager.cull_interval=60",
         # lab extensions installed for JupyterLab that cannot activate inside Voila
         f"--VoilaConfiguration.extension_denylist={json.dumps(list(DENIED_EXTENSIONS))}",
     ]
@@ -69,19 +72,34 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout
     raise DashboardServerError(f"voila did not answer on {url} within {timeout_s:.0f}s")
 
 
+def stop_voila(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """Stop a Voila started by `start_voila` (it shuts its kernels down on SIGTERM)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+
+
 def start_voila(
-    notebook: Path | None = None, port: int | None = None, browser: bool = False, log: Path | None = None
+    notebook: Path | None = None,
+    port: int | None = None,
+    browser: bool = False,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start Voila in the background; returns the process and the dashboard URL once it answers."""
+    """Start Voila in the background (environment `env`, default this process's); returns the
+    process and the dashboard URL once it answers."""
     notebook = notebook or dashboard_path()
     port = port or free_port()
     url = f"http://{HOST}:{port}/"
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(voila_command(notebook, port, browser), stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(voila_command(notebook, port, browser), stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         wait_until_up(url, proc)
     except DashboardServerError:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_voila(proc)
         raise
     return proc, url
