@@ -149,7 +149,16 @@ def test_second_run_adds_nothing_and_keeps_reports(home: Path) -> None:
     runs = sorted((home / "runs").iterdir())
     assert runs, "no run folder"
     kept = {p.name for p in runs[-1].rglob("*") if p.is_file()}
-    assert {"10_ingest_nightscout.ipynb", "60_audit.ipynb", "audit.json", "run.json"} <= kept
+    assert {"10_ingest_nightscout.ipynb", "10_ingest_nightscout.html", "60_audit.html", "audit.json", "run.json"} <= kept
+    from workbench.lakehouse import Lakehouse
+
+    history = Lakehouse("main").sql(
+        f"select task, status, commit_ids from ops.pipeline_runs where run_id = '{runs[-1].name}'"
+    )
+    assert set(history["task"]) == {"ingest", "bronze", "silver", "gold", "marts", "audit", "promote", "publish"}
+    assert set(history["status"]) == {"success"}
+    promote_commits = history.set_index("task").loc["promote", "commit_ids"]
+    assert len(promote_commits) >= 1  # the promotion's merge commit on main
     listing = subprocess.run(
         [str(Path(sys.executable).with_name("cascade")), "runs"], env=_env(home), capture_output=True, text=True
     )

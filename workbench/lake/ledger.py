@@ -407,6 +407,27 @@ class Ledger:
             rows = con.execute(sql, (commit_id, limit if limit is not None else -1)).fetchall()
         return [_commit_from_row(r[:8], tuple(sorted(r[8].split(","))) if r[8] else ()) for r in rows]
 
+    def commits_between(self, start: datetime, end: datetime) -> list[tuple[Commit, dict[str, str | None]]]:
+        """Commits on any branch made in [start, end], oldest first, with the table pointers they set."""
+        with self._read() as con:
+            rows = con.execute(
+                "select id, parent_id, merge_parent_id, branch, created_at, author, message, operation "
+                "from cascade_commits where created_at >= ? and created_at <= ? order by seq",
+                (
+                    start.astimezone(UTC).isoformat(timespec="microseconds"),
+                    end.astimezone(UTC).isoformat(timespec="microseconds"),
+                ),
+            ).fetchall()
+            out = []
+            for row in rows:
+                changes = dict(
+                    con.execute(
+                        "select table_key, metadata_location from cascade_commit_tables where commit_id = ?", (row[0],)
+                    ).fetchall()
+                )
+                out.append((_commit_from_row(row, tuple(sorted(changes))), changes))
+        return out
+
     def ancestors(self, commit_id: str) -> dict[str, int]:
         """Every ancestor (both parents) of a commit, with its sequence number."""
         sql = """

@@ -176,10 +176,21 @@ class LakeRunStore:
         return Lakehouse(self.branch, settings=self.settings)
 
     def append(self, record: TaskRecord) -> None:
-        row = {**record.to_json(), "recorded_at": datetime.now(UTC)}
-        row["started_at"], row["ended_at"] = record.started_at, record.ended_at
-        table = pa.Table.from_pylist([row], schema=self.SCHEMA)
-        message = f"run history: {record.run_id} {record.task} {record.status}"
+        self.append_many([record])
+
+    def append_many(self, records: Sequence[TaskRecord]) -> None:
+        """Store several records (e.g. every task of a run) as ONE lake commit."""
+        if not records:
+            return
+        now = datetime.now(UTC)
+        rows = []
+        for record in records:
+            row = {**record.to_json(), "recorded_at": now}
+            row["started_at"], row["ended_at"] = record.started_at, record.ended_at
+            rows.append(row)
+        table = pa.Table.from_pylist(rows, schema=self.SCHEMA)
+        runs = sorted({r.run_id for r in records})
+        message = f"run history: {', '.join(runs)} ({len(records)} task record(s))"
         self._lake().write(self.TABLE, table, mode="append", message=message)
 
     def records(self) -> Iterator[TaskRecord]:
@@ -198,6 +209,35 @@ class LakeRunStore:
                 commit_ids=tuple(row["commit_ids"] or ()),
                 error=row["error"],
             )
+
+
+def lake_activity(start: datetime, end: datetime, settings: Settings | None = None) -> tuple[tuple[str, ...], int]:
+    """Lake commits made in [start, end] and the rows they added (merges add none: they move pointers)."""
+    from pyiceberg.io import load_file_io
+    from pyiceberg.serializers import FromInputFile
+
+    from workbench.lake.catalog import catalog_properties
+    from workbench.lake.store import open_lake
+
+    settings = settings or get_settings()
+    lake = open_lake(settings)
+    ledger = getattr(lake, "ledger", None)
+    if ledger is None:
+        return (), 0
+    ids, rows = [], 0
+    props = catalog_properties(settings)
+    for commit, changes in ledger.commits_between(start, end):
+        ids.append(commit.id)
+        if commit.operation == "merge":
+            continue
+        for location in changes.values():
+            if location is None:
+                continue
+            metadata = FromInputFile.table_metadata(load_file_io(props, location).new_input(location))
+            snapshot = metadata.snapshot_by_id(metadata.current_snapshot_id) if metadata.current_snapshot_id else None
+            if snapshot is not None and snapshot.summary is not None:
+                rows += int(snapshot.summary.get("added-records") or 0)
+    return tuple(ids), rows
 
 
 def history_store(settings: Settings | None = None) -> RunHistoryStore:

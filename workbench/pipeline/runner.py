@@ -24,7 +24,7 @@ import yaml  # type: ignore[import-untyped]  # no stubs pinned (types-PyYAML)
 
 from workbench.errors import CascadeError, LockedError
 from workbench.pipeline.errors import PipelineError
-from workbench.pipeline.history import TaskRecord, history_store, record_task
+from workbench.pipeline.history import LakeRunStore, TaskRecord, history_store, lake_activity, record_task
 from workbench.pipeline.lock import RunLock
 from workbench.pipeline.runs import new_run_id, run_dir
 from workbench.settings import Settings, get_settings
@@ -98,6 +98,17 @@ def _report_files(task: Any) -> tuple[Path, ...]:
         if path.suffix in _REPORT_SUFFIXES and path.is_file():
             files.append(path)
     return tuple(files)
+
+
+def export_html(notebook: Path) -> Path:
+    """A readable HTML copy of an executed notebook, beside it (reports people can open)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    target = notebook.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
 
 
 def _short_error(text: str) -> str:
@@ -214,6 +225,14 @@ def run_pipeline(
                 target = folder / outcome.name / path.name
                 target.parent.mkdir(exist_ok=True)
                 shutil.copy2(path, target)
+                if target.suffix == ".ipynb":
+                    export_html(target)
+            if own is not None and (own.rows is not None or own.commit_ids):
+                commit_ids, rows = own.commit_ids, own.rows
+            elif outcome.status == "skipped":
+                commit_ids, rows = (), None
+            else:  # what the task did to the lake: the commits made while it ran
+                commit_ids, rows = lake_activity(outcome.started_at, outcome.ended_at, settings)
             records.append(
                 record_task(
                     run_id,
@@ -221,8 +240,8 @@ def run_pipeline(
                     started_at=outcome.started_at,
                     ended_at=outcome.ended_at,
                     status=outcome.status,
-                    rows=own.rows if own else None,
-                    commit_ids=own.commit_ids if own else (),
+                    rows=rows,
+                    commit_ids=commit_ids,
                     error=error if outcome.status == "failed" else None,
                     settings=settings,
                 )
@@ -242,6 +261,8 @@ def run_pipeline(
                 )
             )
         status = "failed" if error or any(r.status == "failed" for r in records) else "success"
+        # the run's history also goes into the lake (`ops.pipeline_runs` on main), one commit per run
+        LakeRunStore(settings, branch="main").append_many(records)
         meta.update(ended_at=ended.isoformat(), status=status, error=error, tasks=[r.to_json() for r in records])
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
         return RunResult(run_id, folder, status, tuple(records), error)
