@@ -48,7 +48,7 @@ def _run(home: Path, env: dict[str, str]) -> tuple[float, Path]:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"pipeline failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return wall, sorted((home / "runs").iterdir())[-1]
+    return wall, sorted(p for p in (home / "runs").iterdir() if p.is_dir())[-1]
 
 
 def _split(run_folder: Path) -> list[dict[str, object]]:
@@ -58,7 +58,9 @@ def _split(run_folder: Path) -> list[dict[str, object]]:
         name = task["task"]
         ended = task.get("ended_at")
         seconds = (
-            (datetime.fromisoformat(ended) - datetime.fromisoformat(task["started_at"])).total_seconds() if ended else 0.0
+            (datetime.fromisoformat(ended) - datetime.fromisoformat(task["started_at"])).total_seconds()
+            if ended
+            else 0.0
         )
         notebooks = list((run_folder / name).glob("*.ipynb"))
         cells = dbt = 0.0

@@ -146,7 +146,7 @@ def test_second_run_adds_nothing_and_keeps_reports(home: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert _lake_counts("main") == before
     assert {t: len(f) for t, f in _postgres_tables().items()} == pg_before
-    runs = sorted((home / "runs").iterdir())
+    runs = sorted(p for p in (home / "runs").iterdir() if p.is_dir())
     assert runs, "no run folder"
     kept = {p.name for p in runs[-1].rglob("*") if p.is_file()}
     assert {"10_ingest_nightscout.ipynb", "10_ingest_nightscout.html", "60_audit.html", "audit.json", "run.json"} <= kept
