@@ -180,7 +180,10 @@ def interpolate_grid(
 
 def modd(glucose: npt.ArrayLike, times_s: npt.ArrayLike, lag_days: int = 1) -> float:
     """Mean Of Daily Differences: mean |g(t) − g(t − 24 h)| on the interpolated grid (iglu ``modd``)."""
-    grid = interpolate_grid(glucose, times_s)
+    return _modd_grid(interpolate_grid(glucose, times_s), lag_days)
+
+
+def _modd_grid(grid: FloatArray, lag_days: int = 1) -> float:
     lag = lag_days * READINGS_PER_DAY
     if grid.size <= lag:
         return math.nan
@@ -191,7 +194,10 @@ def modd(glucose: npt.ArrayLike, times_s: npt.ArrayLike, lag_days: int = 1) -> f
 
 def conga(glucose: npt.ArrayLike, times_s: npt.ArrayLike, hours: int = 1) -> float:
     """Continuous Overall Net Glycemic Action: SD of g(t) − g(t − n h) on the grid (iglu ``conga``)."""
-    grid = interpolate_grid(glucose, times_s)
+    return _conga_grid(interpolate_grid(glucose, times_s), hours)
+
+
+def _conga_grid(grid: FloatArray, hours: int = 1) -> float:
     lag = hours * 60 // GRID_MINUTES
     if grid.size <= lag:
         return math.nan
@@ -326,7 +332,10 @@ def mage(
     turning points are found between crossings of the short and long moving averages, excursions
     larger than the segment's SD are averaged (MAGE+ and MAGE−), and segments are weighted by length.
     """
-    grid = interpolate_grid(glucose, times_s)
+    return _mage_grid(interpolate_grid(glucose, times_s), short_ma, long_ma, max_gap_minutes)
+
+
+def _mage_grid(grid: FloatArray, short_ma: int, long_ma: int, max_gap_minutes: float) -> float:
     if grid.size == 0 or np.all(np.isnan(grid)):
         return math.nan
     valid = np.flatnonzero(~np.isnan(grid))
@@ -364,6 +373,16 @@ def mage(
                 weighted += value * hours
                 total += hours
     return weighted / total if total else math.nan
+
+
+def variability(glucose: npt.ArrayLike, times_s: npt.ArrayLike) -> tuple[float, float, float]:
+    """(MAGE, MODD, CONGA-1) from one interpolation of the series (what the SQL UDF returns)."""
+    grid = interpolate_grid(glucose, times_s)
+    return (
+        _mage_grid(grid, 5, 32, MAGE_MAX_GAP_MINUTES),
+        _modd_grid(grid),
+        _conga_grid(grid, 1),
+    )
 
 
 # ---- completeness and a whole summary --------------------------------------------------------

@@ -71,16 +71,20 @@
 {%- endmacro %}
 
 {#- Time-based variability (MAGE, MODD, CONGA-1) of a group of readings: computed by the Python
-    functions in workbench/metrics.py (registered as DuckDB UDFs by workbench.transform.plugin), so
-    the definition exists once. Trino has no such UDFs: the columns are null there. -#}
+    functions in workbench/metrics.py (the DuckDB UDF cascade_variability registered by
+    workbench.transform.plugin, one call per group: DuckDB evaluates the repeated identical call
+    once), so the definition exists once. Trino has no such UDF: the columns are null there. -#}
 {% macro glucose_variability_columns(g='glucose_value', ts='reading_ts_utc') -%}
     {{ return(adapter.dispatch('glucose_variability_columns', 'cascade')(g, ts)) }}
 {%- endmacro %}
 
 {% macro default__glucose_variability_columns(g, ts) -%}
-    cascade_mage(list(cast({{ g }} as double) order by {{ ts }}), list(cast(epoch({{ ts }}) as double) order by {{ ts }})) as mage,
-    cascade_modd(list(cast({{ g }} as double) order by {{ ts }}), list(cast(epoch({{ ts }}) as double) order by {{ ts }})) as modd,
-    cascade_conga(list(cast({{ g }} as double) order by {{ ts }}), list(cast(epoch({{ ts }}) as double) order by {{ ts }}), 1) as conga_1,
+    {%- set call -%}
+        cascade_variability(list(cast({{ g }} as double) order by {{ ts }}), list(cast(epoch({{ ts }}) as double) order by {{ ts }}))
+    {%- endset -%}
+    {{ call }}.mage as mage,
+    {{ call }}.modd as modd,
+    {{ call }}.conga_1 as conga_1,
 {%- endmacro %}
 
 {% macro trino__glucose_variability_columns(g, ts) -%}

@@ -2,8 +2,8 @@
 
 Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin``, alias ``cascade``):
 
-- ``configure_connection``: registers the metric UDFs (``cascade_mage``, ``cascade_modd``,
-  ``cascade_conga``: the Python functions of ``workbench.metrics``) and, with ``lake: true``,
+- ``configure_connection``: registers the metric UDF ``cascade_variability`` (MAGE, MODD, CONGA-1
+  by the Python functions of ``workbench.metrics``) and, with ``lake: true``,
   attaches every table of the ref as ``schema.table`` views (``workbench.sql.duckdb.attach_ref``);
 - ``store``: called by the project's ``table``/``incremental`` materializations; runs the model's SQL
   and writes the result through ``Lakehouse(ref=...).write`` (overwrite, or overwrite by filter on
@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import TargetConfig
+from duckdb.func import FunctionNullHandling
 
 from workbench import metrics
 from workbench.errors import SchemaError
@@ -57,33 +58,32 @@ def _nullable(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _udf_mage(glucose: list[float], times: list[float]) -> float | None:
-    return _nullable(metrics.mage(glucose, times))
+def _udf_variability(glucose: list[float] | None, times: list[float] | None) -> dict[str, float | None]:
+    values = metrics.variability(glucose or [], times or [])
+    return {name: _nullable(v) for name, v in zip(("mage", "modd", "conga_1"), values, strict=True)}
 
 
-def _udf_modd(glucose: list[float], times: list[float]) -> float | None:
-    return _nullable(metrics.modd(glucose, times))
-
-
-def _udf_conga(glucose: list[float], times: list[float], hours: int) -> float | None:
-    return _nullable(metrics.conga(glucose, times, hours))
+VARIABILITY_TYPE = "STRUCT(mage DOUBLE, modd DOUBLE, conga_1 DOUBLE)"
 
 
 def register_metric_udfs(con: duckdb.DuckDBPyConnection) -> None:
-    """Register the time-based metric functions of ``workbench.metrics`` as DuckDB scalar UDFs."""
+    """Register ``cascade_variability(glucose[], epoch_seconds[])`` -> {mage, modd, conga_1}: the
+    Python functions of ``workbench.metrics`` computed on one interpolated grid (DuckDB evaluates a
+    repeated identical call once, so ``cascade_variability(..).mage`` and ``..modd`` cost one call)."""
     existing = {
         row[0]
         for row in con.execute(
-            "select function_name from duckdb_functions() where function_name like 'cascade_%'"
+            "select function_name from duckdb_functions() where function_name = 'cascade_variability'"
         ).fetchall()
     }
-    lists = ["DOUBLE[]", "DOUBLE[]"]
-    if "cascade_mage" not in existing:
-        con.create_function("cascade_mage", _udf_mage, lists, "DOUBLE", null_handling="special")
-    if "cascade_modd" not in existing:
-        con.create_function("cascade_modd", _udf_modd, lists, "DOUBLE", null_handling="special")
-    if "cascade_conga" not in existing:
-        con.create_function("cascade_conga", _udf_conga, [*lists, "INTEGER"], "DOUBLE", null_handling="special")
+    if not existing:
+        con.create_function(
+            "cascade_variability",
+            _udf_variability,
+            ["DOUBLE[]", "DOUBLE[]"],
+            VARIABILITY_TYPE,
+            null_handling=FunctionNullHandling.SPECIAL,
+        )
 
 
 def _quote(name: str) -> str:

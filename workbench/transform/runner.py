@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import tempfile
 import threading
 import time
@@ -17,8 +18,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from workbench.settings import Profile, Settings, get_settings
 from workbench.transform.errors import TransformError
@@ -234,7 +233,7 @@ def run_dbt(
             "--log-path",
             str(target_path / "logs"),
             "--vars",
-            yaml.safe_dump(dbt_vars(branch, settings, extra_vars), default_flow_style=True).strip(),
+            json.dumps(dbt_vars(branch, settings, extra_vars)),  # JSON is YAML
         ]
         args += _selection_args(select, "--select") + _selection_args(exclude, "--exclude")
         if full_refresh:
