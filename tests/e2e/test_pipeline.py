@@ -149,16 +149,35 @@ def test_second_run_adds_nothing_and_keeps_reports(home: Path) -> None:
     runs = sorted(p for p in (home / "runs").iterdir() if p.is_dir())
     assert runs, "no run folder"
     kept = {p.name for p in runs[-1].rglob("*") if p.is_file()}
-    assert {"10_ingest_nightscout.ipynb", "10_ingest_nightscout.html", "60_audit.html", "audit.json", "run.json"} <= kept
+    assert {
+        "10_ingest_nightscout.ipynb",
+        "10_ingest_nightscout.html",
+        "60_audit.html",
+        "audit.json",
+        "run.json",
+    } <= kept
     from workbench.lakehouse import Lakehouse
 
     history = Lakehouse("main").sql(
         f"select task, status, commit_ids from ops.pipeline_runs where run_id = '{runs[-1].name}'"
     )
-    assert set(history["task"]) == {"ingest", "bronze", "silver", "gold", "marts", "audit", "promote", "publish"}
+    assert set(history["task"]) == {
+        "ingest",
+        "bronze",
+        "silver",
+        "gold",
+        "marts",
+        "audit",
+        "promote",
+        "publish",
+        "reports",
+    }
     assert set(history["status"]) == {"success"}
     promote_commits = history.set_index("task").loc["promote", "commit_ids"]
     assert len(promote_commits) >= 1  # the promotion's merge commit on main
+    agp = sorted((runs[-1] / "reports" / "reports").glob("agp_*.html"))
+    assert [p.name.split("_")[1] for p in agp] == ["p001", "p002"]  # one shareable AGP report per patient
+    assert "plotly" in agp[0].read_text() and "cdn.plot.ly" not in agp[0].read_text()
     listing = subprocess.run(
         [str(Path(sys.executable).with_name("cascade")), "runs"], env=_env(home), capture_output=True, text=True
     )

@@ -95,8 +95,8 @@ def _report_files(task: Any) -> tuple[Path, ...]:
         if item.__class__.__name__ != "File":  # SQL relations etc. leave no report to keep
             continue
         path = Path(str(item))
-        if path.suffix in _REPORT_SUFFIXES and path.is_file():
-            files.append(path)
+        if (path.suffix in _REPORT_SUFFIXES and path.is_file()) or path.is_dir():
+            files.append(path)  # a folder product (e.g. exported AGP reports) is kept whole
     return tuple(files)
 
 
@@ -224,6 +224,9 @@ def run_pipeline(
             for path in outcome.reports:
                 target = folder / outcome.name / path.name
                 target.parent.mkdir(exist_ok=True)
+                if path.is_dir():
+                    shutil.copytree(path, target, dirs_exist_ok=True)
+                    continue
                 shutil.copy2(path, target)
                 if target.suffix == ".ipynb":
                     export_html(target)
