@@ -94,7 +94,8 @@ def test_agp_has_median_and_both_percentile_bands_over_24_hours() -> None:
 def test_time_in_ranges_stacks_the_five_consensus_ranges_bottom_up() -> None:
     fig = figures.time_in_ranges_figure(_summary())
     assert fig.layout.meta == {"chart": "time_in_ranges"} and fig.layout.barmode == "stack"
-    assert [t.name for t in fig.data] == [r.label for r in RANGES]
+    assert [t.name for t in fig.data] == [f"{r.label}: {getattr(_summary(), r.column):.1f} %" for r in RANGES]
+    assert fig.layout.legend.traceorder == "reversed"  # legend top to bottom like the bar
     assert [t.y[0] for t in fig.data] == [0.5, 2.5, 72.0, 20.0, 5.0]
     assert sum(t.y[0] for t in fig.data) == pytest.approx(100.0)
     assert fig.data[0].name.startswith("Very low (<54)") and fig.data[4].name.startswith("Very high (>250)")

@@ -65,7 +65,8 @@ def daily_trend_figure(daily: pd.DataFrame, rolling_days: int = 7) -> go.Figure:
 
 
 def time_in_ranges_figure(summary: PeriodSummary) -> go.Figure:
-    """One stacked bar of the five consensus ranges (very low at the bottom), labelled in %."""
+    """One stacked bar of the five consensus ranges (very low at the bottom); each range's share is
+    in the legend (top to bottom as in the bar) and, when there is room, on the bar."""
     fig = go.Figure()
     for r in RANGES:
         value = float(getattr(summary, r.column))
@@ -73,18 +74,20 @@ def time_in_ranges_figure(summary: PeriodSummary) -> go.Figure:
             go.Bar(
                 x=["period"],
                 y=[value],
-                name=r.label,
+                name=f"{r.label}: {value:.1f} %",
                 marker_color=r.color,
-                text=[f"{r.label}: {value:.1f} %"],
-                textposition="outside" if value < 6 else "inside",
+                text=[f"{value:.0f} %" if value >= 5 else ""],
+                textposition="inside",
                 hovertemplate=f"{r.label}: %{{y:.1f}} %<extra></extra>",
-                width=0.35,
+                width=0.5,
             )
         )
-    fig.update_layout(barmode="stack", showlegend=False)
+    fig.update_layout(barmode="stack")
     fig.update_yaxes(range=[0, 100], title_text="% of readings", ticksuffix=" %")
     fig.update_xaxes(showticklabels=False)
-    return _layout(fig, "time_in_ranges", "Time in ranges", height=420)
+    _layout(fig, "time_in_ranges", "Time in ranges", height=420)
+    fig.update_layout(legend={"traceorder": "reversed", "orientation": "v", "y": 1, "x": 1.02}, margin={"r": 10})
+    return fig
 
 
 def agp_figure(profile: pd.DataFrame, title: str = "Ambulatory glucose profile") -> go.Figure:
