@@ -389,9 +389,10 @@ def variability(glucose: npt.ArrayLike, times_s: npt.ArrayLike) -> tuple[float, 
 
 
 def pct_readings_present(reading_count: int, days: float, interval_minutes: int = GRID_MINUTES) -> float:
-    """Percent of the expected CGM readings (one every ``interval_minutes``) that are present."""
+    """Percent of the expected CGM readings (one every ``interval_minutes`` over nominal 24-hour
+    days) that are present, capped at 100 (a 25-hour day at the end of daylight saving time)."""
     expected = days * 24 * 60 / interval_minutes
-    return 100.0 * reading_count / expected if expected else math.nan
+    return min(100.0, 100.0 * reading_count / expected) if expected else math.nan
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ def test_pct_readings_present() -> None:
     assert m.pct_readings_present(288, 1) == 100
     assert m.pct_readings_present(144, 1) == 50
     assert m.pct_readings_present(2016, 14) == pytest.approx(50)
+    assert m.pct_readings_present(300, 1) == 100  # 25-hour day: capped
 
 
 def test_summarize_ties_the_ranges_together() -> None:

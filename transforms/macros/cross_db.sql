@@ -61,6 +61,18 @@
     cast(extract(hour from {{ ts }}) * 60 + extract(minute from {{ ts }}) as integer)
 {%- endmacro %}
 
+{% macro iso_day_of_week(d) -%}
+    {{ return(adapter.dispatch('iso_day_of_week', 'cascade')(d)) }}
+{%- endmacro %}
+
+{% macro default__iso_day_of_week(d) -%}
+    cast(isodow({{ d }}) as integer)
+{%- endmacro %}
+
+{% macro trino__iso_day_of_week(d) -%}
+    cast(day_of_week({{ d }}) as integer)
+{%- endmacro %}
+
 {% macro iso_week_start(d) -%}
     cast(date_trunc('week', {{ d }}) as date)
 {%- endmacro %}

@@ -13,7 +13,7 @@ source as (
 new_rows as (
 
     select
-        date,
+        "date",
         patient_tz
 
     from source
@@ -23,7 +23,7 @@ new_rows as (
 
 changed_days as (
 
-    select distinct cast({{ epoch_ms_to_local('date', 'patient_tz') }} as date) as reading_date
+    select distinct cast({{ epoch_ms_to_local('"date"', 'patient_tz') }} as date) as reading_date
     from new_rows
 
 ),
@@ -31,8 +31,8 @@ changed_days as (
 epoch_window as (
 
     select
-        min(date) - 2 * 86400000 as first_ms,
-        max(date) + 2 * 86400000 as last_ms
+        min("date") - 2 * 86400000 as first_ms,
+        max("date") + 2 * 86400000 as last_ms
 
     from new_rows
 
@@ -48,10 +48,10 @@ renamed as (
         cast(patient_tz as varchar) as patient_tz,
         cast(type as varchar) as entry_type,
         cast(sgv as integer) as glucose_value,
-        cast(date as bigint) as reading_epoch_ms,
-        {{ epoch_ms_to_utc('date') }} as reading_ts_utc,
-        {{ epoch_ms_to_local('date', 'patient_tz') }} as reading_ts_local,
-        cast({{ epoch_ms_to_local('date', 'patient_tz') }} as date) as reading_date,
+        cast("date" as bigint) as reading_epoch_ms,
+        {{ epoch_ms_to_utc('"date"') }} as reading_ts_utc,
+        {{ epoch_ms_to_local('"date"', 'patient_tz') }} as reading_ts_local,
+        cast({{ epoch_ms_to_local('"date"', 'patient_tz') }} as date) as reading_date,
         cast(direction as varchar) as trend_direction,
         cast(noise as integer) as sensor_noise,
         cast(device as varchar) as device,
@@ -59,7 +59,7 @@ renamed as (
 
     from source
     {% if is_incremental() %}
-    where date between (select first_ms from epoch_window) and (select last_ms from epoch_window)
+    where "date" between (select first_ms from epoch_window) and (select last_ms from epoch_window)
     {% endif %}
 
 ),

@@ -14,7 +14,7 @@ renamed as (
         cast(site_id as varchar) as site_id,
         cast(patient_tz as varchar) as patient_tz,
         cast(event_type as varchar) as event_type,
-        coalesce({{ epoch_ms_to_utc('date') }}, {{ iso_to_utc('created_at') }}) as treatment_ts_utc,
+        coalesce({{ epoch_ms_to_utc('"date"') }}, {{ iso_to_utc('created_at') }}) as treatment_ts_utc,
         cast(insulin as double) as insulin_units,
         cast(carbs as double) as carbs_grams,
         cast(duration as double) as duration_minutes,

@@ -30,10 +30,10 @@ dates as (
         cast(extract(quarter from date_day) as integer) as quarter_number,
         cast(extract(month from date_day) as integer) as month_number,
         cast(extract(day from date_day) as integer) as day_of_month,
-        cast(extract(isodow from date_day) as integer) as iso_day_of_week,
+        {{ iso_day_of_week('date_day') }} as iso_day_of_week,
         cast(extract(week from date_day) as integer) as iso_week_number,
         {{ iso_week_start('date_day') }} as iso_week_start,
-        extract(isodow from date_day) in (6, 7) as is_weekend
+        {{ iso_day_of_week('date_day') }} in (6, 7) as is_weekend
 
     from spine
 

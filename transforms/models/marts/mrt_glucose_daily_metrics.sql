@@ -25,7 +25,7 @@ daily as (
         {{ glucose_summary_columns('glucose_value') }}
         max(risk_low) + max(risk_high) as daily_risk_range,
         {{ glucose_variability_columns('glucose_value', 'reading_ts_utc') }}
-        100e0 * count(*) / ({{ 24 * 60 }} / {{ var('cgm_interval_minutes') }}) as pct_readings_present,
+        least(100e0, 100e0 * count(*) / ({{ 24 * 60 }} / {{ var('cgm_interval_minutes') }})) as pct_readings_present,
         max(ingested_at) as source_ingested_at
 
     from readings

@@ -74,7 +74,7 @@ period_stats as (
         count(distinct reading_date) as days_with_data,
         {{ glucose_summary_columns('glucose_value') }}
         {{ glucose_variability_columns('glucose_value', 'reading_ts_utc') }}
-        100e0 * count(*) / (period_days * {{ 24 * 60 }} / {{ var('cgm_interval_minutes') }}) as pct_readings_present
+        least(100e0, 100e0 * count(*) / (period_days * {{ 24 * 60 }} / {{ var('cgm_interval_minutes') }})) as pct_readings_present
 
     from period_readings
     group by patient_id, period_days, period_start, period_end

@@ -26,7 +26,7 @@ weekly as (
         count(distinct reading_date) as days_with_data,
         {{ glucose_summary_columns('glucose_value') }}
         {{ glucose_variability_columns('glucose_value', 'reading_ts_utc') }}
-        100e0 * count(*) / (7 * {{ 24 * 60 }} / {{ var('cgm_interval_minutes') }}) as pct_readings_present,
+        least(100e0, 100e0 * count(*) / (7 * {{ 24 * 60 }} / {{ var('cgm_interval_minutes') }})) as pct_readings_present,
         max(ingested_at) as source_ingested_at
 
     from readings
