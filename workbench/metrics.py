@@ -280,6 +280,7 @@ def _mage_segment(gl: FloatArray, short_ma: int, long_ma: int) -> tuple[float, f
     plus: list[float] = []
     j = prev_j = 0
     while j < big_n:
+        start_j = j
         deltas = minmax[j] - minmax[prev_j : j + 1]
         i = int(np.argmax(deltas)) + prev_j
         if deltas.max() >= sd:
@@ -291,12 +292,13 @@ def _mage_segment(gl: FloatArray, short_ma: int, long_ma: int) -> tuple[float, f
                     prev_j = k
                     j = k
                     break
-        else:
+        if j == start_j:  # no progress (always the case when sd == 0, a flat trace): move on
             j += 1
 
     minus: list[float] = []
     j = prev_j = 0
     while j < big_n:
+        start_j = j
         deltas = minmax[j] - minmax[prev_j : j + 1]
         i = int(np.argmin(deltas)) + prev_j
         if deltas.min() <= -sd:
@@ -308,7 +310,7 @@ def _mage_segment(gl: FloatArray, short_ma: int, long_ma: int) -> tuple[float, f
                     prev_j = j
                     j = k
                     break
-        else:
+        if j == start_j:  # no progress (always the case when sd == 0, a flat trace): move on
             j += 1
 
     if not plus and not minus:
