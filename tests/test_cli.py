@@ -103,3 +103,11 @@ def test_merge_conflict_through_the_cli(tmp_path: Path) -> None:
     proc = run_cli("merge", "dev", "--into", "main", home=home)
     assert proc.returncode == 1
     assert "merge conflict" in proc.stderr and "raw.a" in proc.stderr
+
+
+def test_a_failed_run_exits_nonzero(tmp_path: Path) -> None:
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text("tasks:\n  - source: missing_notebook.py\n    product: out.ipynb\n")
+    proc = run_cli("run", "--pipeline", str(pipeline), home=tmp_path / "home")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert ": failed" in proc.stdout

@@ -54,7 +54,9 @@ def demo() -> None:
 def main() -> None:
     """Console entry point: run the app, turning user errors into one clear line."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a `typer.Exit(code)`
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except CascadeError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(exc.exit_code)

@@ -105,10 +105,28 @@ def export_html(notebook: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    nb = nbformat.read(notebook, as_version=4)
+    _plotly_outputs_as_html(nb)
+    body, _ = HTMLExporter().from_notebook_node(nb)
     target = notebook.with_suffix(".html")
     target.write_text(body, encoding="utf-8")
     return target
+
+
+def _plotly_outputs_as_html(nb: Any) -> None:
+    """Give plotly outputs (JSON only, as the offline mimetype renderer leaves them) an HTML form,
+    with plotly.js inlined once, so the HTML report shows the charts without a CDN."""
+    import plotly.io as pio
+
+    first = True
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            spec = data.get("application/vnd.plotly.v1+json")
+            if spec is None or "text/html" in data:
+                continue
+            data["text/html"] = pio.to_html(spec, include_plotlyjs=first, full_html=False)
+            first = False
 
 
 def _short_error(text: str) -> str:
