@@ -60,7 +60,7 @@ class SqlMagics(Magics):
         except CascadeError as exc:
             print(f"error: {exc}")
             return None
-        if cell is not None and args:
+        if cell is not None and args and self.shell is not None:
             self.shell.user_ns[args[0]] = frame
         return frame
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,10 +146,11 @@ def env_value(name: str, default: str | None = None) -> str | None:
     return default
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment and `.env`; errors become one clear `SettingsError`."""
     try:
-        return Settings(_env_file=_find_dotenv(), **overrides)  # type: ignore[call-arg]
+        options: dict[str, Any] = dict(overrides)
+        return Settings(_env_file=_find_dotenv(), **options)  # type: ignore[call-arg]  # pydantic-settings init kwarg
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

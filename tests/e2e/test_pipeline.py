@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -177,7 +178,8 @@ def test_second_run_adds_nothing_and_keeps_reports(home: Path) -> None:
     assert len(promote_commits) >= 1  # the promotion's merge commit on main
     agp = sorted((runs[-1] / "reports" / "reports").glob("agp_*.html"))
     assert [p.name.split("_")[1] for p in agp] == ["p001", "p002"]  # one shareable AGP report per patient
-    assert "plotly" in agp[0].read_text() and "cdn.plot.ly" not in agp[0].read_text()
+    html = agp[0].read_text()
+    assert "Plotly.newPlot" in html and not re.search(r"<script[^>]+src=[\"']https?://", html)  # self-contained
     listing = subprocess.run(
         [str(Path(sys.executable).with_name("cascade")), "runs"], env=_env(home), capture_output=True, text=True
     )

@@ -108,13 +108,13 @@ class BranchCatalog(SqlCatalog):
             current = None
         staged = self._update_and_stage_table(current, identifier, requirements, updates)
         if current is not None and staged.metadata == current.metadata:
-            return CommitTableResponse(metadata=current.metadata, metadata_location=current.metadata_location)
+            return CommitTableResponse(metadata=current.metadata, metadata_location=current.metadata_location)  # type: ignore[call-arg]
         self._write_metadata(staged.metadata, staged.io, staged.metadata_location)
         message, operation = _describe(updates, key)
         if current is None:
             message, operation = f"create {key}" + message.partition(key)[2], "create"
         self._swap(key, current.metadata_location if current else None, staged.metadata_location, message, operation)
-        return CommitTableResponse(metadata=staged.metadata, metadata_location=staged.metadata_location)
+        return CommitTableResponse(metadata=staged.metadata, metadata_location=staged.metadata_location)  # type: ignore[call-arg]
 
     def create_table(self, identifier: str | Identifier, schema: Any, *args: Any, **kwargs: Any) -> Table:
         if self.table_exists(identifier):

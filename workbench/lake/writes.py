@@ -145,7 +145,7 @@ def _key_filter(data: pa.Table, key: list[str]) -> BooleanExpression:
     parts: list[BooleanExpression] = []
     for column in key:
         values = pc.unique(data.column(column).drop_null()).to_pylist()
-        parts.append(In(column, values))
+        parts.append(In(column, values))  # type: ignore[misc,call-arg,arg-type]  # In's typing is narrower than its API
     expr = parts[0]
     for p in parts[1:]:
         expr = And(expr, p)

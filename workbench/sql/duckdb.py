@@ -191,9 +191,9 @@ class RefSession:
                 f"create or replace view {view} as select * from read_parquet([{listing}], union_by_name = true)"
             )
         else:
-            schema = (
-                table.schema() if snapshot_id is None else table.schemas()[table.snapshot_by_id(snapshot_id).schema_id]
-            )  # type: ignore[union-attr,index]
+            snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
+            schema_id = snapshot.schema_id if snapshot is not None else None
+            schema = table.schemas()[schema_id] if schema_id is not None else table.schema()
             empty = schema.as_arrow().empty_table()
             holder = f"__cascade_empty_{ns}_{name}"
             self.con.register(holder, empty)
