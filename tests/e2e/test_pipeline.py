@@ -159,7 +159,7 @@ def test_second_run_adds_nothing_and_keeps_reports(home: Path) -> None:
     } <= kept
     from workbench.lakehouse import Lakehouse
 
-    history = Lakehouse("main").sql(
+    history = Lakehouse("ops").sql(
         f"select task, status, commit_ids from ops.pipeline_runs where run_id = '{runs[-1].name}'"
     )
     assert set(history["task"]) == {

@@ -171,8 +171,19 @@ class LakeRunStore:
         self.branch = branch
 
     def _lake(self) -> Any:
+        from workbench.errors import CascadeError, RefNotFoundError
+        from workbench.lake.store import open_lake
         from workbench.lakehouse import Lakehouse
+        from workbench.settings import get_settings
 
+        lake = open_lake(self.settings or get_settings())
+        try:
+            lake.resolve(self.branch)
+        except RefNotFoundError:  # the history branch is made on first use
+            try:
+                lake.create_branch(self.branch, "main")
+            except CascadeError:  # another process made it meanwhile
+                lake.resolve(self.branch)
         return Lakehouse(self.branch, settings=self.settings)
 
     def append(self, record: TaskRecord) -> None:

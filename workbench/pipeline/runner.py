@@ -30,6 +30,7 @@ from workbench.pipeline.runs import new_run_id, run_dir
 from workbench.settings import Settings, get_settings
 
 PIPELINE_FILE = "pipeline.yaml"
+RUN_HISTORY_BRANCH = "ops"
 _REPORT_SUFFIXES = (".ipynb", ".html", ".json")  # executed notebooks, renderings, small reports
 
 
@@ -282,8 +283,9 @@ def run_pipeline(
                 )
             )
         status = "failed" if error or any(r.status == "failed" for r in records) else "success"
-        # the run's history also goes into the lake (`ops.pipeline_runs` on main), one commit per run
-        LakeRunStore(settings, branch="main").append_many(records)
+        # the run's history also goes into the lake: `ops.pipeline_runs` on its own branch `ops`, one
+        # commit per run, so `main` only ever moves by promotion
+        LakeRunStore(settings, branch=RUN_HISTORY_BRANCH).append_many(records)
         meta.update(ended_at=ended.isoformat(), status=status, error=error, tasks=[r.to_json() for r in records])
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
         return RunResult(run_id, folder, status, tuple(records), error)

@@ -200,6 +200,16 @@ class RefSession:
             self.con.execute(f"create or replace view {view} as select * from {holder}")
         return view
 
+    def refresh_table(self, key: str) -> None:
+        """Re-point one table's view at its newest snapshot (after a write), without re-binding the rest."""
+        with self._lock:
+            table = self.lake.catalog(self.ref).load_table(key)
+            ns, name = key.rsplit(".", 1)
+            self._create_view(ns, name, table, None)
+            self._tables[key] = table
+            if self._bound_state is not None:
+                self._bound_state = {**self._bound_state, key: table.metadata_location}
+
     def table(self, key: str) -> Table:
         self.bind()
         if key not in self._tables:

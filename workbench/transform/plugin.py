@@ -133,23 +133,14 @@ class Plugin(BasePlugin):
 
         self._session = attach_ref(conn, self.ref, settings=self.settings)
 
-    def _refresh_view(self, lake: Any, table_name: str) -> None:
+    def _refresh_view(self, table_name: str) -> None:
         """Point the model's view in dbt's connection at the table's new snapshot.
 
         Only this table is reloaded (re-binding every table of the ref after each model costs a
-        metadata load per table per model); without the session helper, fall back to a full bind.
+        metadata load per table per model).
         """
-        if self._session is None:
-            return
-        create_view = getattr(self._session, "_create_view", None)
-        if create_view is None:
-            self._session.bind()
-            return
-        from workbench.lake.catalog import load_table
-
-        table = load_table(lake.lake.catalog(self.ref), table_name, self.ref)
-        namespace, name = table_name.rsplit(".", 1)
-        create_view(namespace, name, table, None)
+        if self._session is not None:
+            self._session.refresh_table(table_name)
 
     def store(self, target_config: TargetConfig) -> None:
         """Run the model's SQL and write its result (see module docstring)."""
@@ -209,7 +200,7 @@ class Plugin(BasePlugin):
                 result = lake.write(
                     table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
                 )
-        self._refresh_view(lake, table_name)
+        self._refresh_view(table_name)
         return ModelWrite(
             spec["model"],
             table_name,
