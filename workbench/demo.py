@@ -24,7 +24,7 @@ def summary_lines(run: object, settings: Settings) -> list[str]:
     lines += [
         "",
         f"Lake: {settings.home}",
-        "Next:",
+        "Next (after `source .venv/bin/activate`):",
         "  cascade tables --ref main",
         '  cascade sql "select * from marts.mrt_glucose_overview order by reading_date desc limit 5"',
         "  cascade log main -n 5",

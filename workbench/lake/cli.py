@@ -34,9 +34,9 @@ def _print_frame(frame: Any, fmt: str) -> None:
     if fmt == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso", lines=True))
-        if len(frame):
-            sys.stdout.write("\n")
+        clean = frame.astype(object).where(frame.notna(), None)
+        for record in clean.to_dict(orient="records"):
+            sys.stdout.write(json.dumps(record, default=_json_value) + "\n")
     else:
         from rich.console import Console
         from rich.table import Table
@@ -48,6 +48,15 @@ def _print_frame(frame: Any, fmt: str) -> None:
             table.add_row(*["" if _isnull(v) else str(v) for v in row])
         Console(width=max(120, Console().width)).print(table)
         typer.echo(f"({len(frame)} row{'s' if len(frame) != 1 else ''})")
+
+
+def _json_value(value: Any) -> Any:
+    """JSON for values json does not know: dates/timestamps as ISO text, numpy scalars as numbers."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def _isnull(value: Any) -> bool:
@@ -159,7 +168,8 @@ def sql(
     """Run SQL on a ref (DuckDB).  Example: cascade sql "select count(*) from raw.glucose_entries" --ref dev"""
     if fmt not in ("table", "csv", "json"):
         raise WriteError(f"unknown format '{fmt}'; use table, csv or json")
-    _print_frame(_lakehouse(ref, as_of).sql(query), fmt)
+    # via Arrow, so DATE columns stay dates (DuckDB's own pandas conversion makes them midnight timestamps)
+    _print_frame(_lakehouse(ref, as_of).sql_arrow(query).to_pandas(), fmt)
 
 
 def load(
