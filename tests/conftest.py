@@ -43,3 +43,28 @@ def run_cli(*args: str, home: Path, check: bool = False, timeout: int = 120) -> 
     if check and proc.returncode != 0:
         raise AssertionError(f"cascade {' '.join(args)} failed: {proc.stderr}")
     return proc
+
+
+# ---- the shared demo lake (tests/viz, tests/dashboards, tests/notebooks) -----------------------------
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CASCADE_HOME of the demo lake (2 patients × 14 days: ingest → dbt build on dev → merge into
+    main), built once per test session."""
+    from workbench.viz.demo import demo_lake
+
+    return demo_lake(tmp_path_factory.getbasetemp() / "cascade-viz-demo")
+
+
+@pytest.fixture
+def demo_settings(demo_home: Path):  # type: ignore[no-untyped-def]
+    """Settings for the demo lake (embedded profile, no PostgreSQL URL)."""
+    from workbench.settings import load_settings
+
+    return load_settings(home=demo_home, profile="embedded", warehouse=None, postgres_url=None)
+
+
+@pytest.fixture(scope="session")
+def demo_env(demo_home: Path) -> dict[str, str]:
+    """Environment for subprocesses (CLI, kernels, Voila) on the demo lake."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASCADE_")}
+    return {**env, "CASCADE_HOME": str(demo_home), "CASCADE_PROFILE": "embedded"}
