@@ -63,6 +63,7 @@ def main() -> None:
     from selenium.webdriver.chrome.service import Service
 
     from workbench.viz.demo import demo_lake
+    from workbench.viz.report import CHROMIUM_FLAGS
     from workbench.viz.serve import start_voila, stop_voila
 
     home = args.home or demo_lake(Path(tempfile.mkdtemp(prefix="cascade-bench-dash-")) / "home")
@@ -72,13 +73,7 @@ def main() -> None:
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+        *CHROMIUM_FLAGS,
         "--window-size=1400,2600",
         f"--user-data-dir={tempfile.mkdtemp(prefix='cascade-chromium-')}",
     ):

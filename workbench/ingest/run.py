@@ -201,36 +201,25 @@ def ingest(
     settings.ensure_home()
     configured = sites if sites is not None else load_sites(config)
     lakehouse = Lakehouse(ref=branch, settings=settings)
+
+    def run_all(candidates: list[Site]) -> list[SiteReport]:
+        return [
+            ingest_site(
+                lakehouse,
+                s,
+                branch=branch,
+                full_resync=full_resync,
+                settings=settings,
+                page_size=page_size,
+                retry=retry,
+            )
+            for s in _select(candidates, site)
+        ]
+
     if not configured:
         with demo_sites() as demo:
-            chosen = _select(demo, site)
-            reports = [
-                ingest_site(
-                    lakehouse,
-                    s,
-                    branch=branch,
-                    full_resync=full_resync,
-                    settings=settings,
-                    page_size=page_size,
-                    retry=retry,
-                )
-                for s in chosen
-            ]
-        return IngestReport(branch=branch, sites=reports, demo=True)
-    chosen = _select(configured, site)
-    reports = [
-        ingest_site(
-            lakehouse,
-            s,
-            branch=branch,
-            full_resync=full_resync,
-            settings=settings,
-            page_size=page_size,
-            retry=retry,
-        )
-        for s in chosen
-    ]
-    return IngestReport(branch=branch, sites=reports)
+            return IngestReport(branch=branch, sites=run_all(demo), demo=True)
+    return IngestReport(branch=branch, sites=run_all(configured))
 
 
 def _select(sites: list[Site], wanted: str | list[str] | None) -> list[Site]:

@@ -70,6 +70,18 @@ Generated {generated} by Cascade.</footer>
 """
 
 
+#: Headless Chromium on a machine without outside network (no background requests, no sandbox as root).
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
 def find_chromium() -> str | None:
     """Path of a Chromium/Chrome executable on PATH, or None."""
     for name in CHROMIUM_CANDIDATES:
@@ -87,13 +99,7 @@ def html_to_pdf(source: Path, target: Path, chromium: str | None = None) -> Path
     with tempfile.TemporaryDirectory(prefix="cascade-chromium-") as profile:
         args = [
             browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             "--no-pdf-header-footer",
             "--virtual-time-budget=10000",
