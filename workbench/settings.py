@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     trino_user: str = "cascade"
     # Publishing
     postgres_url: SecretStr | None = None
+    # Monitoring (`cascade monitor`) and Superset (`cascade superset`); both bound to 127.0.0.1
+    prometheus_port: int = Field(default=9090, ge=0, le=65535, description="0 = a free port")
+    exporter_port: int = Field(default=9464, ge=0, le=65535, description="pipeline metrics exporter; 0 = free")
+    monitor_password: SecretStr | None = Field(
+        default=None, description="Prometheus web login `admin` (default: generated into HOME/monitor)"
+    )
+    api_metrics_target: str | None = Field(default=None, description="host:port of the Cascade API to scrape")
+    cache_home: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"),
+        description="cache root (XDG_CACHE_HOME); Cascade uses <cache_home>/cascade",
+    )
+    superset_port: int = Field(default=8088, ge=0, le=65535, description="0 = a free port")
+    superset_password: SecretStr | None = Field(
+        default=None, description="Superset login `admin` (default: generated into HOME/superset)"
+    )
     # The built-in demo Nightscout server (used when no site is configured)
     demo_patients: int = Field(default=2, ge=1, description="simulated patients")
     demo_days: float = Field(default=14, gt=0, description="days of history served")
@@ -93,6 +108,11 @@ class Settings(BaseSettings):
     @property
     def stage_dir(self) -> Path:
         return self.home / "stage"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Reusable downloads and tool venvs (e.g. Superset's), shared by every CASCADE_HOME."""
+        return self.cache_home / "cascade"
 
     @property
     def runs_dir(self) -> Path:
@@ -144,6 +164,14 @@ def env_value(name: str, default: str | None = None) -> str | None:
 
         return dotenv_values(dotenv).get(name, default)
     return default
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment for a child process (a server Cascade starts) that must see the same lake."""
+    env = dict(os.environ)
+    env["CASCADE_HOME"] = str(settings.home)
+    env["CASCADE_PROFILE"] = settings.profile.value
+    return env
 
 
 def load_settings(**overrides: Any) -> Settings:

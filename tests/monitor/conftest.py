@@ -1,0 +1,53 @@
+"""Fixtures: a tiny real Ploomber project whose runs succeed or fail, in a fresh CASCADE_HOME."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workbench.settings import Settings, get_settings
+
+
+@pytest.fixture
+def run_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.setenv("CASCADE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CASCADE_PROFILE", "embedded")
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`pipeline.yaml` (one task that works) and `failing.yaml` (plus one that raises)."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    module = f"cascade_monitor_tasks_{tmp_path.name.replace('-', '_')}"
+    (folder / f"{module}.py").write_text(
+        textwrap.dedent(
+            """
+            from pathlib import Path
+
+            def report(product):
+                Path(str(product)).parent.mkdir(parents=True, exist_ok=True)
+                Path(str(product)).write_text("<html>ok</html>")
+
+            def broken(product):
+                raise ValueError("glucose out of range")
+            """
+        )
+    )
+    ok = f'tasks:\n  - source: {module}.report\n    name: report\n    product: "{{{{products}}}}/report.html"\n'
+    (folder / "pipeline.yaml").write_text(ok)
+    (folder / "failing.yaml").write_text(
+        ok + f'  - source: {module}.broken\n    name: broken\n    product: "{{{{products}}}}/broken.html"\n'
+    )
+    (folder / "env.yaml").write_text('products: "{{root}}/out"\n')
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")
+    monkeypatch.setenv("PLOOMBER_VERSION_CHECK_DISABLED", "true")
+    return folder
