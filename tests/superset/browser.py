@@ -1,0 +1,87 @@
+"""Headless Chromium on Superset: log in through the form, open a dashboard, wait for every chart."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from workbench.viz.report import CHROMIUM_FLAGS
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+RENDER_TIMEOUT_S = 240
+
+# Per chart holder: its title, whether it drew something (canvas/svg for ECharts, rows for tables),
+# and any error or empty-state text Superset shows instead.
+CHARTS_JS = """
+return Array.from(document.querySelectorAll('[data-test="dashboard-component-chart-holder"]')).map(function (h) {
+  var text = h.innerText || '';
+  var rows = h.querySelectorAll('table tbody tr').length;
+  var drawn = h.querySelectorAll('canvas, svg path').length;
+  return {
+    title: (h.querySelector('[data-test="editable-title"], .header-title, [data-test="slice-header"]') || {}).innerText || text.split('\\n')[0],
+    rows: rows, drawn: drawn,
+    loading: h.querySelectorAll('.loading, [data-test="loading-indicator"], [aria-label="Loading"]').length,
+    empty: /No results/i.test(text),
+    error: h.querySelectorAll('.alert-danger, [data-test="error-tooltip"], [role="alert"]').length > 0 || /Unexpected error|error occurred/i.test(text),
+    text: text.slice(0, 300)
+  };
+});
+"""
+
+
+@contextmanager
+def chromium(width: int = 1600, height: int = 2200) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (*CHROMIUM_FLAGS, f"--window-size={width},{height}"):
+        options.add_argument(arg)
+    profile = tempfile.mkdtemp(prefix="cascade-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(RENDER_TIMEOUT_S)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        subprocess.run(["rm", "-rf", profile], check=False)
+
+
+def login(driver: Any, url: str, user: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "login/")
+    deadline = time.monotonic() + 60
+    while not driver.find_elements(By.CSS_SELECTOR, "input[name=username], #username"):
+        if time.monotonic() > deadline:
+            raise AssertionError("no login form: " + driver.find_element(By.TAG_NAME, "body").text[:500])
+        time.sleep(0.3)
+    driver.find_element(By.CSS_SELECTOR, "input[name=username], #username").send_keys(user)
+    driver.find_element(By.CSS_SELECTOR, "input[name=password], #password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit], input[type=submit], [data-test=login-button]").click()
+    while "/login" in driver.current_url:
+        if time.monotonic() > deadline:
+            raise AssertionError("login failed: " + driver.find_element(By.TAG_NAME, "body").text[:500])
+        time.sleep(0.3)
+
+
+def rendered_charts(driver: Any, expected: int, timeout_s: float = RENDER_TIMEOUT_S) -> list[dict[str, Any]]:
+    """Wait until `expected` charts are present and each drew data (or shows an error / no results)."""
+    deadline = time.monotonic() + timeout_s
+    charts: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        charts = driver.execute_script(CHARTS_JS)
+        done = [c for c in charts if c["error"] or c["empty"] or (not c["loading"] and (c["rows"] or c["drawn"]))]
+        if len(charts) >= expected and len(done) == len(charts):
+            time.sleep(1.0)  # let animations finish before the screenshot
+            return list(driver.execute_script(CHARTS_JS))
+        time.sleep(0.5)
+    raise AssertionError(f"charts not rendered within {timeout_s:.0f} s: {charts}")
