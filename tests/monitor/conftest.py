@@ -22,7 +22,8 @@ def run_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """`pipeline.yaml` (one task that works) and `failing.yaml` (plus one that raises)."""
+    """`pipeline.yaml` (one task that works), `failing.yaml` (plus one that raises) and `ingesting.yaml`
+    (a task `ingest` landing one day of the demo server on `dev`, then one that raises)."""
     folder = tmp_path / "project"
     folder.mkdir()
     module = f"cascade_monitor_tasks_{tmp_path.name.replace('-', '_')}"
@@ -37,6 +38,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
             def broken(product):
                 raise ValueError("glucose out of range")
+
+            def ingest_demo(product):
+                from workbench.ingest.run import demo_sites, ingest
+
+                with demo_sites(seed=7, patients=2, days=1) as sites:
+                    ingest(branch="dev", sites=sites)
+                Path(str(product)).parent.mkdir(parents=True, exist_ok=True)
+                Path(str(product)).write_text("ingested")
             """
         )
     )
@@ -44,6 +53,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (folder / "pipeline.yaml").write_text(ok)
     (folder / "failing.yaml").write_text(
         ok + f'  - source: {module}.broken\n    name: broken\n    product: "{{{{products}}}}/broken.html"\n'
+    )
+    (folder / "ingesting.yaml").write_text(
+        f'tasks:\n  - source: {module}.ingest_demo\n    name: ingest\n    product: "{{{{products}}}}/ingest.txt"\n'
+        f'  - source: {module}.broken\n    name: broken\n    product: "{{{{products}}}}/broken.html"\n'
     )
     (folder / "env.yaml").write_text('products: "{{root}}/out"\n')
     monkeypatch.syspath_prepend(str(folder))

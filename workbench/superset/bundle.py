@@ -24,6 +24,8 @@ BUNDLE_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "superset"
 ROOT_FOLDER = "cascade_dashboards"
 URI_PLACEHOLDER = "postgresql+psycopg2://cascade@localhost/cascade"
 TRINO_DATABASE = "Cascade lake (Trino, main)"
+# colours Superset's front end assigns and saves when an owner views a dashboard: state, not code
+RUNTIME_METADATA = ("shared_label_colors", "map_label_colors", "color_scheme_domain")
 
 
 class SupersetApiError(Exception):
@@ -213,6 +215,8 @@ def normalise(name: str, content: dict[str, Any]) -> dict[str, Any]:
             if meta and "chartId" in meta and meta.get("uuid") in local_ids:
                 meta["chartId"] = local_ids[meta["uuid"]]
         metadata = content.get("metadata") or {}
+        for key in RUNTIME_METADATA:
+            metadata.pop(key, None)
         for flt in metadata.get("native_filter_configuration", []):
             flt.pop("chartsInScope", None)
             flt.pop("tabsInScope", None)
