@@ -15,6 +15,7 @@ from workbench.viz.report import CHROMIUM_FLAGS
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 RENDER_TIMEOUT_S = 240
+PASSWORD = "superset-test-password"  # the admin password the session fixture sets
 
 # Per chart holder: its title, whether it drew something (canvas/svg for ECharts, rows for tables),
 # and any error or empty-state text Superset shows instead.
