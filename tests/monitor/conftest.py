@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from workbench.settings import Settings, get_settings
 
@@ -64,3 +65,25 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")
     monkeypatch.setenv("PLOOMBER_VERSION_CHECK_DISABLED", "true")
     return folder
+
+
+@pytest.fixture
+def api_app(run_home: Settings) -> FastAPI:
+    """A small API the way workbench/api wires metrics: the middleware plus the mounted /metrics, with
+    a route template (`/patients/{patient_id}`) and a route that fails (500)."""
+    from workbench.monitor.api_metrics import PrometheusMiddleware
+    from workbench.monitor.exporter import metrics_app
+
+    app = FastAPI()
+    app.add_middleware(PrometheusMiddleware)
+    app.mount("/metrics", metrics_app(run_home))
+
+    @app.get("/patients/{patient_id}")
+    def patient(patient_id: str) -> dict[str, str]:
+        return {"id": patient_id}
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    return app

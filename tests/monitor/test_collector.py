@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -98,25 +99,10 @@ def test_http_endpoint(run_home: Settings, project: Path) -> None:
     assert samples[("cascade_pipeline_last_run_status", (("status", "failed"),))] == 1
 
 
-def test_api_middleware_and_mounted_metrics(run_home: Settings) -> None:
-    from fastapi import FastAPI
+def test_api_middleware_and_mounted_metrics(api_app: Any) -> None:
     from fastapi.testclient import TestClient
 
-    from workbench.monitor.api_metrics import PrometheusMiddleware
-    from workbench.monitor.exporter import metrics_app
-
-    app = FastAPI()
-    app.add_middleware(PrometheusMiddleware)
-    app.mount("/metrics", metrics_app(run_home))
-
-    @app.get("/patients/{patient_id}")
-    def patient(patient_id: str) -> dict[str, str]:
-        return {"id": patient_id}
-
-    @app.get("/boom")
-    def boom() -> None:
-        raise RuntimeError("boom")
-
+    app = api_app
     before = _samples(TestClient(app).get("/metrics/").text)
     client = TestClient(app, raise_server_exceptions=False)
     for pid in ("p001", "p002"):

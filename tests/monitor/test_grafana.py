@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,26 +64,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api(run_home: Settings) -> Iterator[str]:
-    """A real HTTP server: a FastAPI app with Cascade's metrics middleware and /metrics (uvicorn)."""
+def api(api_app: Any) -> Iterator[str]:
+    """The test API served over real HTTP by uvicorn."""
     import uvicorn
-    from fastapi import FastAPI
 
-    from workbench.monitor.api_metrics import PrometheusMiddleware
-    from workbench.monitor.exporter import metrics_app
-
-    app = FastAPI()
-    app.add_middleware(PrometheusMiddleware)
-    app.mount("/metrics", metrics_app(run_home))
-
-    @app.get("/patients/{patient_id}")
-    def patient(patient_id: str) -> dict[str, str]:
-        return {"id": patient_id}
-
-    @app.get("/boom")
-    def boom() -> None:
-        raise RuntimeError("boom")
-
+    app = api_app
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
