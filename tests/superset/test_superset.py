@@ -87,6 +87,20 @@ def test_export_equals_the_bundle_and_reimport_changes_nothing(superset: Setting
     assert not _drift(export_dashboards(superset), bundle_files())
 
 
+def test_reimport_puts_back_what_was_edited_in_superset(superset: Settings) -> None:
+    """The bundle is the truth: a chart edited in Superset is restored by the next import (`up`)."""
+    client = client_for(superset)
+    try:
+        chart = next(c for c in client.list("chart") if c["slice_name"] == "Daily statistics")
+        answer = client.http.put(f"/api/v1/chart/{chart['id']}", json={"slice_name": "edited by hand"})
+        assert answer.status_code == 200, answer.text
+    finally:
+        client.close()
+    assert _drift(export_dashboards(superset), bundle_files())  # the edit shows as drift
+    import_dashboards(superset)
+    assert not _drift(export_dashboards(superset), bundle_files())
+
+
 # ---- chart data == marts -------------------------------------------------------------------------
 def _expressions() -> dict[tuple[str, str], str]:
     """Calculated columns of the bundle's datasets: (table, column) -> SQL expression."""

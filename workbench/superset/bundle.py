@@ -89,11 +89,17 @@ def bundle_files(folder: Path = BUNDLE_DIR) -> dict[str, dict[str, Any]]:
     return {str(p.relative_to(folder)): yaml.safe_load(p.read_text()) for p in sorted(folder.rglob("*.yaml"))}
 
 
-def bundle_zip(database_url: str, folder: Path = BUNDLE_DIR) -> bytes:
-    """The bundle as the ZIP Superset imports, with the database URL filled in."""
+# Superset's dashboard import overwrites only the dashboards (charts, datasets and databases it only
+# creates), so each kind is imported by its own endpoint, dependencies first, each with overwrite:
+# a changed chart, dataset or database URL (the embedded PostgreSQL's port moves) is applied.
+IMPORT_ORDER = (("database", "Database"), ("dataset", "SqlaTable"), ("chart", "Slice"), ("dashboard", "Dashboard"))
+
+
+def bundle_zip(database_url: str, folder: Path = BUNDLE_DIR, kind: str = "Dashboard") -> bytes:
+    """The bundle as the ZIP Superset imports (`kind`: its metadata type), with the database URL filled in."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        meta = {"version": "1.0.0", "type": "Dashboard", "timestamp": "2026-12-01T00:00:00+00:00"}
+        meta = {"version": "1.0.0", "type": kind, "timestamp": "2026-12-01T00:00:00+00:00"}
         archive.writestr(f"{ROOT_FOLDER}/metadata.yaml", yaml.safe_dump(meta))
         for name, content in bundle_files(folder).items():
             if name.startswith("databases/"):
@@ -123,11 +129,12 @@ def import_dashboards(settings: Settings | None = None) -> None:
     client = client_for(settings)
     try:
         url = marts_url(settings)
-        client.post(
-            "/api/v1/dashboard/import/",
-            files={"formData": ("cascade_dashboards.zip", bundle_zip(url), "application/zip")},
-            data={"overwrite": "true"},
-        )
+        for resource, kind in IMPORT_ORDER:
+            client.post(
+                f"/api/v1/{resource}/import/",
+                files={"formData": ("cascade_dashboards.zip", bundle_zip(url, kind=kind), "application/zip")},
+                data={"overwrite": "true"},
+            )
         if settings.profile == Profile.stack:
             ensure_trino_database(client, settings)
     except SupersetApiError as exc:
