@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     postgres_data_dir: Path | None = Field(
         default=None, description="embedded server's cluster (default: see workbench.publish.postgres)"
     )
+    # Ingest bounds (per site and run)
+    ingest_deadline_seconds: float = Field(default=1800, gt=0, description="overall time one site may take")
+    ingest_max_response_mb: float = Field(default=256, gt=0, description="largest response (decompressed)")
     # The built-in demo Nightscout server (used when no site is configured)
     demo_patients: int = Field(default=2, ge=1, description="simulated patients")
     demo_days: float = Field(default=14, gt=0, description="days of history served")
