@@ -2,7 +2,11 @@
 
 Each write is one Iceberg transaction, hence one commit on the branch with a message. New columns
 are added (schema evolution, never dropped); an incompatible type change is a `SchemaError`.
-Concurrent writers to one table retry on commit conflicts, so no rows are lost.
+Concurrent writers to one table retry on commit conflicts, so no rows are lost. A keyed write
+(insert_new, upsert) that loses the race is re-run from the start: the table is reloaded and the
+existing keys read again on every attempt (PyIceberg's own commit retry, which would replay the
+append onto the winner's snapshot without that check, is turned off for them); after
+`MAX_ATTEMPTS` a one-line `ConcurrencyError`.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, parser
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import assign_fresh_schema_ids
-from pyiceberg.table import Table, Transaction
+from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform, MonthTransform, YearTransform
 
 from workbench.errors import ConcurrencyError, SchemaError, WriteError
@@ -211,9 +215,20 @@ def write_table(
             with commit_message(message):
                 result = _write_once(catalog, table, arrow, mode, keys, where, partition_by, properties)
             return replace(result, rows_skipped=result.rows_skipped + in_batch_duplicates)
-        except CommitFailedException:
+        except (CommitFailedException, ValidationException):  # lost a race: start again from the new state
             time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
-    raise ConcurrencyError(f"could not commit to {table} after {MAX_ATTEMPTS} attempts: too many concurrent writers")
+    raise ConcurrencyError(
+        f"could not commit to {table} after {MAX_ATTEMPTS} attempts: too many concurrent writers; run it again"
+    )
+
+
+def _without_commit_retry(tbl: Table) -> Table:
+    """The same table whose transactions never replay themselves on a conflict (the caller re-runs
+    the whole write instead, re-checking keys). Only the in-memory properties differ; commits carry
+    explicit updates, so nothing of this is written to the table's metadata."""
+    properties = {**tbl.metadata.properties, TableProperties.COMMIT_NUM_RETRIES: "0"}
+    metadata = tbl.metadata.model_copy(update={"properties": properties})
+    return Table(tbl._identifier, metadata, tbl.metadata_location, tbl.io, tbl.catalog)
 
 
 def _write_once(
@@ -247,7 +262,7 @@ def _write_once(
         skipped, written = written - arrow.num_rows, arrow.num_rows
         if arrow.num_rows == 0:
             return WriteResult(table, None, tbl.metadata.current_snapshot_id, 0, 0, skipped)
-    tx = tbl.transaction()
+    tx = (_without_commit_retry(tbl) if keys else tbl).transaction()
     _evolve(tx, tbl, arrow)
     evolved = tx.table_metadata.schema().as_arrow()
     aligned = _align_to(arrow, evolved, table)
