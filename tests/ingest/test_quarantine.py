@@ -168,3 +168,37 @@ def test_a_gzip_bomb_is_a_clear_error(run_ingest: Callable[..., Any], monkeypatc
     with hostile_server(Behaviour(mode="bomb", bomb_bytes=60_000_000)) as url:
         with pytest.raises(FetchLimitError, match="more than 5 MB in one response.*CASCADE_INGEST_MAX_RESPONSE_MB"):
             run_ingest([site_for(url)])
+
+
+def test_a_corrected_document_is_an_update_with_the_old_version_in_time_travel(
+    run_ingest: Callable[..., Any], lake: Callable[[], Any]
+) -> None:
+    from workbench.lakehouse import Lakehouse
+
+    now = _now_ms()
+    t_bolus = _iso(now - 40 * MINUTE)
+    behaviour = Behaviour(
+        entries=_valid(5, now - MINUTE),
+        treatments=[f'{{"_id":"t1","eventType":"Meal Bolus","created_at":"{t_bolus}","insulin":2,"carbs":30}}'],
+    )
+    with hostile_server(behaviour) as url:
+        site = site_for(url)
+        run_ingest([site])
+        before = lake().log(limit=1)[0].id
+        # the user edits a treatment and a reading is re-sent with a corrected value (same _id)
+        behaviour.treatments = [f'{{"_id":"t1","eventType":"Meal Bolus","created_at":"{t_bolus}","insulin":2,"carbs":45}}']
+        behaviour.entries[2] = entry("ok-2", now - MINUTE - 10 * MINUTE, 222)
+        second = run_ingest([site]).sites[0]
+        third = run_ingest([site]).sites[0]  # nothing changed again: nothing written
+    assert second.updated == 1 and second.treatments_updated == 1 and second.new == 0
+    assert third.updated == 0 and third.treatments_updated == 0
+    lh = lake()
+    assert count(lh, "raw.glucose_entries") == 5 and count(lh, "raw.treatments") == 1
+    assert lh.sql("select sgv from raw.glucose_entries where _id = 'ok-2'")["sgv"].tolist() == [222]
+    assert lh.sql("select carbs from raw.treatments where _id = 't1'")["carbs"].tolist() == [45.0]
+    messages = [c.message for c in lh.log(limit=10)]
+    assert any("raw.treatments" in m and "1 updated" in m for m in messages)
+    assert any("raw.glucose_entries" in m and "1 updated" in m for m in messages)
+    old = Lakehouse(before)
+    assert old.sql("select carbs from raw.treatments where _id = 't1'")["carbs"].tolist() == [30.0]
+    assert old.sql("select sgv from raw.glucose_entries where _id = 'ok-2'")["sgv"].tolist() == [102]

@@ -13,7 +13,13 @@ import orjson
 import pyarrow as pa
 
 _TS = pa.timestamp("us", tz="UTC")
-_STAMPS = {"patient_id": pa.string(), "patient_tz": pa.string(), "site_id": pa.string(), "_ingested_at": _TS}
+_STAMPS = {
+    "patient_id": pa.string(),
+    "patient_tz": pa.string(),
+    "site_id": pa.string(),
+    "_ingested_at": _TS,
+    "_doc_hash": pa.string(),  # validate.DOC_HASH
+}
 ENTRY_TYPES: dict[str, pa.DataType] = {
     "_id": pa.string(),
     "type": pa.string(),

@@ -30,6 +30,9 @@ RAW_TABLES: dict[str, tuple[str, list[str]]] = {
     "devicestatus_rejects": ("raw.devicestatus_rejects", ["site_id", "_id"]),
 }
 _DROP = ("_dlt_id",)
+# a changed document for a key already landed is a correction: the row is updated (the old version
+# stays reachable in the commit before); identical re-reads are skipped
+CORRECTABLE = ("glucose_entries", "treatments")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class LandedTable:
     new: int
     duplicate: int
     commit_id: str | None
+    updated: int = 0  # corrections: a changed document for a key already in the table
 
 
 @dataclass
@@ -58,7 +62,12 @@ class LandResult:
                 self.tables[name] = t
             else:
                 self.tables[name] = LandedTable(
-                    name, mine.staged + t.staged, mine.new + t.new, mine.duplicate + t.duplicate, t.commit_id
+                    name,
+                    mine.staged + t.staged,
+                    mine.new + t.new,
+                    mine.duplicate + t.duplicate,
+                    t.commit_id,
+                    mine.updated + t.updated,
                 )
 
 
@@ -177,16 +186,17 @@ def _land(lakehouse: Any, area: StageArea, load_ids: list[str]) -> LandResult:
         written = lakehouse.write(
             raw_table,
             data,
-            mode="insert_new",
+            mode="upsert_changed" if staged_name in CORRECTABLE else "insert_new",
             key=key,
             message=f"ingest nightscout site {area.site_id}: {raw_table} from load {span}",
         )
         result.tables[raw_table] = LandedTable(
             table=raw_table,
             staged=data.num_rows,
-            new=written.rows_written,
+            new=written.rows_written - written.rows_updated,
             duplicate=data.num_rows - written.rows_written,
             commit_id=written.commit_id,
+            updated=written.rows_updated,
         )
     area.mark_landed(
         result.load_ids,

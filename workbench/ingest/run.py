@@ -41,6 +41,8 @@ class SiteReport:
     rejected: int = 0
     new_rejects: int = 0
     treatments_new: int = 0
+    updated: int = 0  # corrections landed (entries)
+    treatments_updated: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     latest_reading: datetime | None = None
     requests: int = 0
@@ -111,11 +113,16 @@ class IngestReport:
                 lines.append(f"  {s.site_id} ({s.patient_id}): FAILED: {s.error}")
                 continue
             latest = f"{s.latest_reading:%Y-%m-%d %H:%M} UTC" if s.latest_reading else "none"
+            corrected = (
+                f"corrected {s.updated} entries, {s.treatments_updated} treatments; "
+                if s.updated or s.treatments_updated
+                else ""
+            )
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items()))
             lines.append(
                 f"  {s.site_id} ({s.patient_id}): fetched {s.fetched}, new {s.new}, duplicate {s.duplicate}, "
                 f"rejected {s.rejected}{' (' + reasons + ')' if reasons else ''}; "
-                f"treatments new {s.treatments_new}; latest reading {latest}; {s.seconds:.1f}s"
+                f"treatments new {s.treatments_new}; {corrected}latest reading {latest}; {s.seconds:.1f}s"
             )
             for load_id, why in s.quarantined.items():
                 lines.append(f"    package {load_id} quarantined ({why}); see cascade-home/stage/_quarantine")
@@ -175,6 +182,9 @@ def ingest_site(
     report.duplicate = report.fetched - report.rejected - report.new
     report.new_rejects = rejects.new if rejects else 0
     report.treatments_new = treatments.new if treatments else 0
+    report.updated = entries.updated if entries else 0
+    report.treatments_updated = treatments.updated if treatments else 0
+    report.duplicate -= report.updated
     if "raw.glucose_entries" in lakehouse.tables():
         latest = lakehouse.sql("select max(date) as d from raw.glucose_entries where site_id = ?", [site.site_id])[
             "d"

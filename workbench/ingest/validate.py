@@ -47,7 +47,10 @@ FUTURE_TOLERANCE_MS = 5 * 60 * 1000  # device clocks drift a little; a reading f
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_DEPTH = 32
 # columns Cascade (or dlt) sets on every row: a document field normalised to one of them is refused
-RESERVED_COLUMNS = frozenset({"patient_id", "patient_tz", "site_id", "_ingested_at", "_dlt_id", "_dlt_load_id"})
+DOC_HASH = "_doc_hash"  # SHA-1 of the document as served: a changed document is a correction (an update)
+RESERVED_COLUMNS = frozenset(
+    {"patient_id", "patient_tz", "site_id", "_ingested_at", "_dlt_id", "_dlt_load_id", DOC_HASH}
+)
 ENTRY_TYPES = ("sgv", "mbg", "cal")
 _ENTRY_STRINGS = ("direction", "device", "dateString", "sysTime")
 _ENTRY_INTEGERS = ("noise", "rssi", "utcOffset")
@@ -312,6 +315,7 @@ def _split(docs: list[Any], ctx: SiteContext, check: Any) -> tuple[list[dict[str
         except _Reject as exc:
             rejects.append(_reject_row(original, exc.reason, ctx))
             continue
+        row[DOC_HASH] = hashlib.sha1(orjson.dumps(original, option=orjson.OPT_SORT_KEYS)).hexdigest()
         row["patient_id"] = ctx.patient_id
         row["patient_tz"] = ctx.patient_tz
         row["site_id"] = ctx.site_id
