@@ -102,9 +102,11 @@ def _string_problem(text: str) -> str | None:
     return "nul_character" if "\x00" in text else None
 
 
-def representation_problem(doc: dict[str, Any]) -> str | None:
-    """Why the lake cannot hold `doc` as a row (a reject reason), or None when it can."""
-    columns: dict[str, str] = {}
+def representation_problem(doc: dict[str, Any], known: dict[str, str] | None = None) -> str | None:
+    """Why the lake cannot hold `doc` as a row (a reject reason), or None when it can. `known` maps
+    the columns of known fields to their spelling (a field spelled otherwise, e.g. `DateString`
+    beside the known `dateString`, would land in that typed column: refused as a collision)."""
+    columns: dict[str, str] = dict(known or {})
     for name in doc:
         problem = _string_problem(name)
         if problem is not None:
@@ -299,14 +301,25 @@ def _reject_row(original: Any, reason: str, ctx: SiteContext) -> dict[str, Any]:
     }
 
 
-def _split(docs: list[Any], ctx: SiteContext, check: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+@lru_cache(maxsize=4)
+def _known_columns(kind: str) -> dict[str, str]:
+    from workbench.ingest import arrow
+
+    types = {"entries": arrow.ENTRY_TYPES, "treatments": arrow.TREATMENT_TYPES}[kind]
+    return {column_name(name): name for name in types if name not in RESERVED_COLUMNS}
+
+
+def _split(
+    docs: list[Any], ctx: SiteContext, check: Any, kind: str = "entries"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    known = _known_columns(kind)
     valid: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     for original in docs:
         if not isinstance(original, dict):
             rejects.append(_reject_row(original, "not_an_object", ctx))
             continue
-        problem = representation_problem(original)
+        problem = representation_problem(original, known)
         if problem is not None:
             rejects.append(_reject_row(original, problem, ctx))
             continue
@@ -331,4 +344,4 @@ def split_entries(docs: list[Any], ctx: SiteContext) -> tuple[list[dict[str, Any
 
 def split_treatments(docs: list[Any], ctx: SiteContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(valid treatment rows with a derived epoch-ms `date`, reject rows) for a page of treatments."""
-    return _split(docs, ctx, _treatment)
+    return _split(docs, ctx, _treatment, "treatments")
