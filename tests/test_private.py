@@ -44,7 +44,9 @@ def probe() -> pwd.struct_passwd:
         return pwd.getpwnam(PROBE_USER)
 
 
-def _as(user: pwd.struct_passwd, command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _as(
+    user: pwd.struct_passwd, command: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command,
         user=user.pw_uid,
@@ -178,7 +180,13 @@ def test_second_user_reads_nothing(probe: pwd.struct_passwd, pipeline_run: dict[
         print(json.dumps(out))
         """,
     )
-    assert outcome == {"notebook": "denied", "parquet": "denied", "catalog": "denied", "password": "denied", "home": "denied"}
+    assert outcome == {
+        "notebook": "denied",
+        "parquet": "denied",
+        "catalog": "denied",
+        "password": "denied",
+        "home": "denied",
+    }
 
 
 def test_second_user_cannot_connect_to_postgres(probe: pwd.struct_passwd, pipeline_run: dict[str, str]) -> None:

@@ -53,7 +53,11 @@ def _window(docs: list[str], key: str, query: dict[str, list[str]], honour_lte: 
     chosen = [
         (k, d)
         for k, d in keyed
-        if k is None or ((low is None or type(k) is not type(low) or k > low) and (high is None or type(k) is not type(high) or k <= high))
+        if k is None
+        or (
+            (low is None or type(k) is not type(low) or k > low)
+            and (high is None or type(k) is not type(high) or k <= high)
+        )
     ]
     chosen.sort(key=lambda kd: (kd[0] is not None, kd[0] if kd[0] is not None else 0), reverse=True)
     return [d for _, d in chosen[:count]]
@@ -97,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body) + 1000))
             self.end_headers()
             try:
-                for i in range(0, 1000):
+                for _i in range(0, 1000):
                     self.wfile.write(b" ")
                     self.wfile.flush()
                     time.sleep(0.2)

@@ -121,7 +121,13 @@ def documents(draw: st.DrawFn, now: int) -> list[tuple[str, Any, str | None]]:
                     doc[name] = value
             out.append(("wild", doc, None))
         else:
-            out.append(("non_object", draw(st.one_of(st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2))), "not_an_object"))
+            out.append(
+                (
+                    "non_object",
+                    draw(st.one_of(st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2))),
+                    "not_an_object",
+                )
+            )
     return out
 
 
@@ -176,7 +182,9 @@ def test_generated_documents_land_once_or_are_quarantined(data: st.DataObject, m
         assert errors == []
         lh = Lakehouse("dev")
         tables = set(lh.tables())
-        landed = lh.sql("select _id from raw.glucose_entries")["_id"].tolist() if "raw.glucose_entries" in tables else []
+        landed = (
+            lh.sql("select _id from raw.glucose_entries")["_id"].tolist() if "raw.glucose_entries" in tables else []
+        )
         rejects = (
             lh.sql("select _id, reason from raw.glucose_entries_rejects")
             if "raw.glucose_entries_rejects" in tables

@@ -80,6 +80,8 @@ def test_concurrent_upserts_leave_one_row_per_key(cascade_home: Path, lh: Lakeho
     assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
     assert all("Traceback" not in r.stderr for r in results)
     fresh = Lakehouse("dev")
-    counts = fresh.sql("select count(*) as n, count(distinct id) as d, count(distinct writer) as w from raw.race where id >= 0")
+    counts = fresh.sql(
+        "select count(*) as n, count(distinct id) as d, count(distinct writer) as w from raw.race where id >= 0"
+    )
     assert counts["n"].iloc[0] == KEYS and counts["d"].iloc[0] == KEYS
     assert counts["w"].iloc[0] == 1  # the last upsert wins for every key (each wrote all keys in one commit)

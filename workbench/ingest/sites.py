@@ -77,9 +77,7 @@ def _site(raw: Any, index: int) -> Site:
     except (ZoneInfoNotFoundError, ValueError):
         raise SitesConfigError(f"site {site_id}: unknown time zone {tz!r} (use an IANA name)") from None
     secret_env = raw.get("secret_env")
-    if secret_env is not None and (
-        not isinstance(secret_env, str) or not secret_env.startswith(SECRET_ENV_PREFIXES)
-    ):
+    if secret_env is not None and (not isinstance(secret_env, str) or not secret_env.startswith(SECRET_ENV_PREFIXES)):
         raise SitesConfigError(
             f"site {site_id}: secret_env {secret_env!r} must name a variable starting with "
             f"{' or '.join(SECRET_ENV_PREFIXES)} (e.g. NIGHTSCOUT_{site_id.upper().replace('-', '_')}_SECRET)"

@@ -38,6 +38,9 @@ from workbench.settings import Settings
 dlt.config["runtime.dlthub_telemetry"] = False
 dlt.config["runtime.log_level"] = "WARNING"
 dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True  # lineage: the package a row came from
+# pages of one resource may type an extra field differently (a float on one page, text on the next):
+# written to separate files instead of failing the package (lossless; `loader.unify` reconciles them)
+dlt.config["data_writer.arrow_concat_promote_options"] = "default"
 
 
 class _QuietHintMerge(logging.Filter):

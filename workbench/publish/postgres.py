@@ -481,9 +481,7 @@ class EmbeddedPostgres:
                 else:
                     con.execute(sql.SQL("alter role {} login nosuperuser password {}").format(role, password))
                 con.execute(sql.SQL("revoke all on database {} from public").format(sql.Identifier(state.database)))
-                con.execute(
-                    sql.SQL("grant connect on database {} to {}").format(sql.Identifier(state.database), role)
-                )
+                con.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(state.database), role))
         except psycopg.Error as exc:
             message = str(exc).replace(admin, redact_url(admin))
             raise PostgresError(f"the embedded PostgreSQL server is not reachable: {message}") from None

@@ -15,7 +15,7 @@ class CappedKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
 
     max_kernels = Int(4, config=True, help="most kernels alive at once (preheated ones included)")
 
-    async def start_kernel(self, *args: Any, **kwargs: Any) -> str:
+    async def start_kernel(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]  # async in the Async manager
         if len(self.list_kernel_ids()) >= self.max_kernels:
             raise web.HTTPError(503, "too many open dashboard pages; close one or try again in a minute")
         return str(await super().start_kernel(*args, **kwargs))
