@@ -53,19 +53,21 @@ def _race(home: Path, mode: str, writers: int = WRITERS) -> list[subprocess.Comp
     return done
 
 
-def _seed(lh: Lakehouse) -> None:
+def _seeded_race(home: Path, lh: Lakehouse, mode: str) -> list[subprocess.CompletedProcess[str]]:
+    """Race the writers on a table that already exists (so each takes the insert/overwrite path);
+    every writer must succeed without a traceback."""
     import pyarrow as pa
 
-    # the table exists with other keys, so every writer takes the insert/overwrite path
     lh.write("raw.race", pa.table({"id": [-1], "v": [0.0], "writer": [-1]}), mode="append")
+    results = _race(home, mode)
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    assert all("Traceback" not in r.stderr for r in results)
+    return results
 
 
 @pytest.mark.slow
 def test_concurrent_insert_new_lands_each_key_once(cascade_home: Path, lh: Lakehouse) -> None:
-    _seed(lh)
-    results = _race(cascade_home, "insert_new")
-    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
-    assert all("Traceback" not in r.stderr for r in results)
+    results = _seeded_race(cascade_home, lh, "insert_new")
     written = sum(int(r.stdout.strip()) for r in results)
     assert written == KEYS  # the winners wrote every key once; the others skipped them
     fresh = Lakehouse("dev")
@@ -75,10 +77,7 @@ def test_concurrent_insert_new_lands_each_key_once(cascade_home: Path, lh: Lakeh
 
 @pytest.mark.slow
 def test_concurrent_upserts_leave_one_row_per_key(cascade_home: Path, lh: Lakehouse) -> None:
-    _seed(lh)
-    results = _race(cascade_home, "upsert")
-    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
-    assert all("Traceback" not in r.stderr for r in results)
+    _seeded_race(cascade_home, lh, "upsert")
     fresh = Lakehouse("dev")
     counts = fresh.sql(
         "select count(*) as n, count(distinct id) as d, count(distinct writer) as w from raw.race where id >= 0"
