@@ -28,6 +28,8 @@ def test_recovery_after_a_failed_audit(cascade_home: Path) -> None:
     # the next batch: new raw rows and a broken mart, then the audit fails
     dev.write("raw.glucose_entries", _entries(["c", "d"]), mode="insert_new", key=["site_id", "_id"])
     dev.write("marts.daily", pa.table({"day": [1], "tir": [-5.0]}), mode="overwrite")
+    rejects = pa.table({"site_id": ["s"], "_id": ["bad"], "reason": ["sgv_out_of_range"]})
+    dev.write("raw.glucose_entries_rejects", rejects, mode="append")
     at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     record_task(RUN, "audit", started_at=at, ended_at=at, status="failed", error="tir out of range")
     assert recover_after_failed_audit() is not None
@@ -36,8 +38,10 @@ def test_recovery_after_a_failed_audit(cascade_home: Path) -> None:
     fresh = Lakehouse("dev")
     assert sorted(fresh.sql("select _id from raw.glucose_entries")["_id"]) == ["a", "b", "c", "d"]
     assert fresh.sql("select tir from marts.daily")["tir"].tolist() == [70.0]  # from main again
+    assert "raw.glucose_entries_rejects" not in fresh.tables()  # quarantined records stay in the tag
     kept = Lakehouse(tag)
     assert kept.sql("select tir from marts.daily")["tir"].tolist() == [-5.0]  # inspectable
+    assert kept.sql("select _id from raw.glucose_entries_rejects")["_id"].tolist() == ["bad"]
     assert recover_after_failed_audit() is None  # once per failed run
 
     # a later passing audit ends it; `cascade runs <id>` shows how to look at the batch

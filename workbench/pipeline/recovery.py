@@ -7,10 +7,12 @@ run (`recover_after_failed_audit`, called by the pipeline runner):
 1. the failed state of `dev` is kept as the tag `audit-failed-<run id>` (inspect it with
    `cascade log audit-failed-<run id>` or `Lakehouse("audit-failed-<run id>")`);
 2. `dev` is reset to `main` (the derived layers built from the bad batch are gone);
-3. the raw rows not yet promoted are carried over from the tag into `dev` (insert-new on each raw
-   table's key), so nothing ingested is lost although dlt's cursors have moved past it. A source
-   that was fixed meanwhile sends corrected documents, which land as updates (see
-   `workbench.ingest.loader`); documents now quarantined never reach `raw`.
+3. the valid raw rows not yet promoted are carried over from the tag into `dev` (insert-new on
+   each raw table's key), so nothing ingested is lost although dlt's cursors have moved past it. A
+   source that was fixed meanwhile sends corrected documents, which land as updates (see
+   `workbench.ingest.loader`). The quarantined records of the failed batch (`raw.*_rejects`) are
+   not carried: they stay in the tag, so a batch rejected for too many of them does not fail the
+   next audit again.
 
 A run is recovered once: the tag marks it. `cascade runs <run id>` prints how to look at it.
 """
@@ -80,8 +82,8 @@ def recover_after_failed_audit(
     failed, dev = Lakehouse(tag, settings=settings), Lakehouse(branch, settings=settings)
     present = set(failed.tables())
     carried: dict[str, int] = {}
-    keyed = [*RAW_TABLES.values(), ("raw.patients", ["site_id"])]
-    for table, key in keyed:
+    keyed = [(t, k) for t, k in RAW_TABLES.values() if not t.endswith("_rejects")]
+    for table, key in [*keyed, ("raw.patients", ["site_id"])]:
         if table not in present:
             continue
         data = failed.sql_arrow(f"select * from {table}")  # noqa: S608 - a fixed table name
