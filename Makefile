@@ -9,7 +9,7 @@ export PLOOMBER_VERSION_CHECK_DISABLED := true
 # Bytecode is compiled at setup; let Python cache what changes later too (many short-lived processes).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test check lock clean bench
+.PHONY: setup demo test check lock clean bench fuzz
 
 setup: $(STAMP)
 
@@ -30,6 +30,12 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the Hypothesis fuzz suite with a longer budget than `make test` (counts in build/fuzz-counts.json)
+fuzz: setup
+	mkdir -p build
+	CASCADE_FUZZ_EXAMPLES=$${CASCADE_FUZZ_EXAMPLES:-100} CASCADE_FUZZ_REPORT=build/fuzz-counts.json \
+		$(BIN)/python -m pytest tests/ingest/test_fuzz.py -q -s
 
 check: setup
 	$(BIN)/ruff check workbench tests bench

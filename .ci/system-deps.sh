@@ -6,6 +6,9 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)  # tests/test_private.py: a second user's client
+test -x /usr/bin/python3 || need+=(python3)  # tests/test_private.py: the second user's interpreter
+command -v useradd >/dev/null 2>&1 || need+=(passwd)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

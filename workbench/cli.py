@@ -53,6 +53,9 @@ def demo() -> None:
 
 def main() -> None:
     """Console entry point: run the app, turning user errors into one clear line."""
+    from workbench.settings import private_umask
+
+    private_umask()  # everything a command writes (lake, notebooks, logs) is private
     try:
         code = app(standalone_mode=False)  # returns the code of a `typer.Exit(code)`
         if isinstance(code, int) and code != 0:

@@ -25,14 +25,68 @@ class Profile(str, Enum):
     stack = "stack"
 
 
-def _find_dotenv() -> Path | None:
-    """The nearest `.env` in the working directory or its parents (notebooks run from subfolders)."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
+PRIVATE_UMASK = 0o077  # files Cascade creates: 0600, folders 0700 (the one place the umask is set)
+SECRET_ENV_PREFIXES = ("CASCADE_", "NIGHTSCOUT_")  # what a site's `secret_env` may name
+
+
+def private_umask() -> None:
+    """Make every file this process (and the kernels, dbt and servers it starts) creates private."""
+    os.umask(PRIVATE_UMASK)
+
+
+def project_roots() -> list[Path]:
+    """Where a project `.env` may live: the source checkout this package runs from (a
+    `pyproject.toml` next to `workbench/`; notebooks run in its subfolders) and the working
+    directory itself — never a parent of it."""
+    roots = []
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "workbench").is_dir():
+        roots.append(checkout)
+    cwd = Path.cwd().resolve()
+    if cwd not in roots:
+        roots.append(cwd)
+    return roots
+
+
+def _trusted(path: Path) -> bool:
+    """A `.env` is read only when the current user owns it and nobody else may write it (a file
+    planted in a shared folder is ignored)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
+def _dotenv_files(home: Path | None = None) -> list[Path]:
+    """The `.env` files read, lowest priority first: `CASCADE_HOME/.env`, then the project's
+    (`project_roots`). Never a parent folder of the working directory."""
+    out: list[Path] = []
+    for folder in (home, *project_roots()):
+        if folder is None:
+            continue
         candidate = folder / ".env"
-        if candidate.is_file():
-            return candidate
-    return None
+        if candidate.is_file() and candidate not in out and _trusted(candidate):
+            out.append(candidate)
+    return out
+
+
+def _home_from_env(project_env: list[Path]) -> Path:
+    """CASCADE_HOME from the environment or the project's `.env` (the home's own `.env` cannot move it)."""
+    if "CASCADE_HOME" in os.environ:
+        return Path(os.environ["CASCADE_HOME"]).expanduser()
+    from dotenv import dotenv_values
+
+    for path in reversed(project_env):
+        value = dotenv_values(path).get("CASCADE_HOME")
+        if value:
+            return Path(value).expanduser()
+    return Path.home() / ".cascade"
+
+
+def _find_dotenv() -> list[Path]:
+    project = _dotenv_files(None)
+    return _dotenv_files(_home_from_env(project))
 
 
 class Settings(BaseSettings):
@@ -79,6 +133,19 @@ class Settings(BaseSettings):
     superset_password: SecretStr | None = Field(
         default=None, description="Superset login `admin` (default: generated into HOME/superset)"
     )
+    postgres_reader_url: SecretStr | None = Field(
+        default=None, description="read-only URL for dashboards/API with CASCADE_POSTGRES_URL (default: that URL)"
+    )
+    postgres_data_dir: Path | None = Field(
+        default=None, description="embedded server's cluster (default: see workbench.publish.postgres)"
+    )
+    # Ingest bounds (per site and run)
+    ingest_deadline_seconds: float = Field(default=1800, gt=0, description="overall time one site may take")
+    ingest_max_response_mb: float = Field(default=256, gt=0, description="largest response (decompressed)")
+    # Dashboards (Voila)
+    dashboard_token: SecretStr | None = Field(default=None, description="required to bind beyond 127.0.0.1")
+    dashboard_max_kernels: int = Field(default=4, ge=1, description="open dashboard pages at once")
+    dashboard_cull_seconds: int = Field(default=60, ge=5, description="a closed page's kernel lives this long")
     # The built-in demo Nightscout server (used when no site is configured)
     demo_patients: int = Field(default=2, ge=1, description="simulated patients")
     demo_days: float = Field(default=14, gt=0, description="days of history served")
@@ -133,9 +200,13 @@ class Settings(BaseSettings):
         return props
 
     def ensure_home(self) -> Path:
-        """Create the home folder, or fail with one clear line when it cannot be written."""
+        """Create the home folder private (0700, umask 077 for everything made under it; parents are
+        never changed), or fail with one clear line when it cannot be written."""
+        private_umask()
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self.home.stat().st_uid == os.geteuid() and self.home.stat().st_mode & 0o077:
+                self.home.chmod(0o700)
             probe = self.home / ".write-test"
             probe.write_text("ok")
             probe.unlink()
@@ -155,15 +226,24 @@ def _default_author() -> str:
 
 
 def env_value(name: str, default: str | None = None) -> str | None:
-    """Read one variable by name (used for secrets whose *name* is configured, e.g. per site)."""
-    dotenv = _find_dotenv()
+    """Read one variable by name (used for secrets whose *name* is configured, e.g. per site).
+    Only names with a documented prefix (`SECRET_ENV_PREFIXES`) can be read this way, so a
+    configuration file cannot make Cascade send an unrelated secret (e.g. a cloud token) anywhere."""
+    if not name.startswith(SECRET_ENV_PREFIXES):
+        raise SettingsError(
+            f"secret_env {name!r} must start with {' or '.join(SECRET_ENV_PREFIXES)}; "
+            "rename the variable, e.g. NIGHTSCOUT_ALICE_SECRET"
+        )
     if name in os.environ:
         return os.environ[name]
-    if dotenv is not None:
-        from dotenv import dotenv_values
+    value: str | None = default
+    from dotenv import dotenv_values
 
-        return dotenv_values(dotenv).get(name, default)
-    return default
+    for path in _find_dotenv():  # lowest priority first: later files win
+        found = dotenv_values(path).get(name)
+        if found is not None:
+            value = found
+    return value
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
@@ -178,7 +258,7 @@ def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment and `.env`; errors become one clear `SettingsError`."""
     try:
         options: dict[str, Any] = dict(overrides)
-        return Settings(_env_file=_find_dotenv(), **options)  # type: ignore[call-arg]  # pydantic-settings init kwarg
+        return Settings(_env_file=_find_dotenv() or None, **options)  # type: ignore[call-arg]  # pydantic-settings init kwarg
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -65,11 +65,11 @@ def test_token_auth_and_a_wrong_token_names_the_site_not_the_token(
 ) -> None:
     from workbench.ingest.demo_server import token_for
 
-    monkeypatch.setenv("NS_TOKEN", token_for(SECRET))
-    site = make_site(demo, auth="token", secret_env="NS_TOKEN")
+    monkeypatch.setenv("NIGHTSCOUT_TOKEN", token_for(SECRET))
+    site = make_site(demo, auth="token", secret_env="NIGHTSCOUT_TOKEN")
     with NightscoutClient(site, retry=FAST_RETRY) as client:
         assert client.get_json("/api/v1/status.json")["status"] == "ok"
-    monkeypatch.setenv("NS_TOKEN", "cascade-0123456789abcdef")
+    monkeypatch.setenv("NIGHTSCOUT_TOKEN", "cascade-0123456789abcdef")
     with NightscoutClient(site, retry=FAST_RETRY) as client, pytest.raises(NightscoutAuthError) as info:
         client.get_json("/api/v1/entries.json")
     assert "cascade-0123456789abcdef" not in str(info.value) and site.url in str(info.value)

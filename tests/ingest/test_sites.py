@@ -26,12 +26,12 @@ def test_the_example_file_is_valid() -> None:
 
 
 def test_secret_is_resolved_from_the_named_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path, "sites:\n  - {id: a, url: 'https://a.example/', secret_env: A_SECRET}\n")
+    path = write(tmp_path, "sites:\n  - {id: a, url: 'https://a.example/', secret_env: NIGHTSCOUT_A_SECRET}\n")
     (site,) = load_sites(path)
     assert site.url == "https://a.example" and site.patient_id == "a" and site.time_zone == "UTC"
-    with pytest.raises(SitesConfigError, match="A_SECRET"):
+    with pytest.raises(SitesConfigError, match="NIGHTSCOUT_A_SECRET"):
         site.with_secret()
-    monkeypatch.setenv("A_SECRET", "hunter2")
+    monkeypatch.setenv("NIGHTSCOUT_A_SECRET", "hunter2")
     resolved = site.with_secret()
     assert resolved.secret == "hunter2" and "hunter2" not in repr(resolved)
 

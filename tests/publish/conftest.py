@@ -30,19 +30,20 @@ parent, home = int(sys.argv[1]), Path(sys.argv[2])
 while psutil.pid_exists(parent) and home.exists():
     time.sleep(1)
 if home.exists():
+    server = EmbeddedPostgres(home)
     try:
-        EmbeddedPostgres(home).stop()
+        server.destroy()
     except Exception:
-        pid = int((home / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+        pid = int((server.data_dir / "postmaster.pid").read_text().split()[0])
         os.kill(pid, 9)
+        shutil.rmtree(server.data_dir, ignore_errors=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 """
 
 
 def make_pg_home() -> Path:
-    """A home for a server's data dir outside pytest's tmp folders: pytest (also other people's
-    concurrent runs) resets /tmp/pytest-of-<user> to 0700, which locks the server's system user out.
+    """A CASCADE_HOME for a server (its data dir is outside it when running as root).
 
     A watchdog process stops the server and deletes the home if this test process dies without
     running its finalizers (killed by a timeout, SIGKILL), so no server outlives the tests."""
@@ -58,13 +59,15 @@ def make_pg_home() -> Path:
 
 
 def remove_pg_home(home: Path) -> None:
-    """Stop any server in `home` (kill it if it will not stop), then delete it."""
+    """Stop any server in `home` (kill it if it will not stop), then delete it and its data dir."""
+    server = EmbeddedPostgres(home)
     try:
-        EmbeddedPostgres(home).stop()
+        server.destroy()
     except Exception:
-        pid_file = home / "postgres" / "data" / "postmaster.pid"
+        pid_file = server.data_dir / "postmaster.pid"
         if pid_file.exists():
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        shutil.rmtree(server.data_dir, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(home, ignore_errors=True)

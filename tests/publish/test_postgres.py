@@ -36,7 +36,7 @@ def _child_url() -> str:
 
 def test_start_reuse_stop_restart(own_home: Path) -> None:
     url = postgres.connection_url()
-    assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith("/cascade")
+    assert url.startswith("postgresql://postgres:") and "@127.0.0.1:" in url and url.endswith("/cascade")
     with psycopg.connect(url, autocommit=True) as con:
         assert con.execute("select current_database()").fetchone() == ("cascade",)
         con.execute("create table kept (x int)")
@@ -45,7 +45,7 @@ def test_start_reuse_stop_restart(own_home: Path) -> None:
     state_file = own_home / "postgres" / "state.json"
     state = json.loads(state_file.read_text())
     assert f":{state['port']}/" in url
-    assert (own_home / "postgres" / "data" / "PG_VERSION").exists()
+    assert (EmbeddedPostgres(own_home).data_dir / "PG_VERSION").exists()
 
     # another process reuses the running server instead of starting one
     assert _child_url() == url
@@ -114,7 +114,8 @@ def test_cli_url_status_stop(own_home: Path) -> None:
     with psycopg.connect(url) as con:
         assert con.execute("select 1").fetchone() == (1,)
     status = runner.invoke(app, ["postgres", "status"])
-    assert "running: yes" in status.output and url in status.output
+    assert "running: yes" in status.output and redact_url(url) in status.output
+    assert url.split(":")[2].split("@")[0] not in status.output  # never the password
     stopped = runner.invoke(app, ["postgres", "stop"])
     assert stopped.output.strip() == "stopped"
     assert "running: no" in runner.invoke(app, ["postgres", "status"]).output
@@ -128,8 +129,8 @@ def test_concurrent_first_use_starts_one_server(own_home: Path) -> None:
     assert len(urls) == 1
     (url,) = urls
     status = postgres.status()
-    assert status.running and status.url == url
-    data_dir = str(own_home / "postgres" / "data")
+    assert status.running and status.url == redact_url(url)
+    data_dir = str(EmbeddedPostgres(own_home).data_dir)
     postmasters = [
         proc.pid
         for proc in psutil.process_iter(["cmdline"])

@@ -119,3 +119,29 @@ def test_promotion_refuses_when_dev_moved_after_audit(lh: Lakehouse) -> None:
 def test_unknown_threshold_is_a_clear_error() -> None:
     with pytest.raises(Exception, match="unknown audit threshold"):
         Thresholds.from_params({"max_staleness": 3})
+
+
+def test_table_names_are_quoted_in_the_audit_sql(lh: Lakehouse) -> None:
+    _build(lh, _entries(100, NOW))
+    odd = 'raw.my "odd" table'
+    lh.write(odd, pd.DataFrame({"x": [1, 2]}), mode="append")
+    lh.merge("dev", "main")
+    lh.write(odd, pd.DataFrame({"x": [3]}), mode="append")
+    report = run_audit(now=NOW)
+    assert _status(report)[f"row count {odd}"] == "pass"
+
+
+@pytest.mark.parametrize(
+    "when",
+    [datetime(2001, 1, 1, tzinfo=UTC), NOW + timedelta(minutes=9)],
+    ids=["2001-01-01", "9-minutes-ahead"],
+)
+def test_an_implausible_reading_date_never_reaches_main(lh: Lakehouse, when: datetime) -> None:
+    entries = _entries(100, NOW)
+    odd = _entries(1, when, patient="p1")
+    _build(lh, pd.concat([entries, odd], ignore_index=True))
+    report = run_audit(now=NOW)
+    assert _status(report)["reading dates"] == "fail"
+    with pytest.raises(AuditFailedError):
+        promote(report)
+    assert "raw.glucose_entries" not in Lakehouse("main").tables()

@@ -38,7 +38,7 @@ def published(demo_home: Path) -> Iterator[Settings]:
         publish(tables, commit_id=lake.log(limit=1)[0].id, config=config, settings=settings)
         yield settings
     finally:
-        server.stop()
+        server.destroy()  # its data dir is outside pg_home when running as root
         shutil.rmtree(pg_home, ignore_errors=True)
 
 

@@ -13,7 +13,13 @@ import orjson
 import pyarrow as pa
 
 _TS = pa.timestamp("us", tz="UTC")
-_STAMPS = {"patient_id": pa.string(), "patient_tz": pa.string(), "site_id": pa.string(), "_ingested_at": _TS}
+_STAMPS = {
+    "patient_id": pa.string(),
+    "patient_tz": pa.string(),
+    "site_id": pa.string(),
+    "_ingested_at": _TS,
+    "_doc_hash": pa.string(),  # validate.DOC_HASH
+}
 ENTRY_TYPES: dict[str, pa.DataType] = {
     "_id": pa.string(),
     "type": pa.string(),
@@ -91,13 +97,25 @@ def _extra_column(values: list[Any]) -> pa.Array:
 
 
 def rows_to_arrow(rows: list[dict[str, Any]], known: dict[str, pa.DataType]) -> pa.Table:
-    """One Arrow table for a page of validated rows: every known column, plus any extra field."""
-    extra: dict[str, None] = {}
+    """One Arrow table for a page of validated rows: every known column, plus any extra field.
+
+    Extra fields are named by the column they become (`validate.column_name`), so `Noise2` in one
+    document and `noise2` in another fill one column instead of colliding when dlt normalises names
+    (validation already refused such a pair inside one document, and variants of known fields)."""
+    from workbench.ingest.validate import column_name
+
+    extra: dict[str, list[str]] = {}
+    seen: set[str] = set(known)
     for row in rows:
         for key in row:
-            if key not in known and key not in extra:
-                extra[key] = None
+            if key not in seen:
+                seen.add(key)
+                extra.setdefault(column_name(key), []).append(key)
     columns = {name: pa.array([row.get(name) for row in rows], kind) for name, kind in known.items()}
-    for name in extra:
-        columns[name] = _extra_column([row.get(name) for row in rows])
+    for name, keys in extra.items():
+        if len(keys) == 1:
+            values = [row.get(keys[0]) for row in rows]
+        else:
+            values = [next((row[k] for k in keys if k in row), None) for row in rows]
+        columns[name] = _extra_column(values)
     return pa.table(columns)

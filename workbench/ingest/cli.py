@@ -29,8 +29,11 @@ def register(app: typer.Typer) -> None:
         """
         from workbench.ingest.run import ingest
 
-        report = ingest(branch=branch, site=site or None, full_resync=full_resync, config=config)
+        report = ingest(
+            branch=branch, site=site or None, full_resync=full_resync, config=config, raise_on_failure=False
+        )
         typer.echo(report.summary())
+        report.raise_for_failures()  # after the summary: exit 1 naming each failed site
 
     @app.command("demo-nightscout")
     def demo_nightscout_command(

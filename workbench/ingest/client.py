@@ -4,11 +4,18 @@ Paging walks *down* from the newest record, like Nightscout's newest-first order
 asks for `find[date][$gt]=<since>` (and `$lte=<oldest seen>` after the first page) with `count`.
 When a page comes back full, the next window ends at the oldest date of that page, inclusive, so
 records that share that millisecond are not lost (the repeats are dropped by `_id`).
+
+Bounded: paging stops when a page brings no document not seen before (a server that ignores the
+window would otherwise be asked forever); every site has an overall deadline and every response a
+maximum decompressed size (`CASCADE_INGEST_DEADLINE_SECONDS`, `CASCADE_INGEST_MAX_RESPONSE_MB`),
+each a one-line `FetchLimitError`. Bodies are parsed with the standard library: integers of any
+size and invalid UTF-8 (kept as lone surrogates) reach validation, which quarantines them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -17,7 +24,12 @@ from typing import Any
 
 import httpx
 
-from workbench.ingest.errors import NightscoutAuthError, NightscoutResponseError, NightscoutUnavailableError
+from workbench.ingest.errors import (
+    FetchLimitError,
+    NightscoutAuthError,
+    NightscoutResponseError,
+    NightscoutUnavailableError,
+)
 from workbench.ingest.sites import Site
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -48,6 +60,10 @@ class FetchStats:
     retries: int = 0
     fetched: int = 0
     bytes: int = 0
+    notes: list[str] | None = None  # e.g. paging stopped because a page brought nothing new
+
+    def note(self, text: str) -> None:
+        self.notes = [*(self.notes or []), text]
 
 
 class NightscoutClient:
@@ -60,11 +76,17 @@ class NightscoutClient:
         page_size: int = 10_000,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        deadline_s: float = 1800.0,
+        max_response_bytes: int = 256_000_000,
     ) -> None:
         self.site = site.with_secret()
         self.page_size = page_size
         self.retry = retry or RetryPolicy()
         self.stats = FetchStats()
+        self.timeout = timeout
+        self.deadline_s = deadline_s
+        self.max_response_bytes = max_response_bytes
+        self._deadline = time.monotonic() + deadline_s
         headers = {"Accept": "application/json", "User-Agent": "cascade-workbench"}
         self._params: dict[str, str] = {}
         secret = self.site.secret
@@ -84,41 +106,63 @@ class NightscoutClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _remaining(self, url: str) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise FetchLimitError(
+                f"Nightscout site {url} took longer than the per-site deadline of {self.deadline_s:g} s; "
+                "raise CASCADE_INGEST_DEADLINE_SECONDS if the site is just slow"
+            )
+        return left
+
+    def _read(self, response: httpx.Response, url: str) -> Any:
+        """The decompressed body, bounded in size and time, parsed as JSON."""
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > self.max_response_bytes:
+                raise FetchLimitError(
+                    f"Nightscout site {url} sent more than {self.max_response_bytes / 1e6:g} MB in one response "
+                    "(decompressed); raise CASCADE_INGEST_MAX_RESPONSE_MB or lower the page size"
+                )
+            self._remaining(url)
+        self.stats.bytes += len(body)
+        try:
+            return json.loads(body.decode("utf-8", errors="surrogateescape"))
+        except (ValueError, RecursionError):
+            raise NightscoutResponseError(f"Nightscout site {url} did not return JSON") from None
+
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET `path` with retries; 401/403 and exhausted retries become one-line Cascade errors."""
+        """GET `path` with retries; 401/403, exhausted retries and fetch limits become one-line errors."""
         query = {**(params or {}), **self._params}
         url = f"{self.site.url}{path}"  # for messages: never includes the query (token)
         last_problem = ""
         for attempt in range(self.retry.attempts):
             self.stats.requests += 1
+            timeout = min(self.timeout, self._remaining(url))
+            retry_after = None
             try:
-                response = self._http.get(path, params=query)
+                with self._http.stream("GET", path, params=query, timeout=timeout) as response:
+                    if response.status_code in (401, 403):
+                        raise NightscoutAuthError(
+                            f"Nightscout site {self.site.url} refused access (HTTP {response.status_code}); "
+                            + (
+                                f"check the secret in {self.site.secret_env}"
+                                if self.site.secret_env
+                                else "no secret is configured for it (secret_env)"
+                            )
+                        )
+                    if response.status_code not in RETRY_STATUS:
+                        if response.status_code >= 400:
+                            raise NightscoutResponseError(f"Nightscout site {url} answered HTTP {response.status_code}")
+                        return self._read(response, url)
+                    last_problem = f"HTTP {response.status_code}"
+                    retry_after = response.headers.get("Retry-After")
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_problem = type(exc).__name__
-                retry_after = None
-            else:
-                if response.status_code in (401, 403):
-                    raise NightscoutAuthError(
-                        f"Nightscout site {self.site.url} refused access (HTTP {response.status_code}); "
-                        + (
-                            f"check the secret in {self.site.secret_env}"
-                            if self.site.secret_env
-                            else "no secret is configured for it (secret_env)"
-                        )
-                    )
-                if response.status_code not in RETRY_STATUS:
-                    if response.status_code >= 400:
-                        raise NightscoutResponseError(f"Nightscout site {url} answered HTTP {response.status_code}")
-                    self.stats.bytes += len(response.content)
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise NightscoutResponseError(f"Nightscout site {url} did not return JSON") from None
-                last_problem = f"HTTP {response.status_code}"
-                retry_after = response.headers.get("Retry-After")
             if attempt + 1 < self.retry.attempts:
                 self.stats.retries += 1
-                time.sleep(self.retry.delay(attempt, retry_after))
+                time.sleep(min(self.retry.delay(attempt, retry_after), self._remaining(url)))
         raise NightscoutUnavailableError(
             f"Nightscout site {url} kept failing ({last_problem}) after {self.retry.attempts} attempts"
         )
@@ -131,7 +175,7 @@ class NightscoutClient:
         `field` is `date` (epoch ms) for entries or `created_at` (ISO string) for treatments.
         """
         upper: Any = None
-        seen_at_upper: set[str] = set()
+        seen: set[str] = set()
         while True:
             params: dict[str, Any] = {"count": self.page_size, **(extra or {})}
             if since is not None:
@@ -141,22 +185,39 @@ class NightscoutClient:
             page = self.get_json(path, params)
             if not isinstance(page, list):
                 raise NightscoutResponseError(f"Nightscout site {self.site.url}{path} did not return a list")
-            fresh = [d for d in page if not (isinstance(d, dict) and str(d.get("_id")) in seen_at_upper)]
+            identities = [_identity(doc) for doc in page]
+            # documents earlier pages did not bring (a repeat within one page is kept: it is counted
+            # as a duplicate and landed once)
+            fresh = [doc for doc, identity in zip(page, identities, strict=True) if identity not in seen]
+            seen.update(identities)
             self.stats.fetched += len(fresh)
             if fresh:
                 yield fresh
             if len(page) < self.page_size:
                 return
             oldest = _oldest(page, field)
-            if oldest is None or (oldest == upper and not fresh):
+            if oldest is None:
                 raise NightscoutResponseError(
-                    f"Nightscout site {self.site.url}: more than {self.page_size} records share "
-                    f"{field}={oldest}; raise the page size"
+                    f"Nightscout site {self.site.url}{path}: a full page without any usable {field}; "
+                    "check the site's data"
                 )
-            if oldest != upper:
-                seen_at_upper = set()
+            if not fresh:
+                if all(isinstance(d, dict) and d.get(field) == oldest for d in page):
+                    raise NightscoutResponseError(
+                        f"Nightscout site {self.site.url}: more than {self.page_size} records share "
+                        f"{field}={oldest}; raise the page size"
+                    )
+                # the server ignores the window (e.g. `$lte`): nothing newer will come
+                self.stats.note(f"{path}: paging stopped, a full page brought no new document (the site ignores $lte)")
+                return
             upper = oldest
-            seen_at_upper |= {str(d.get("_id")) for d in page if isinstance(d, dict) and d.get(field) == oldest}
+
+
+def _identity(doc: Any) -> str:
+    """What makes a document the same one on another page: its `_id`, else its content."""
+    if isinstance(doc, dict) and isinstance(doc.get("_id"), str):
+        return "id:" + doc["_id"]
+    return "doc:" + hashlib.sha1(json.dumps(doc, sort_keys=True, ensure_ascii=True, default=repr).encode()).hexdigest()
 
 
 def _oldest(page: list[Any], field: str) -> Any:

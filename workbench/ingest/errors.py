@@ -23,3 +23,11 @@ class NightscoutResponseError(CascadeError):
 
 class LoadError(CascadeError):
     """Staged data could not be landed in the lake."""
+
+
+class FetchLimitError(NightscoutResponseError):
+    """A site exceeded a fetch bound: the per-site deadline or the maximum response size."""
+
+
+class SiteIngestError(CascadeError):
+    """One or more sites failed in a run; the other sites were landed."""

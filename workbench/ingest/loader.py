@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from workbench.errors import ConcurrencyError, LockedError
 from workbench.ingest.sites import Site
 from workbench.ingest.stage import StageArea
 
@@ -29,6 +30,9 @@ RAW_TABLES: dict[str, tuple[str, list[str]]] = {
     "devicestatus_rejects": ("raw.devicestatus_rejects", ["site_id", "_id"]),
 }
 _DROP = ("_dlt_id",)
+# a changed document for a key already landed is a correction: the row is updated (the old version
+# stays reachable in the commit before); identical re-reads are skipped
+CORRECTABLE = ("glucose_entries", "treatments")
 
 
 @dataclass
@@ -40,12 +44,36 @@ class LandedTable:
     new: int
     duplicate: int
     commit_id: str | None
+    updated: int = 0  # corrections: a changed document for a key already in the table
 
 
 @dataclass
 class LandResult:
     load_ids: list[str] = field(default_factory=list)
     tables: dict[str, LandedTable] = field(default_factory=dict)
+    quarantined: dict[str, str] = field(default_factory=dict)  # load id -> why it cannot be landed
+
+    def add(self, other: LandResult) -> None:
+        self.load_ids += other.load_ids
+        self.quarantined.update(other.quarantined)
+        for name, t in other.tables.items():
+            mine = self.tables.get(name)
+            if mine is None:
+                self.tables[name] = t
+            else:
+                self.tables[name] = LandedTable(
+                    name,
+                    mine.staged + t.staged,
+                    mine.new + t.new,
+                    mine.duplicate + t.duplicate,
+                    t.commit_id,
+                    mine.updated + t.updated,
+                )
+
+
+# failures that say nothing about the package (another writer, a full disk, a held lock): the
+# package stays pending and is landed by the next run
+_TRANSIENT: tuple[type[BaseException], ...] = (ConcurrencyError, LockedError, OSError, MemoryError)
 
 
 def _convert(column: pa.ChunkedArray, want: pa.DataType) -> pa.ChunkedArray | None:
@@ -110,8 +138,41 @@ def read_staged(area: StageArea, table: str, load_ids: list[str], existing: pa.S
 
 
 def land_pending(lakehouse: Any, area: StageArea) -> LandResult:
-    """Land every pending package of the stage area in `lakehouse` (a `Lakehouse` on the branch)."""
-    result = LandResult(load_ids=area.pending())
+    """Land every pending package of the stage area in `lakehouse` (a `Lakehouse` on the branch).
+
+    When they cannot be landed together, each is landed alone, and a package that cannot be landed
+    at all (its data cannot be represented in the table) is quarantined whole (`StageArea.quarantine`)
+    with its reason, so it never blocks a later run. Transient failures propagate; the packages
+    stay pending."""
+    pending = area.pending()
+    try:
+        return _land(lakehouse, area, pending)
+    except _TRANSIENT:
+        raise
+    except Exception as exc:
+        if len(pending) <= 1:
+            return _quarantined(area, pending, exc)
+    result = LandResult()
+    for load_id in pending:
+        try:
+            result.add(_land(lakehouse, area, [load_id]))
+        except _TRANSIENT:
+            raise
+        except Exception as exc:
+            result.add(_quarantined(area, [load_id], exc))
+    return result
+
+
+def _quarantined(area: StageArea, load_ids: list[str], exc: BaseException) -> LandResult:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    reason = f"cannot be landed: {type(exc).__name__}: {text}"[:500]
+    for load_id in load_ids:
+        area.quarantine(load_id, reason)
+    return LandResult(quarantined={load_id: reason for load_id in load_ids})
+
+
+def _land(lakehouse: Any, area: StageArea, load_ids: list[str]) -> LandResult:
+    result = LandResult(load_ids=list(load_ids))
     if not result.load_ids:
         return result
     first, last = result.load_ids[0], result.load_ids[-1]
@@ -125,16 +186,17 @@ def land_pending(lakehouse: Any, area: StageArea) -> LandResult:
         written = lakehouse.write(
             raw_table,
             data,
-            mode="insert_new",
+            mode="upsert_changed" if staged_name in CORRECTABLE else "insert_new",
             key=key,
             message=f"ingest nightscout site {area.site_id}: {raw_table} from load {span}",
         )
         result.tables[raw_table] = LandedTable(
             table=raw_table,
             staged=data.num_rows,
-            new=written.rows_written,
+            new=written.rows_written - written.rows_updated,
             duplicate=data.num_rows - written.rows_written,
             commit_id=written.commit_id,
+            updated=written.rows_updated,
         )
     area.mark_landed(
         result.load_ids,

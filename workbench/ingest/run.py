@@ -18,8 +18,9 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.errors import CascadeError
 from workbench.ingest.client import NightscoutClient, RetryPolicy
-from workbench.ingest.errors import SitesConfigError
+from workbench.ingest.errors import SiteIngestError, SitesConfigError
 from workbench.ingest.loader import land_patient, land_pending
 from workbench.ingest.sites import Site, load_sites
 from workbench.ingest.source import ExtractCounts, nightscout
@@ -40,6 +41,8 @@ class SiteReport:
     rejected: int = 0
     new_rejects: int = 0
     treatments_new: int = 0
+    updated: int = 0  # corrections landed (entries)
+    treatments_updated: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     latest_reading: datetime | None = None
     requests: int = 0
@@ -48,6 +51,10 @@ class SiteReport:
     recovered_load_ids: list[str] = field(default_factory=list)
     recovered_new: int = 0
     seconds: float = 0.0
+    error: str | None = None  # why this site failed (the other sites still ran)
+    quarantined: dict[str, str] = field(default_factory=dict)  # load id -> why it could not be landed
+    notes: list[str] = field(default_factory=list)
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -55,6 +62,23 @@ class IngestReport:
     branch: str
     sites: list[SiteReport]
     demo: bool = False
+
+    @property
+    def failed(self) -> list[SiteReport]:
+        return [s for s in self.sites if s.error is not None]
+
+    def raise_for_failures(self) -> None:
+        """`SiteIngestError` naming every failed site (after the others were landed)."""
+        if len(self.sites) == 1 and self.failed:  # the site's own error, e.g. NightscoutAuthError
+            cause = self.failed[0].exception
+            if isinstance(cause, CascadeError):
+                raise cause
+            raise SiteIngestError(str(self.failed[0].error))
+        if self.failed:
+            ok = [s.site_id for s in self.sites if s.error is None]
+            problems = "; ".join(f"site {s.site_id}: {s.error}" for s in self.failed)
+            landed = f" (landed: {', '.join(ok)})" if ok else ""
+            raise SiteIngestError(f"{len(self.failed)} of {len(self.sites)} sites failed{landed}: {problems}")
 
     def to_frame(self) -> pd.DataFrame:
         """One row per site: fetched / new / duplicate / rejected and the latest reading."""
@@ -85,13 +109,24 @@ class IngestReport:
     def summary(self) -> str:
         lines = [f"ingested into branch {self.branch}" + (" (demo Nightscout server)" if self.demo else "")]
         for s in self.sites:
+            if s.error is not None:
+                lines.append(f"  {s.site_id} ({s.patient_id}): FAILED: {s.error}")
+                continue
             latest = f"{s.latest_reading:%Y-%m-%d %H:%M} UTC" if s.latest_reading else "none"
+            corrected = (
+                f"corrected {s.updated} entries, {s.treatments_updated} treatments; "
+                if s.updated or s.treatments_updated
+                else ""
+            )
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items()))
             lines.append(
                 f"  {s.site_id} ({s.patient_id}): fetched {s.fetched}, new {s.new}, duplicate {s.duplicate}, "
                 f"rejected {s.rejected}{' (' + reasons + ')' if reasons else ''}; "
-                f"treatments new {s.treatments_new}; latest reading {latest}; {s.seconds:.1f}s"
+                f"treatments new {s.treatments_new}; {corrected}latest reading {latest}; {s.seconds:.1f}s"
             )
+            for load_id, why in s.quarantined.items():
+                lines.append(f"    package {load_id} quarantined ({why}); see cascade-home/stage/_quarantine")
+            lines.extend(f"    note: {n}" for n in s.notes)
         return "\n".join(lines)
 
 
@@ -115,17 +150,27 @@ def ingest_site(
         # staged packages not yet in the lake; only then fetch anew
         finish_pending(area)
         recovered = land_pending(lakehouse, area)
+        report.quarantined.update(recovered.quarantined)
         report.recovered_load_ids = recovered.load_ids
         if "raw.glucose_entries" in recovered.tables:
             report.recovered_new = recovered.tables["raw.glucose_entries"].new
         counts = ExtractCounts()
         now = datetime.now(UTC)
         ctx = SiteContext(site.site_id, site.patient_id, site.time_zone, ingested_at=now)
-        with NightscoutClient(site, page_size=page_size, retry=retry) as client:
+        client = NightscoutClient(
+            site,
+            page_size=page_size,
+            retry=retry,
+            deadline_s=settings.ingest_deadline_seconds,
+            max_response_bytes=int(settings.ingest_max_response_mb * 1_000_000),
+        )
+        with client:
             source = nightscout(client, ctx, counts, devicestatus=site.devicestatus)
             report.load_ids = stage(area, source, full_resync=full_resync)
             report.requests, report.retries = client.stats.requests, client.stats.retries
+            report.notes = list(client.stats.notes or [])
         landed = land_pending(lakehouse, area)
+        report.quarantined.update(landed.quarantined)
         land_patient(lakehouse, site)
     entries = landed.tables.get("raw.glucose_entries")
     treatments = landed.tables.get("raw.treatments")
@@ -137,6 +182,9 @@ def ingest_site(
     report.duplicate = report.fetched - report.rejected - report.new
     report.new_rejects = rejects.new if rejects else 0
     report.treatments_new = treatments.new if treatments else 0
+    report.updated = entries.updated if entries else 0
+    report.treatments_updated = treatments.updated if treatments else 0
+    report.duplicate -= report.updated
     if "raw.glucose_entries" in lakehouse.tables():
         latest = lakehouse.sql("select max(date) as d from raw.glucose_entries where site_id = ?", [site.site_id])[
             "d"
@@ -189,8 +237,13 @@ def ingest(
     page_size: int = 10_000,
     retry: RetryPolicy | None = None,
     settings: Settings | None = None,
+    raise_on_failure: bool = True,
 ) -> IngestReport:
     """Ingest the configured Nightscout sites (or the demo server when none) into `raw` on `branch`.
+
+    Every site is isolated: a site that fails is reported and the others are still landed; then
+    (with `raise_on_failure`) one `SiteIngestError` names each failed site, so the run fails
+    visibly. Documents that cannot be represented are quarantined, not failures (see validate).
 
     >>> report = ingest(branch="dev", site="alice")
     >>> report.to_frame()
@@ -203,23 +256,48 @@ def ingest(
     lakehouse = Lakehouse(ref=branch, settings=settings)
 
     def run_all(candidates: list[Site]) -> list[SiteReport]:
-        return [
-            ingest_site(
-                lakehouse,
-                s,
-                branch=branch,
-                full_resync=full_resync,
-                settings=settings,
-                page_size=page_size,
-                retry=retry,
-            )
-            for s in _select(candidates, site)
-        ]
+        reports = []
+        for s in _select(candidates, site):  # each site isolated: one failure never stops the others
+            started = time.monotonic()
+            try:
+                reports.append(
+                    ingest_site(
+                        lakehouse,
+                        s,
+                        branch=branch,
+                        full_resync=full_resync,
+                        settings=settings,
+                        page_size=page_size,
+                        retry=retry,
+                    )
+                )
+            except Exception as exc:  # reported per site, never a traceback; see raise_for_failures
+                reports.append(
+                    SiteReport(
+                        s.site_id,
+                        s.patient_id,
+                        error=_one_line(exc),
+                        seconds=time.monotonic() - started,
+                        exception=exc,
+                    )
+                )
+        return reports
 
     if not configured:
         with demo_sites() as demo:
-            return IngestReport(branch=branch, sites=run_all(demo), demo=True)
-    return IngestReport(branch=branch, sites=run_all(configured))
+            report = IngestReport(branch=branch, sites=run_all(demo), demo=True)
+    else:
+        report = IngestReport(branch=branch, sites=run_all(configured))
+    if raise_on_failure:
+        report.raise_for_failures()
+    return report
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, CascadeError):
+        return text[:600]
+    return f"{type(exc).__name__}: {text}"[:600]
 
 
 def _select(sites: list[Site], wanted: str | list[str] | None) -> list[Site]:

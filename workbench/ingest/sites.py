@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml  # type: ignore[import-untyped]
 
 from workbench.ingest.errors import SitesConfigError
-from workbench.settings import Settings, env_value, get_settings
+from workbench.settings import SECRET_ENV_PREFIXES, Settings, env_value, get_settings
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 AuthKind = Literal["api_secret", "token"]
@@ -76,6 +76,12 @@ def _site(raw: Any, index: int) -> Site:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise SitesConfigError(f"site {site_id}: unknown time zone {tz!r} (use an IANA name)") from None
+    secret_env = raw.get("secret_env")
+    if secret_env is not None and (not isinstance(secret_env, str) or not secret_env.startswith(SECRET_ENV_PREFIXES)):
+        raise SitesConfigError(
+            f"site {site_id}: secret_env {secret_env!r} must name a variable starting with "
+            f"{' or '.join(SECRET_ENV_PREFIXES)} (e.g. NIGHTSCOUT_{site_id.upper().replace('-', '_')}_SECRET)"
+        )
     auth = str(raw.get("auth", "api_secret"))
     if auth not in ("api_secret", "token"):
         raise SitesConfigError(f"site {site_id}: auth must be api_secret or token")
@@ -84,7 +90,7 @@ def _site(raw: Any, index: int) -> Site:
         patient_id=str(raw.get("patient_id", site_id)),
         url=url,
         time_zone=tz,
-        secret_env=raw.get("secret_env"),
+        secret_env=secret_env,
         auth=auth,  # type: ignore[arg-type]
         display_name=raw.get("display_name"),
         overlap_minutes=float(raw.get("overlap_minutes", 360)),

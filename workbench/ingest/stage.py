@@ -38,6 +38,9 @@ from workbench.settings import Settings
 dlt.config["runtime.dlthub_telemetry"] = False
 dlt.config["runtime.log_level"] = "WARNING"
 dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True  # lineage: the package a row came from
+# pages of one resource may type an extra field differently (a float on one page, text on the next):
+# written to separate files instead of failing the package (lossless; `loader.unify` reconciles them)
+dlt.config["data_writer.arrow_concat_promote_options"] = "default"
 
 
 class _QuietHintMerge(logging.Filter):
@@ -129,6 +132,40 @@ class StageArea:
         wanted = set(load_ids)
         return sorted(p for p in folder.glob("*.parquet") if p.name.rsplit(".", 2)[0] in wanted)
 
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where packages that cannot be landed are kept for inspection (never landed again)."""
+        return self.settings.stage_dir / "_quarantine" / self.dataset
+
+    def quarantine(self, load_id: str, reason: str) -> Path:
+        """Move a staged package that cannot be landed aside and record it, so it never blocks a
+        later run (also after a full resync); returns its folder."""
+        target = self.quarantine_dir / load_id
+        target.mkdir(parents=True, exist_ok=True)
+        if self.root.is_dir():
+            for folder in self.root.iterdir():
+                if not folder.is_dir() or folder.name.startswith("_dlt"):
+                    continue
+                for path in folder.glob(f"{load_id}.*"):
+                    (target / folder.name).mkdir(exist_ok=True)
+                    path.replace(target / folder.name / path.name)
+        (target / "reason.txt").write_text(reason + "\n")
+        self.mark_landed([load_id], {"branch": self.branch, "quarantined": reason})
+        return target
+
+    def quarantined(self) -> dict[str, str]:
+        """Load id -> reason of every quarantined package."""
+        out: dict[str, str] = {}
+        if self.ledger.is_file():
+            for line in self.ledger.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and record.get("quarantined"):
+                    out[str(record.get("load_id"))] = str(record["quarantined"])
+        return out
+
     def mark_landed(self, load_ids: list[str], detail: dict[str, Any]) -> None:
         """Record packages as landed (after the Iceberg commits succeeded)."""
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
@@ -184,25 +221,58 @@ def _dlt_errors(area: StageArea) -> Iterator[None]:
 
 def finish_pending(area: StageArea) -> list[str]:
     """Finish packages an interrupted earlier run left in dlt's working dir (extracted or normalized,
-    not yet written to the stage); return their load ids. Their data is never lost or skipped."""
+    not yet written to the stage); return their load ids. Their data is never lost or skipped; a
+    package dlt cannot finish is quarantined (`quarantine_pending`) instead of blocking every run."""
     pipeline = area.pipeline()
     if not pipeline.has_pending_data:
         return []
-    with _dlt_errors(area):
-        pipeline.normalize()
-        return list(pipeline.load().loads_ids)
+    try:
+        with _dlt_errors(area):
+            pipeline.normalize()
+            return list(pipeline.load().loads_ids)
+    except LoadError as exc:
+        quarantine_pending(area, str(exc))
+        raise
+
+
+def quarantine_pending(area: StageArea, reason: str) -> Path | None:
+    """Copy dlt's unfinished packages of this site to the quarantine folder and drop them from its
+    working dir, so the next run starts clean; returns the folder (None when nothing was pending)."""
+    import shutil
+
+    pipeline = area.pipeline()
+    if not pipeline.has_pending_data:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    target = area.quarantine_dir / f"unfinished-{stamp}"
+    working = Path(pipeline.working_dir)
+    for name in ("normalize", "load"):
+        if (working / name).is_dir():
+            shutil.copytree(working / name, target / name, dirs_exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "reason.txt").write_text(reason + "\n")
+    pipeline.drop_pending_packages(with_partial_loads=True)
+    return target
 
 
 def stage(area: StageArea, source: Any, *, full_resync: bool = False) -> list[str]:
     """Run the dlt source into the stage; return the load ids it completed.
 
     Call `finish_pending` and land its packages first: a full resync drops the staged tables and
-    the cursor (dlt `refresh="drop_sources"`).
+    the cursor (dlt `refresh="drop_sources"`). When dlt fails after extracting (normalize or load),
+    the unfinished package is quarantined (`quarantine_pending`) and the error raised: the cursor
+    did not move, so the documents are fetched again by the next run.
     """
     pipeline = area.pipeline()
-    with _dlt_errors(area):
-        if full_resync:
-            info = pipeline.run(source, loader_file_format="parquet", refresh="drop_sources")
-        else:
-            info = pipeline.run(source, loader_file_format="parquet")
-        return list(info.loads_ids)
+    try:
+        with _dlt_errors(area):
+            if full_resync:
+                info = pipeline.run(source, loader_file_format="parquet", refresh="drop_sources")
+            else:
+                info = pipeline.run(source, loader_file_format="parquet")
+            return list(info.loads_ids)
+    except LoadError as exc:
+        where = quarantine_pending(area, str(exc))
+        if where is not None:
+            raise LoadError(f"{exc}; the unfinished package was quarantined in {where}") from None
+        raise

@@ -9,11 +9,18 @@ Reject reasons (entries): `not_an_object`, `invalid_type` (missing or not sgv/mb
 `missing_sgv`, `non_numeric_sgv`, `sgv_error_code` (0-39: Dexcom's special values such as 1
 SENSOR_NOT_ACTIVE, 5 NOT_CALIBRATED, 9 ABSOLUTE_DEVIATION, 10 POWER_DEVIATION),
 `sgv_out_of_range` (valid sgv is 40-400 mg/dL), `missing_mbg`, `non_numeric_mbg`,
-`mbg_out_of_range` (20-600), `unparseable_date`, `implausible_date` (before 2000, e.g. seconds
-instead of milliseconds), `future_date` (more than 10 minutes ahead of the ingesting clock),
-`wrong_field_type:<field>` (e.g. a dict where `direction` should be a string).
+`mbg_out_of_range` (20-600), `unparseable_date`, `implausible_date` (before 2006-01-01, the first
+consumer CGM: e.g. seconds instead of milliseconds, or a device clock reset), `future_date` (more
+than 5 minutes ahead of the fetch), `wrong_field_type:<field>` (e.g. a dict where `direction`
+should be a string).
 Treatments: `not_an_object`, `unparseable_date`, `implausible_date`, `future_date`,
 `wrong_field_type:<field>`, `negative_value:<field>`.
+Both, for documents the lake cannot represent (checked first, in any field, nested too):
+`integer_out_of_range` (beyond 64 bits), `invalid_unicode` (a lone surrogate such as `\ud800`),
+`nul_character` (U+0000, which PostgreSQL text cannot hold), `empty_field_name`,
+`field_name_collision:<column>` (two fields that become one column, e.g. `dateString` and
+`date_string`), `reserved_field_name:<column>` (a field named like a column Cascade stamps, e.g.
+`site_id`), `too_deeply_nested` (more than 32 levels).
 
 Key when `_id` is missing (documented fallback): `fallback-` + the first 24 hex digits of SHA-1 over
 `type|date|device` (entries; Nightscout itself deduplicates entries on date and type) or
@@ -24,17 +31,26 @@ canonical payload.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 MIN_SGV, MAX_SGV = 40, 400
 MIN_MBG, MAX_MBG = 20, 600
-MIN_DATE_MS = 946_684_800_000  # 2000-01-01
-FUTURE_TOLERANCE_MS = 10 * 60 * 1000
+MIN_DATE_MS = 1_136_073_600_000  # 2006-01-01: no CGM reading (the first consumer CGM) is older
+FUTURE_TOLERANCE_MS = 5 * 60 * 1000  # device clocks drift a little; a reading from later is implausible
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_DEPTH = 32
+# columns Cascade (or dlt) sets on every row: a document field normalised to one of them is refused
+DOC_HASH = "_doc_hash"  # SHA-1 of the document as served: a changed document is a correction (an update)
+RESERVED_COLUMNS = frozenset(
+    {"patient_id", "patient_tz", "site_id", "_ingested_at", "_dlt_id", "_dlt_load_id", DOC_HASH}
+)
 ENTRY_TYPES = ("sgv", "mbg", "cal")
 _ENTRY_STRINGS = ("direction", "device", "dateString", "sysTime")
 _ENTRY_INTEGERS = ("noise", "rssi", "utcOffset")
@@ -63,6 +79,79 @@ class SiteContext:
 class _Reject(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+@lru_cache(maxsize=4096)
+def column_name(field_name: str) -> str:
+    """The column a document field becomes (dlt's snake_case naming: `dateString` -> `date_string`);
+    ValueError for a name that has none (empty or blank)."""
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    if not field_name.strip():
+        raise ValueError("empty field name")
+    return str(NamingConvention().normalize_identifier(field_name))
+
+
+def _string_problem(text: str) -> str | None:
+    if text.isascii():
+        return "nul_character" if "\x00" in text else None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "invalid_unicode"
+    return "nul_character" if "\x00" in text else None
+
+
+def representation_problem(doc: dict[str, Any], known: dict[str, str] | None = None) -> str | None:
+    """Why the lake cannot hold `doc` as a row (a reject reason), or None when it can. `known` maps
+    the columns of known fields to their spelling (a field spelled otherwise, e.g. `DateString`
+    beside the known `dateString`, would land in that typed column: refused as a collision)."""
+    columns: dict[str, str] = dict(known or {})
+    for name in doc:
+        problem = _string_problem(name)
+        if problem is not None:
+            return problem
+        try:
+            column = column_name(name)
+        except ValueError:
+            return "empty_field_name"
+        if column in RESERVED_COLUMNS:
+            return f"reserved_field_name:{column}"
+        if columns.setdefault(column, name) != name:
+            return f"field_name_collision:{column}"
+    stack: list[tuple[Any, int]] = [(v, 1) for v in doc.values()]
+    while stack:
+        value, depth = stack.pop()
+        kind = type(value)
+        if kind is float or kind is bool or value is None:
+            continue
+        if kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                return "integer_out_of_range"
+        elif kind is str:
+            problem = _string_problem(value)
+            if problem is not None:
+                return problem
+        elif depth >= MAX_DEPTH and isinstance(value, dict | list):
+            return "too_deeply_nested"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                problem = _string_problem(key) if isinstance(key, str) else None
+                if problem is not None:
+                    return problem
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return None
+
+
+def payload_json(original: Any) -> str:
+    """The document as JSON text that any store can hold (ASCII; big integers and lone surrogates
+    kept as written, escaped)."""
+    try:
+        return orjson.dumps(original).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(original, ensure_ascii=True, default=repr)
 
 
 def _is_number(value: Any) -> bool:
@@ -197,10 +286,11 @@ def _treatment(doc: dict[str, Any], ctx: SiteContext) -> dict[str, Any]:
 
 
 def _reject_row(original: Any, reason: str, ctx: SiteContext) -> dict[str, Any]:
-    payload = orjson.dumps(original).decode()
+    payload = payload_json(original)  # control characters such as U+0000 come out escaped
     doc_id = original.get("_id") if isinstance(original, dict) else None
-    if not isinstance(doc_id, str) or not doc_id:
-        doc_id = "payload-" + hashlib.sha1(orjson.dumps(original, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+    if not isinstance(doc_id, str) or not doc_id or _string_problem(doc_id) is not None:
+        canonical = json.dumps(original, ensure_ascii=True, sort_keys=True, default=repr)
+        doc_id = "payload-" + hashlib.sha1(canonical.encode()).hexdigest()[:24]
     return {
         "_id": doc_id,
         "patient_id": ctx.patient_id,
@@ -211,18 +301,34 @@ def _reject_row(original: Any, reason: str, ctx: SiteContext) -> dict[str, Any]:
     }
 
 
-def _split(docs: list[Any], ctx: SiteContext, check: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+@lru_cache(maxsize=4)
+def _known_columns(kind: str) -> dict[str, str]:
+    from workbench.ingest import arrow
+
+    types = {"entries": arrow.ENTRY_TYPES, "treatments": arrow.TREATMENT_TYPES}[kind]
+    return {column_name(name): name for name in types if name not in RESERVED_COLUMNS}
+
+
+def _split(
+    docs: list[Any], ctx: SiteContext, check: Any, kind: str = "entries"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    known = _known_columns(kind)
     valid: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     for original in docs:
         if not isinstance(original, dict):
             rejects.append(_reject_row(original, "not_an_object", ctx))
             continue
+        problem = representation_problem(original, known)
+        if problem is not None:
+            rejects.append(_reject_row(original, problem, ctx))
+            continue
         try:
             row = check(dict(original), ctx)
         except _Reject as exc:
             rejects.append(_reject_row(original, exc.reason, ctx))
             continue
+        row[DOC_HASH] = hashlib.sha1(orjson.dumps(original, option=orjson.OPT_SORT_KEYS)).hexdigest()
         row["patient_id"] = ctx.patient_id
         row["patient_tz"] = ctx.patient_tz
         row["site_id"] = ctx.site_id
@@ -238,4 +344,4 @@ def split_entries(docs: list[Any], ctx: SiteContext) -> tuple[list[dict[str, Any
 
 def split_treatments(docs: list[Any], ctx: SiteContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(valid treatment rows with a derived epoch-ms `date`, reject rows) for a page of treatments."""
-    return _split(docs, ctx, _treatment)
+    return _split(docs, ctx, _treatment, "treatments")

@@ -1,8 +1,13 @@
-"""Table writes on a branch: create-if-missing, append, overwrite (all or by filter), upsert, insert-new.
+"""Table writes on a branch: create-if-missing, append, overwrite (all or by filter), upsert, insert-new,
+upsert-changed (insert new keys, replace rows whose `CHANGE_COLUMN` differs, skip identical ones).
 
 Each write is one Iceberg transaction, hence one commit on the branch with a message. New columns
 are added (schema evolution, never dropped); an incompatible type change is a `SchemaError`.
-Concurrent writers to one table retry on commit conflicts, so no rows are lost.
+Concurrent writers to one table retry on commit conflicts, so no rows are lost. A keyed write
+(insert_new, upsert) that loses the race is re-run from the start: the table is reloaded and the
+existing keys read again on every attempt (PyIceberg's own commit retry, which would replay the
+append onto the winner's snapshot without that check, is turned off for them); after
+`MAX_ATTEMPTS` a one-line `ConcurrencyError`.
 """
 
 from __future__ import annotations
@@ -16,18 +21,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, parser
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import assign_fresh_schema_ids
-from pyiceberg.table import Table, Transaction
+from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform, MonthTransform, YearTransform
 
 from workbench.errors import ConcurrencyError, SchemaError, WriteError
 from workbench.lake.catalog import commit_message, last_commit_id, table_key
 
-WriteMode = Literal["append", "overwrite", "upsert", "insert_new"]
-MODES: tuple[str, ...] = ("append", "overwrite", "upsert", "insert_new")
+WriteMode = Literal["append", "overwrite", "upsert", "insert_new", "upsert_changed"]
+MODES: tuple[str, ...] = ("append", "overwrite", "upsert", "insert_new", "upsert_changed")
+CHANGE_COLUMN = "_doc_hash"  # upsert_changed: a row whose key exists is replaced only when this differs
 _TRANSFORMS = {
     "day": DayTransform,
     "hour": HourTransform,
@@ -48,6 +54,7 @@ class WriteResult:
     rows_written: int
     rows_deleted: int
     rows_skipped: int = 0  # duplicates not written: keys already present (insert_new) or repeated in the batch
+    rows_updated: int = 0  # upsert_changed: rows that replaced an existing, different version (corrections)
 
 
 def to_arrow(data: Any) -> pa.Table:
@@ -191,7 +198,7 @@ def write_table(
     if mode not in MODES:
         raise WriteError(f"unknown write mode '{mode}'; use one of {', '.join(MODES)}")
     keys = [key] if isinstance(key, str) else list(key or [])
-    if mode in ("upsert", "insert_new") and not keys:
+    if mode in ("upsert", "insert_new", "upsert_changed") and not keys:
         raise WriteError(f"mode '{mode}' needs key columns (key=[...] / --key COL)")
     if "." not in table:
         raise WriteError(f"table '{table}' must be written as namespace.table, e.g. raw.glucose_entries")
@@ -209,11 +216,22 @@ def write_table(
     for attempt in range(MAX_ATTEMPTS):
         try:
             with commit_message(message):
-                result = _write_once(catalog, table, arrow, mode, keys, where, partition_by, properties)
+                result = _write_once(catalog, table, arrow, mode, keys, where, partition_by, properties, message)
             return replace(result, rows_skipped=result.rows_skipped + in_batch_duplicates)
-        except CommitFailedException:
+        except (CommitFailedException, ValidationException):  # lost a race: start again from the new state
             time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
-    raise ConcurrencyError(f"could not commit to {table} after {MAX_ATTEMPTS} attempts: too many concurrent writers")
+    raise ConcurrencyError(
+        f"could not commit to {table} after {MAX_ATTEMPTS} attempts: too many concurrent writers; run it again"
+    )
+
+
+def _without_commit_retry(tbl: Table) -> Table:
+    """The same table whose transactions never replay themselves on a conflict (the caller re-runs
+    the whole write instead, re-checking keys). Only the in-memory properties differ; commits carry
+    explicit updates, so nothing of this is written to the table's metadata."""
+    properties = {**tbl.metadata.properties, TableProperties.COMMIT_NUM_RETRIES: "0"}
+    metadata = tbl.metadata.model_copy(update={"properties": properties})
+    return Table(tbl._identifier, metadata, tbl.metadata_location, tbl.io, tbl.catalog)
 
 
 def _write_once(
@@ -225,6 +243,7 @@ def _write_once(
     where: str | BooleanExpression | None,
     partition_by: list[tuple[str, str]] | None,
     properties: dict[str, str] | None,
+    message: str | None = None,
 ) -> WriteResult:
     try:
         tbl: Table | None = catalog.load_table(table)
@@ -240,14 +259,20 @@ def _write_once(
         tbl = catalog.load_table(table)
         return _result(table, tbl, arrow.num_rows, 0, 0)
 
-    written, deleted, skipped = arrow.num_rows, 0, 0
+    written, deleted, skipped, updated = arrow.num_rows, 0, 0, 0
+    if mode == "upsert_changed":
+        arrow, skipped, updated = _changed_rows(tbl, arrow, keys)
+        written = arrow.num_rows
+        if arrow.num_rows == 0:
+            return WriteResult(table, None, tbl.metadata.current_snapshot_id, 0, 0, skipped)
+        mode = "upsert" if updated else "insert_new"
     if mode == "insert_new":
         existing = _existing_matching(tbl, arrow, keys, keys)
         arrow = _anti_join(arrow, existing, keys)
         skipped, written = written - arrow.num_rows, arrow.num_rows
         if arrow.num_rows == 0:
             return WriteResult(table, None, tbl.metadata.current_snapshot_id, 0, 0, skipped)
-    tx = tbl.transaction()
+    tx = (_without_commit_retry(tbl) if keys else tbl).transaction()
     _evolve(tx, tbl, arrow)
     evolved = tx.table_metadata.schema().as_arrow()
     aligned = _align_to(arrow, evolved, table)
@@ -267,9 +292,44 @@ def _write_once(
     if not tx._updates:
         return WriteResult(table, None, tbl.metadata.current_snapshot_id, 0, 0, skipped)
     before = frozenset(s.snapshot_id for s in tbl.metadata.snapshots)
-    tx.commit_transaction()
+    if updated:  # the commit says it corrects rows (the old versions stay in the commit before)
+        with commit_message(f"{message or 'upsert ' + table}; {written - updated} new, {updated} updated"):
+            tx.commit_transaction()
+    else:
+        tx.commit_transaction()
     tbl = catalog.load_table(table)
-    return _result(table, tbl, written, deleted, skipped, before)
+    return replace(_result(table, tbl, written, deleted, skipped, before), rows_updated=updated)
+
+
+def _changed_rows(tbl: Table, data: pa.Table, keys: list[str]) -> tuple[pa.Table, int, int]:
+    """(rows to write: new keys and changed versions, identical rows skipped, changed rows)."""
+    if CHANGE_COLUMN not in data.column_names or CHANGE_COLUMN not in tbl.schema().column_names:
+        existing = _existing_matching(tbl, data, keys, keys)
+        fresh = _anti_join(data, existing, keys)
+        return fresh, data.num_rows - fresh.num_rows, 0
+    existing = _existing_matching(tbl, data, keys, [*keys, CHANGE_COLUMN])
+    if existing.num_rows == 0:
+        return data, 0, 0
+    con = duckdb.connect(":memory:")
+    try:
+        positions = pa.array(range(data.num_rows), pa.int64())
+        con.register("l", data.select([*keys, CHANGE_COLUMN]).append_column("__pos", positions))
+        con.register("r", existing)
+        on = " and ".join(f'l."{k}" = r."{k}"' for k in keys)
+        c = f'"{CHANGE_COLUMN}"'
+        # an existing row without a hash (written before hashes existed) counts as the same version
+        k0 = f'"{keys[0]}"'
+        picked = con.sql(
+            f"select l.__pos, bool_or(r.{k0} is not null) as updated from l left join r on {on} "
+            f"group by l.__pos, l.{c} "
+            f"having bool_or(r.{k0} is null) or bool_or(r.{c} is not null and r.{c} is distinct from l.{c}) "
+            "order by l.__pos"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    rows = data.take(picked.column("__pos"))
+    updated = int(pc.sum(picked.column("updated")).as_py() or 0)
+    return rows, data.num_rows - rows.num_rows, updated
 
 
 def _align_to(data: pa.Table, schema: pa.Schema, table: str) -> pa.Table:

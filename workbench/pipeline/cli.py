@@ -61,6 +61,11 @@ def register(app: typer.Typer) -> None:
             commits = f" commits={','.join(task.commit_ids)}" if task.commit_ids else ""
             error = f" error={task.error}" if task.error else ""
             typer.echo(f"  {task.task:<30} {task.status:<8} {seconds:>8}{rows}{commits}{error}")
+        from workbench.pipeline.recovery import inspect_hint
+
+        hint = inspect_hint(run.run_id)
+        if hint is not None:
+            typer.echo(hint)
 
     @app.command("schedule")
     def schedule_command(

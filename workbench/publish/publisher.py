@@ -308,6 +308,7 @@ def publish(
     try:
         with psycopg.connect(url, autocommit=True) as control:
             control.execute("select pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
+            config = _with_default_reader(control, config)
             _prepare_schemas(control, config.schema, config.readers)
             try:
                 staged = _stage(url, publish_id, config.schema, prepared)
@@ -324,6 +325,20 @@ def publish(
         seconds=time.monotonic() - started,
         tables=tuple(PublishedTable(f"{config.schema}.{s.spec.name}", s.rows) for s in staged),
     )
+
+
+def _with_default_reader(con: psycopg.Connection[Any], config: PublishConfig) -> PublishConfig:
+    """Grant the published tables to the read-only role of dashboards and the API too, when the
+    database has it (the embedded server always does)."""
+    from dataclasses import replace
+
+    from workbench.publish.postgres import READER_ROLE
+
+    if READER_ROLE in config.readers:
+        return config
+    if con.execute("select 1 from pg_roles where rolname = %s", (READER_ROLE,)).fetchone() is None:
+        return config
+    return replace(config, readers=(*config.readers, READER_ROLE))
 
 
 def _prepare_schemas(con: psycopg.Connection[Any], schema: str, readers: tuple[str, ...] = ()) -> None:

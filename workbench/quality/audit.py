@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from workbench.errors import CascadeError
 from workbench.lakehouse import Lakehouse
+from workbench.sql.quoting import quote_ident, quote_table
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -129,7 +130,7 @@ def _scalar(lh: Lakehouse, sql: str) -> Any:
 
 
 def _count(lh: Lakehouse, table: str) -> int:
-    return int(_scalar(lh, f"select count(*) from {table}") or 0)
+    return int(_scalar(lh, f"select count(*) from {quote_table(table)}") or 0)
 
 
 def check_required_tables(dev: Lakehouse, t: Thresholds) -> list[Check]:
@@ -143,7 +144,9 @@ def check_required_tables(dev: Lakehouse, t: Thresholds) -> list[Check]:
 def check_freshness(dev: Lakehouse, t: Thresholds, now: datetime) -> list[Check]:
     if ENTRIES not in dev.tables():
         return []
-    frame = dev.sql(f"select patient_id, max(date) as newest_ms from {ENTRIES} group by patient_id order by 1")
+    frame = dev.sql(
+        f"select patient_id, max(date) as newest_ms from {quote_table(ENTRIES)} group by patient_id order by 1"
+    )
     checks = []
     for row in frame.itertuples(index=False):
         age_h = (now.timestamp() * 1000 - float(row.newest_ms)) / 3_600_000
@@ -187,7 +190,7 @@ def check_gaps(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
         return []
     since = None
     if FACT in main.tables():
-        since = _scalar(main, f"select max(reading_ts_utc) from {FACT}")
+        since = _scalar(main, f"select max(reading_ts_utc) from {quote_table(FACT)}")
     where = "" if since is None or str(since) == "NaT" else f"where reading_ts_utc > timestamptz '{since}'"
     frame = dev.sql(
         f"""
@@ -195,7 +198,7 @@ def check_gaps(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
             select patient_id,
                    date_diff('minute', lag(reading_ts_utc) over (partition by patient_id order by reading_ts_utc),
                              reading_ts_utc) as gap_minutes
-            from {FACT} {where}
+            from {quote_table(FACT)} {where}
         ) group by patient_id order by 1
         """
     )
@@ -215,6 +218,26 @@ def check_gaps(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
     return checks
 
 
+def check_reading_dates(dev: Lakehouse, now: datetime) -> list[Check]:
+    """No reading from before CGMs existed or from the future reaches `main` (the ingest quarantines
+    them; this catches any other way in). The same limits as `workbench.ingest.validate`."""
+    from workbench.ingest.validate import FUTURE_TOLERANCE_MS, MIN_DATE_MS
+
+    if ENTRIES not in dev.tables():
+        return []
+    latest_ok = int(now.timestamp() * 1000) + FUTURE_TOLERANCE_MS
+    bad = _count_where(dev, ENTRIES, f'"date" < {MIN_DATE_MS} or "date" > {latest_ok}')
+    return [
+        Check(
+            "reading dates",
+            "pass" if bad == 0 else "fail",
+            f"{bad} readings dated before 2006 or more than {FUTURE_TOLERANCE_MS // 60000} min in the future",
+            float(bad),
+            0.0,
+        )
+    ]
+
+
 def check_value_ranges(dev: Lakehouse, t: Thresholds) -> list[Check]:
     checks = []
     tables = set(dev.tables())
@@ -232,10 +255,10 @@ def check_value_ranges(dev: Lakehouse, t: Thresholds) -> list[Check]:
     for table, columns in PERCENT_COLUMNS:
         if table not in tables:
             continue
-        present = [c for c in columns if c in dev.sql(f"select * from {table} limit 0").columns]
+        present = [c for c in columns if c in dev.sql(f"select * from {quote_table(table)} limit 0").columns]
         if not present:
             continue
-        cond = " or ".join(f"{c} < 0 or {c} > 100" for c in present)
+        cond = " or ".join(f"{quote_ident(c)} < 0 or {quote_ident(c)} > 100" for c in present)
         bad = _count_where(dev, table, cond)
         checks.append(
             Check(
@@ -250,7 +273,7 @@ def check_value_ranges(dev: Lakehouse, t: Thresholds) -> list[Check]:
 
 
 def _count_where(lh: Lakehouse, table: str, condition: str) -> int:
-    return int(_scalar(lh, f"select count(*) from {table} where {condition}") or 0)
+    return int(_scalar(lh, f"select count(*) from {quote_table(table)} where {condition}") or 0)
 
 
 def check_rejects(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
@@ -310,6 +333,7 @@ def run_audit(
     report.checks += check_row_counts(dev, main, t)
     report.checks += check_gaps(dev, main, t)
     report.checks += check_value_ranges(dev, t)
+    report.checks += check_reading_dates(dev, now)
     report.checks += check_rejects(dev, main, t)
     report.checks += check_dbt_tests(dbt_results)
     return report

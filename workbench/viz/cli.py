@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="port on localhost (0 = a free one)")] = 8866,
         browser: Annotated[bool, typer.Option("--browser/--no-browser", help="open a web browser")] = True,
         name: Annotated[str, typer.Option(help="dashboard notebook under dashboards/")] = "glucose_overview.ipynb",
+        host: Annotated[
+            str, typer.Option(help="address to listen on; other than 127.0.0.1 needs CASCADE_DASHBOARD_TOKEN")
+        ] = "127.0.0.1",
     ) -> None:
         """Serve the glucose dashboard with Voila on localhost and print its URL (Ctrl-C stops).
 
@@ -28,7 +31,7 @@ def register(app: typer.Typer) -> None:
         """
         from workbench.viz.serve import dashboard_path, start_voila, stop_voila
 
-        proc, url = start_voila(dashboard_path(name), port=port or None, browser=browser)
+        proc, url = start_voila(dashboard_path(name), port=port or None, browser=browser, host=host)
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops Voila too, like Ctrl-C
         typer.echo(f"dashboard: {url}")
         typer.echo(f"  patient, period and ref are picked on the page, or in the URL: {url}?patient=p001&ref=main")

@@ -41,7 +41,7 @@ def published_url(settings: Settings | None = None) -> str | None:
     try:
         if not postgres.status(settings).running:
             return None
-        return postgres.connection_url(settings)
+        return postgres.reader_url(settings)  # the read-only role, never the superuser
     except CascadeError:
         return None
 
