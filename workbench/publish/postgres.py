@@ -600,9 +600,3 @@ def status(settings: Settings | None = None) -> PostgresStatus:
 def stop(settings: Settings | None = None) -> bool:
     """Stop the embedded server; True when a running server was stopped."""
     return get_database(settings).stop()
-
-
-def reader_url(settings: Settings | None = None) -> str:
-    """The URL dashboards (Superset) read the published marts with — the one place to switch it to a
-    read-only role. Today it is the publishing URL (starts the embedded server if needed)."""
-    return connection_url(settings)
