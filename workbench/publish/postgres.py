@@ -422,6 +422,13 @@ def connection_url(settings: Settings | None = None) -> str:
     return get_database(settings).url()
 
 
+def reader_url(settings: Settings | None = None) -> str:
+    """The URL read-only clients (the API, the hub) connect with: the one place that chooses it.
+
+    Today this is the publishing URL; with a read-only reader role it becomes that role's URL."""
+    return connection_url(settings)
+
+
 def connect(settings: Settings | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
     """A psycopg 3 connection to the publishing database."""
     import psycopg
