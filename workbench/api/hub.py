@@ -335,6 +335,10 @@ def add_hub(app: FastAPI, settings: Settings, key: bytes) -> None:
         response.set_cookie(COOKIE, token, max_age=max_age, httponly=True, samesite="strict", path="/")
         return response
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:  # pages served from run folders (notebook HTML) ask for one
+        return Response(status_code=204)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def hub(request: Request) -> Response:
         redirect = login_redirect(request)
