@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workbench.api import data
@@ -61,6 +61,9 @@ class Reading(BaseModel):
     glucose_category: str | None
     rolling_avg_3: float | None
     direction: str | None
+
+
+_READINGS = TypeAdapter(list[Reading])
 
 
 class Patient(BaseModel):
@@ -163,7 +166,7 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
         "Authenticate with `Authorization: Bearer <token>` (`cascade token create`).",
         lifespan=lifespan,
     )
-    app.middleware("http")(metrics.middleware)
+    app.add_middleware(metrics.middleware)  # type: ignore[arg-type]  # a middleware factory
     app.state.settings = settings
     app.state.published = published
     app.state.newest_readings = newest_readings
@@ -242,7 +245,6 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
     @app.get(f"{API}/glucose/readings", response_model=list[Reading], responses=ERRORS, tags=["glucose"])
     def get_readings(
         request: Request,
-        response: Response,
         who: Annotated[Principal, Depends(principal)],
         date_: Annotated[date | None, Query(alias="date", description="patient-local day, e.g. 2024-11-05")] = None,
         start: Annotated[datetime | None, Query(description="from this time (ISO 8601; UTC if no offset)")] = None,
@@ -252,7 +254,7 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
         cursor: Annotated[str | None, Query(max_length=200, description="`next` cursor of the previous page")] = None,
         units: UnitsQ = "mgdl",
         ref: RefQ = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """CGM readings by patient-local `date` or a `start`/`end` time range (at most 31 days),
         ordered by patient and time. Pages: follow the `Link: <...>; rel="next"` header (also in
         `X-Next-Cursor`) until it is absent."""
@@ -272,15 +274,15 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
         rows = data.readings(source, query)
         more = len(rows) > limit
         rows = rows[:limit]
+        headers = {"X-Data-Source": source.label}
         if more:
             last = rows[-1]
             token = _encode_cursor(last["patient_id"], last["reading_ts_utc"])
             params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-            response.headers["Link"] = f'<{request.url.path}?{urlencode({**params, "cursor": token})}>; rel="next"'
-            response.headers["X-Next-Cursor"] = token
-        response.headers["X-Data-Source"] = source.label
+            headers["Link"] = f'<{request.url.path}?{urlencode({**params, "cursor": token})}>; rel="next"'
+            headers["X-Next-Cursor"] = token
         label = data.UNITS[units]
-        return [
+        body = [
             data.to_units(
                 {
                     "patient_id": r["patient_id"],
@@ -296,6 +298,10 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
             )
             for r in rows
         ]
+        # validated and serialised in one pass (pydantic-core), not again by FastAPI
+        return Response(
+            _READINGS.dump_json(_READINGS.validate_python(body)), media_type="application/json", headers=headers
+        )
 
     def mart_endpoint(
         table: str, path: str, summary: str, date_column: str | None, order: tuple[str, ...]

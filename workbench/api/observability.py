@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("cascade.api")
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -66,25 +65,38 @@ class ApiMetrics:
     def add_freshness(self, newest: Callable[[], dict[str, datetime | None]]) -> None:
         self.registry.register(FreshnessCollector(newest))  # type: ignore[arg-type]
 
-    async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            elapsed = time.perf_counter() - started
-            route = _route_of(request)
-            self.requests.labels(request.method, route, str(status)).inc()
-            self.latency.labels(route).observe(elapsed)
-            if status >= 400:
-                self.errors.labels(route, "server" if status >= 500 else "client").inc()
-            log.info("%s %s %d %.1fms", request.method, route, status, elapsed * 1000)
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """A plain ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request)."""
+
+        async def observe(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = 500
+
+            async def send_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                await send(message)
+
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = _route_of(scope)
+                self.requests.labels(scope["method"], route, str(status)).inc()
+                self.latency.labels(route).observe(elapsed)
+                if status >= 400:
+                    self.errors.labels(route, "server" if status >= 500 else "client").inc()
+                log.info("%s %s %d %.1fms", scope["method"], route, status, elapsed * 1000)
+
+        return observe
 
 
-def _route_of(request: Request) -> str:
+def _route_of(scope: Scope) -> str:
     """The route template (`/runs/{run_id}`), not the concrete path: bounded label values."""
-    route: Any = request.scope.get("route")
+    route: Any = scope.get("route")
     path = getattr(route, "path", None)
     return str(path) if path else "unmatched"
