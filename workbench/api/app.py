@@ -207,7 +207,7 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
         return _error(500, "internal", "internal error")
 
     # ---- authentication -------------------------------------------------------------------------
-    def principal(
+    async def principal(  # async: CPU only (no I/O), so no thread-pool hop per request
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
@@ -222,7 +222,7 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
             )
         return who
 
-    def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if not who.is_admin:
             raise ApiProblem(403, "forbidden", "this needs an admin token")
         return who
