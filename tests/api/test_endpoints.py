@@ -199,6 +199,7 @@ def test_pagination_returns_every_reading_exactly_once(api: Api) -> None:
     assert pages == math.ceil(expected / 500)  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_pagination_is_stable_while_publishing(api: Api) -> None:
     """Re-publishing (a full swap of every table) while a client pages through: no reading is lost
     or repeated, and at least one swap happened in the middle of a pass."""

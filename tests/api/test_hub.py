@@ -26,6 +26,8 @@ PIPELINES = Path(__file__).resolve().parent / "pipelines"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
+pytestmark = pytest.mark.slow  # two real pipeline runs and a browser
+
 
 @pytest.fixture(scope="module")
 def runs(

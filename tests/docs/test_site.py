@@ -12,6 +12,8 @@ from workbench.docs.build import DocsError, build_site
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.slow  # dbt docs generate and a full mkdocs build
+
 
 @pytest.fixture(scope="module")
 def site(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

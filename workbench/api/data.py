@@ -151,23 +151,17 @@ class ReadingsQuery:
 
 def readings(source: Source, q: ReadingsQuery) -> list[dict[str, Any]]:
     """Readings ordered by (patient, reading time), at most `limit + 1` (the extra one says "more")."""
-    where: list[str] = []
-    params: dict[str, Any] = {"limit": q.limit + 1}
-    if q.patient is not None:
-        where.append("patient_id = %(patient)s")
-        params["patient"] = q.patient
-    if q.day is not None:
-        where.append("reading_date = %(day)s")
-        params["day"] = q.day
-    if q.start is not None:
-        where.append("reading_ts_utc >= %(start)s")
-        params["start"] = q.start
-    if q.end is not None:
-        where.append("reading_ts_utc < %(end)s")
-        params["end"] = q.end
-    if q.after is not None:
-        where.append("(patient_id, reading_ts_utc) > (%(after_patient)s, %(after_ts)s)")
-        params["after_patient"], params["after_ts"] = q.after
+    after_patient, after_ts = q.after or (None, None)
+    filters = (  # (fixed SQL fragment, its parameter, the value; None = no filter)
+        ("patient_id = %(patient)s", "patient", q.patient),
+        ("reading_date = %(day)s", "day", q.day),
+        ("reading_ts_utc >= %(start)s", "start", q.start),
+        ("reading_ts_utc < %(end)s", "end", q.end),
+        ("(patient_id, reading_ts_utc) > (%(after_patient)s, %(after_ts)s)", "after_patient", after_patient),
+    )
+    where = [fragment for fragment, _, value in filters if value is not None]
+    params: dict[str, Any] = {name: value for _, name, value in filters if value is not None}
+    params.update(limit=q.limit + 1, after_ts=after_ts)
     sql = (
         "select patient_id, reading_ts_utc, reading_date, glucose_value, glucose_category, rolling_avg_3, "
         f"trend_direction from {source.table(READINGS)}"

@@ -309,6 +309,9 @@ def add_hub(app: FastAPI, settings: Settings, key: bytes) -> None:
         token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE)
         if not token:
             raise LoginRequired("Open the login URL that `cascade hub` prints, or create an admin token.")
+        return admin_of(token)
+
+    def admin_of(token: str) -> Principal:
         try:
             who = verify_token(token, key=key)
         except TokenError as exc:
@@ -322,12 +325,7 @@ def add_hub(app: FastAPI, settings: Settings, key: bytes) -> None:
         token = request.query_params.get("token")
         if token is None:
             return None
-        try:
-            who = verify_token(token, key=key)
-        except TokenError as exc:
-            raise LoginRequired(str(exc)) from None
-        if not who.is_admin:
-            raise LoginRequired("The hub needs an admin token (`cascade token create --admin`).")
+        who = admin_of(token)
         rest = {k: v for k, v in request.query_params.items() if k != "token"}
         target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
         response = RedirectResponse(target, status_code=303)

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from workbench.api.errors import ApiError
 from workbench.settings import Settings, get_settings
 
+MAX_CONCURRENCY = 64
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0: any free port)."""
@@ -44,7 +46,16 @@ def serve(
     display = f"[{host}]" if ":" in host else host
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("cascade.api").setLevel(logging.INFO)  # the access log: method, route, status, ms
-    config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    # Load shedding: beyond this many open requests/connections the server answers 503 at once
+    # instead of queueing work whose clients have given up (which collapses throughput).
+    config = uvicorn.Config(
+        app,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        limit_concurrency=MAX_CONCURRENCY,
+    )
     server = uvicorn.Server(config)
     if announce is not None:
         announce(f"http://{display}:{bound}/")
