@@ -9,7 +9,7 @@ export PLOOMBER_VERSION_CHECK_DISABLED := true
 # Bytecode is compiled at setup; let Python cache what changes later too (many short-lived processes).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test check lock clean bench fuzz
+.PHONY: setup demo test check lock clean bench fuzz docs
 
 setup: $(STAMP)
 
@@ -42,6 +42,9 @@ check: setup
 	$(BIN)/ruff format --check workbench tests bench
 	$(BIN)/mypy workbench
 	$(BIN)/python -m pytest
+
+docs: setup
+	$(BIN)/cascade docs build
 
 bench: setup
 	$(BIN)/python bench/run_all.py

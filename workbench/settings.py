@@ -146,6 +146,16 @@ class Settings(BaseSettings):
     dashboard_token: SecretStr | None = Field(default=None, description="required to bind beyond 127.0.0.1")
     dashboard_max_kernels: int = Field(default=4, ge=1, description="open dashboard pages at once")
     dashboard_cull_seconds: int = Field(default=60, ge=5, description="a closed page's kernel lives this long")
+    # The API and the hub (workbench/api)
+    api_secret: SecretStr | None = Field(
+        default=None, description="JWT signing key (default: generated into HOME/api-secret, mode 0600)"
+    )
+    api_rate_limit: str = Field(default="600/minute", description="requests per token, e.g. 600/minute")
+    api_pool_size: int = Field(default=8, ge=1, le=100, description="PostgreSQL connections of the API")
+    dashboard_url: str = "http://127.0.0.1:8866/"
+    jupyter_url: str = "http://127.0.0.1:8888/"
+    superset_url: str = "http://127.0.0.1:8088/"
+    prometheus_url: str = "http://127.0.0.1:9090/"
     # The built-in demo Nightscout server (used when no site is configured)
     demo_patients: int = Field(default=2, ge=1, description="simulated patients")
     demo_days: float = Field(default=14, gt=0, description="days of history served")
@@ -184,6 +194,10 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.home / "runs"
+
+    @property
+    def api_secret_file(self) -> Path:
+        return self.home / "api-secret"
 
     def s3_properties(self) -> dict[str, str]:
         """PyIceberg FileIO properties for an s3:// warehouse (empty for a local one)."""

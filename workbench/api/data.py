@@ -1,0 +1,228 @@
+"""What the API reads: the published PostgreSQL (pooled, read-only use) or, for admins, a lake ref.
+
+Queries are fixed SQL fragments with bound parameters; table names come from `publish.yaml` (the
+published name in PostgreSQL, the lake table it was published from for `?ref=`), never from a
+request. Both sources return plain rows (dicts), so every endpoint works on either.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from workbench.publish.publisher import PublishConfig, load_config
+from workbench.settings import Settings
+
+MGDL_PER_MMOL = 18.0182  # mg/dL per mmol/L of glucose (molar mass 180.16 g/mol)
+UNITS = {"mgdl": "mg/dL", "mmol": "mmol/L"}
+# Columns holding a glucose concentration (or its spread/excursion) in mg/dL: converted for ?units=mmol.
+GLUCOSE_COLUMNS = frozenset(
+    {
+        "glucose_value",
+        "rolling_avg_3",
+        "avg_glucose",
+        "min_glucose",
+        "max_glucose",
+        "mean_glucose",
+        "median_glucose",
+        "sd_glucose",
+        "p05",
+        "p10",
+        "p25",
+        "p50",
+        "p75",
+        "p90",
+        "p95",
+        "mage",
+        "modd",
+        "conga_1",
+    }
+)
+# Columns never served: ingestion bookkeeping and where a patient's Nightscout site lives.
+HIDDEN_COLUMNS = frozenset({"ingested_at", "source_ingested_at", "site_id", "site_url", "device"})
+
+READINGS = "fct_glucose_readings"
+PATIENTS = "dim_patient"
+DAILY = "mrt_glucose_daily_metrics"
+OVERVIEW = "mrt_glucose_overview"
+PERIODS = "mrt_glucose_period_metrics"
+AGP = "mrt_agp_profile"
+_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+class Source(Protocol):
+    """Rows from the published database or a lake ref."""
+
+    label: str
+
+    def table(self, name: str) -> str:
+        """The qualified table to read for a published table name."""
+        ...
+
+    def rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a query with `%(name)s` parameters; rows as dicts."""
+        ...
+
+
+class PostgresSource:
+    """The published marts in PostgreSQL through a small connection pool."""
+
+    label = "postgres"
+
+    def __init__(self, url: str, config: PublishConfig, max_size: int = 8) -> None:
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        self.config = config
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            open=False,
+            timeout=10,
+            name="cascade-api",
+        )
+
+    def open(self) -> None:
+        self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def table(self, name: str) -> str:
+        self.config.spec(name)  # only published tables
+        return f'"{self.config.schema}"."{name}"'
+
+    def rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self.pool.connection() as con:
+            return list(con.execute(sql, params).fetchall())  # type: ignore[arg-type]
+
+    def version(self) -> str:
+        with self.pool.connection() as con:
+            row = con.execute("show server_version").fetchone()
+        return str(row["server_version"] if isinstance(row, dict) else row[0]) if row else "?"  # type: ignore[call-overload]
+
+
+class LakeSource:
+    """The same tables read from a lake ref (the lake tables they are published from)."""
+
+    def __init__(self, ref: str, config: PublishConfig, settings: Settings) -> None:
+        from workbench.lakehouse import Lakehouse
+
+        self.config = config
+        self.lake = Lakehouse(ref, settings=settings)  # RefNotFoundError for an unknown ref
+        self.label = f"lake@{ref}"
+        self._lock = threading.Lock()  # one DuckDB session: one query at a time
+
+    def table(self, name: str) -> str:
+        return self.config.spec(name).source
+
+    def rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        values: list[Any] = []
+
+        def positional(match: re.Match[str]) -> str:
+            values.append(params[match.group(1)])
+            return "?"
+
+        query = _PARAM.sub(positional, sql)
+        with self._lock:
+            return list(self.lake.sql_arrow(query, values).to_pylist())
+
+
+def config() -> PublishConfig:
+    return load_config()
+
+
+# ---- queries: fixed fragments, bound values ------------------------------------------------------
+@dataclass(frozen=True)
+class ReadingsQuery:
+    patient: str | None
+    day: date | None
+    start: datetime | None
+    end: datetime | None
+    after: tuple[str, datetime] | None
+    limit: int
+
+
+def readings(source: Source, q: ReadingsQuery) -> list[dict[str, Any]]:
+    """Readings ordered by (patient, reading time), at most `limit + 1` (the extra one says "more")."""
+    after_patient, after_ts = q.after or (None, None)
+    filters = (  # (fixed SQL fragment, its parameter, the value; None = no filter)
+        ("patient_id = %(patient)s", "patient", q.patient),
+        ("reading_date = %(day)s", "day", q.day),
+        ("reading_ts_utc >= %(start)s", "start", q.start),
+        ("reading_ts_utc < %(end)s", "end", q.end),
+        ("(patient_id, reading_ts_utc) > (%(after_patient)s, %(after_ts)s)", "after_patient", after_patient),
+    )
+    where = [fragment for fragment, _, value in filters if value is not None]
+    params: dict[str, Any] = {name: value for _, name, value in filters if value is not None}
+    params.update(limit=q.limit + 1, after_ts=after_ts)
+    sql = (
+        "select patient_id, reading_ts_utc, reading_date, glucose_value, glucose_category, rolling_avg_3, "
+        f"trend_direction from {source.table(READINGS)}"
+        + (" where " + " and ".join(where) if where else "")
+        + " order by patient_id, reading_ts_utc limit %(limit)s"
+    )
+    return source.rows(sql, params)
+
+
+def mart_rows(
+    source: Source,
+    table: str,
+    *,
+    patient: str | None,
+    date_column: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    order: Iterable[str] = (),
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Rows of a published mart for one patient (or all), optionally within [start, end] days."""
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    if patient is not None:
+        where.append("patient_id = %(patient)s")
+        params["patient"] = patient
+    if date_column is not None and start is not None:
+        where.append(f"{date_column} >= %(start)s")
+        params["start"] = start
+    if date_column is not None and end is not None:
+        where.append(f"{date_column} <= %(end)s")
+        params["end"] = end
+    sql = (
+        f"select * from {source.table(table)}"
+        + (" where " + " and ".join(where) if where else "")
+        + f" order by {', '.join(('patient_id', *order))} limit %(limit)s"
+    )
+    return [{k: v for k, v in row.items() if k not in HIDDEN_COLUMNS} for row in source.rows(sql, params)]
+
+
+def patients(source: Source, patient: str | None = None) -> list[dict[str, Any]]:
+    """Every patient (or one) with the days covered and the time of the newest reading."""
+    where = " where p.patient_id = %(patient)s" if patient is not None else ""
+    sql = (
+        "select p.patient_id, p.display_name, p.time_zone, p.first_reading_date, p.last_reading_date, "
+        "p.reading_count, (select max(f.reading_ts_utc) from "
+        f"{source.table(READINGS)} f where f.patient_id = p.patient_id) as newest_reading_at "
+        f"from {source.table(PATIENTS)} p{where} order by p.patient_id"
+    )
+    rows = source.rows(sql, {"patient": patient})
+    for row in rows:  # the fact's reading_ts_utc is a UTC wall time (timestamp without time zone)
+        at = row["newest_reading_at"]
+        if isinstance(at, datetime) and at.tzinfo is None:
+            row["newest_reading_at"] = at.replace(tzinfo=UTC)
+    return rows
+
+
+def to_units(row: dict[str, Any], units: str) -> dict[str, Any]:
+    """Glucose columns converted to mmol/L (2 decimals) when asked; mg/dL values as published."""
+    if units != "mmol":
+        return row
+    return {
+        k: (round(float(v) / MGDL_PER_MMOL, 2) if k in GLUCOSE_COLUMNS and v is not None else v) for k, v in row.items()
+    }
