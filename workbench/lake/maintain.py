@@ -18,8 +18,8 @@ from pyarrow import fs as pafs
 from pyiceberg.io import load_file_io
 from pyiceberg.serializers import FromInputFile
 
-from workbench.lake.catalog import catalog_properties, commit_message
-from workbench.lake.store import VersionedLake
+from workbench.lake.api import VersionedLake
+from workbench.lake.catalog import commit_message
 from workbench.settings import Settings
 
 
@@ -73,7 +73,7 @@ def expire_snapshots(
 
 def reachable_files(lake: VersionedLake, settings: Settings) -> set[str]:
     """Every file any branch head or tag can still read."""
-    props = catalog_properties(settings)
+    props = lake.io_properties()
     seen_metadata: set[str] = set()
     files: set[str] = set()
     for ref in lake.refs():
