@@ -33,8 +33,11 @@ class MaintenanceReport:
     files_deleted: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     dry_run: bool = False
+    note: str = ""  # what this profile's maintenance does not do
 
     def summary(self) -> str:
+        if self.note:
+            return self.note
         verb = "would delete" if self.dry_run else "deleted"
         expired = sum(self.snapshots_expired.values())
         return (
