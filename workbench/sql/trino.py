@@ -214,6 +214,17 @@ class TrinoSession:
                 self.close()
 
 
+def branch_catalog(settings: Settings, branch: str) -> str:
+    """The (live, kept) Trino catalog of a branch, created when missing — what dbt's trino target uses."""
+    from workbench.profiles import open_lake
+
+    session = TrinoSession(open_lake(settings), branch, settings)
+    try:
+        return session.catalog_for(branch)
+    finally:
+        session.close()
+
+
 def _array(values: list[Any]) -> pa.Array:
     """An Arrow column from Trino's Python values; maps with non-text keys (metadata tables) become text."""
     try:

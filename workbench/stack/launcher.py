@@ -174,6 +174,7 @@ def service_env(home: StackHome, pg_port: int) -> dict[str, str]:
         "CASCADE_STACK_NESSIE_PORT": str(PORTS["nessie"]),
         "CASCADE_STACK_NESSIE_MANAGEMENT_PORT": str(PORTS["nessie-management"]),
         "CASCADE_STACK_TRINO_PORT": str(PORTS["trino"]),
+        "CASCADE_STACK_TRINO_DATA": str(home.root / "trino-data"),
         **home.credentials(),
     }
 
@@ -366,7 +367,8 @@ def up(home: Path | None = None, *, say: Callable[[str], None] = print, quiet: b
         stack.prepare()
         t0 = time.monotonic()
         pg = _postgres(stack).start()
-        _ensure_database(pg.port, "nessie")
+        for database in stack_databases():
+            _ensure_database(pg.port, database)
         timings["postgres"] = time.monotonic() - t0
         env = service_env(stack, pg.port)
         timings["s3"] = _start("s3", stack, env, say, quiet)
@@ -390,6 +392,14 @@ def up(home: Path | None = None, *, say: Callable[[str], None] = print, quiet: b
         _bootstrap_lake(stack.home)
         timings["total"] = time.monotonic() - t0
     return timings
+
+
+def stack_databases() -> list[str]:
+    """The databases stack/postgres/init.sql creates (Compose runs that file; we create the same)."""
+    import re
+
+    text = (repo_stack_dir() / "postgres" / "init.sql").read_text()
+    return re.findall(r"^\s*create database (\w+)", text, flags=re.I | re.M)
 
 
 def _ensure_database(port: int, name: str) -> None:

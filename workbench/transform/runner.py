@@ -159,6 +159,10 @@ def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = Non
         "trino_port": settings.trino_port,
         "trino_user": settings.trino_user,
     }
+    if default_target(settings) == "trino":  # the Trino catalog that shows the branch (see workbench.sql.trino)
+        from workbench.sql.trino import branch_catalog
+
+        values["trino_catalog"] = branch_catalog(settings, branch)
     values.update(extra or {})
     return values
 
