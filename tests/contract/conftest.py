@@ -8,32 +8,11 @@ and `dev` forked from it again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 PROFILES = ("embedded", "stack")
-
-
-@pytest.fixture(scope="session")
-def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """CASCADE_* variables for a stack of the tests' own (never the user's lake: tests wipe it).
-
-    CASCADE_TEST_STACK_HOME reuses one across sessions (started if needed, left running); otherwise a
-    fresh one is started under the session's temp folder and stopped at the end."""
-    import os
-
-    from workbench.stack import launcher
-
-    reuse = os.environ.get("CASCADE_TEST_STACK_HOME")
-    home = Path(reuse) if reuse else tmp_path_factory.mktemp("stack-home")
-    started = launcher.ensure_up(home)
-    try:
-        yield launcher.client_env(home)
-    finally:
-        if started and not reuse:
-            launcher.down(home)
 
 
 @pytest.fixture(params=PROFILES)
