@@ -69,5 +69,30 @@ def logs(
         typer.echo(line)
 
 
+@stack_app.command("import")
+def import_command(
+    source: Annotated[
+        str | None, typer.Option("--from", help="CASCADE_HOME of the embedded lake (default: this one)")
+    ] = None,
+) -> None:
+    """Copy the embedded lake's main, dev and tags into the running stack.  Example: cascade stack import"""
+    from pathlib import Path
+
+    from workbench.settings import load_settings
+    from workbench.stack import launcher
+    from workbench.stack.transfer import import_lake
+
+    home = launcher.default_home()
+    embedded = load_settings(profile="embedded", home=Path(source).expanduser() if source else home)
+    if not embedded.catalog_db.exists():
+        from workbench.errors import StackError
+
+        raise StackError(f"no embedded lake at {embedded.home} (no catalog.db); give --from CASCADE_HOME")
+    stack = load_settings(profile="stack", home=home)
+    report = import_lake(embedded, stack, say=typer.echo)
+    for line in report.lines():
+        typer.echo(f"  {line}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(stack_app, name="stack")
