@@ -139,6 +139,9 @@ class EmbeddedLake:
         )
 
 
+from workbench.profiles import _lakes  # noqa: E402,F401  (the per-process cache; tests clear it)
+
+
 def open_lake(settings: Settings) -> VersionedLake:
     """The lake for these settings (one instance per process, home and profile; see `workbench.profiles`)."""
     from workbench.profiles import open_lake as open_profile_lake

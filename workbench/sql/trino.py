@@ -139,7 +139,7 @@ class TrinoSession:
                 raise self._user_error(exc) from None
             except trino.exceptions.TrinoQueryError as exc:
                 raise QueryError(f"SQL error: {exc.error_name}: {exc.message.splitlines()[0]}") from None
-            except (trino.exceptions.HttpError, OSError) as exc:
+            except (trino.exceptions.HttpError, trino.exceptions.TrinoConnectionError, OSError) as exc:
                 raise StackError(
                     f"Trino at {self.settings.trino_host}:{self.settings.trino_port} is not reachable "
                     f"({exc.__class__.__name__}); start the stack with `cascade stack up`"

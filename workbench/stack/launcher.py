@@ -80,6 +80,7 @@ class ProcessRecord:
     port: int
     started_at: str
     create_time: float
+    pg_port: int = 0  # the PostgreSQL port the service was configured with (Nessie's store, Trino's catalog)
 
 
 class StackHome:
@@ -307,6 +308,7 @@ def _spawn(service: str, home: StackHome, env: dict[str, str], quiet: bool) -> P
         port=PORTS[service],
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         create_time=psutil.Process(process.pid).create_time(),
+        pg_port=int(env["CASCADE_STACK_PG_PORT"]),
     )
     home.save(record)
     return record
@@ -343,6 +345,12 @@ def _start(service: str, home: StackHome, env: dict[str, str], say: Callable[[st
     """Start one service unless it is healthy; returns the seconds it took."""
     t0 = time.monotonic()
     record = home.record(service)
+    pg_port = int(env["CASCADE_STACK_PG_PORT"])
+    if record is not None and _alive(record) and service != "s3" and record.pg_port not in (0, pg_port):
+        say(f"{service}: PostgreSQL moved to port {pg_port} (it was restarted); restarting {service}")
+        _terminate(record.pid)
+        home.record_path(service).unlink(missing_ok=True)
+        record = None
     if _alive(record) and probe(service):
         return 0.0
     if record is not None and not _alive(record):
