@@ -9,7 +9,7 @@ export PLOOMBER_VERSION_CHECK_DISABLED := true
 # Bytecode is compiled at setup; let Python cache what changes later too (many short-lived processes).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test check lock clean bench fuzz docs
+.PHONY: setup demo test check lock clean bench fuzz docs up-core down stack-up stack-down
 
 setup: $(STAMP)
 
@@ -48,6 +48,19 @@ docs: setup
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+# The stack profile with Docker (stack/compose.yaml); without Docker use `make stack-up` (native).
+up-core:
+	docker compose -f stack/compose.yaml --env-file .env up -d --wait
+
+down:
+	docker compose -f stack/compose.yaml --env-file .env down
+
+stack-up: setup
+	$(BIN)/cascade stack up
+
+stack-down: setup
+	$(BIN)/cascade stack down
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -68,3 +68,30 @@ def demo_env(demo_home: Path) -> dict[str, str]:
     """Environment for subprocesses (CLI, kernels, Voila) on the demo lake."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASCADE_")}
     return {**env, "CASCADE_HOME": str(demo_home), "CASCADE_PROFILE": "embedded"}
+
+
+# ---- the native stack (tests/contract, tests/stack) --------------------------------------------------
+@pytest.fixture(scope="session")
+def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """CASCADE_HOME of a running native stack of the tests' own (never the user's lake: tests wipe it).
+
+    CASCADE_TEST_STACK_HOME reuses one across sessions (started if needed, left running); otherwise a
+    fresh one is started under the session's temp folder and stopped at the end."""
+    from workbench.stack import launcher
+
+    reuse = os.environ.get("CASCADE_TEST_STACK_HOME")
+    home = Path(reuse) if reuse else tmp_path_factory.mktemp("stack-home")
+    started = launcher.ensure_up(home)
+    try:
+        yield home
+    finally:
+        if started and not reuse:
+            launcher.down(home)
+
+
+@pytest.fixture(scope="session")
+def stack_env(stack_home: Path) -> dict[str, str]:
+    """The CASCADE_* client settings of the test stack."""
+    from workbench.stack import launcher
+
+    return launcher.client_env(stack_home)

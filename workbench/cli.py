@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 # Areas that add commands; a missing module is skipped (the area has not landed yet).
-_AREAS = ("lake", "ingest", "transform", "publish", "pipeline", "viz", "api", "docs", "monitor", "superset")
+_AREAS = ("lake", "ingest", "transform", "publish", "pipeline", "viz", "api", "docs", "monitor", "superset", "stack")
 
 
 def _register_areas() -> None:

@@ -62,3 +62,7 @@ class ConcurrencyError(CascadeError):
 
 class LockedError(CascadeError):
     """Another run holds the lock."""
+
+
+class StackError(CascadeError):
+    """The native stack (`cascade stack ...`) cannot be installed, started or reached."""

@@ -1,5 +1,8 @@
 """`Lakehouse`: the one object notebooks use — SQL, writes, refs and time travel on a ref.
 
+It works on either profile: the lake (`workbench.lake.api.VersionedLake`) and the SQL engine
+(`workbench.sql.engine.SqlSession`) come from `workbench.profiles`.
+
 from workbench import Lakehouse
 lh = Lakehouse(ref="dev")
 lh.sql("select count(*) from raw.glucose_entries")
@@ -17,17 +20,18 @@ import pandas as pd
 import pyarrow as pa
 from pyiceberg.expressions import BooleanExpression
 
-from workbench.errors import QueryError, ReadOnlyRefError, TableNotFoundError
+from workbench.errors import QueryError, TableNotFoundError
+from workbench.lake.api import Commit, Ref, VersionedLake
 from workbench.lake.catalog import load_table
-from workbench.lake.ledger import Commit, Ref
-from workbench.lake.store import VersionedLake, open_lake
-from workbench.lake.writes import WriteMode, WriteResult, write_table
+from workbench.lake.writes import WriteMode, WriteResult
+from workbench.profiles import open_lake, open_session
 from workbench.settings import Settings, get_settings
-from workbench.sql.duckdb import RefSession, parse_timestamp, snapshot_as_of
+from workbench.sql.duckdb import parse_timestamp
+from workbench.sql.engine import SqlSession
 
 
 class Lakehouse:
-    """The lake seen from one ref (branch, tag or commit), with SQL through DuckDB."""
+    """The lake seen from one ref (branch, tag or commit), with SQL through the profile's engine."""
 
     def __init__(self, ref: str = "dev", settings: Settings | None = None, as_of: str | datetime | None = None) -> None:
         self.settings = settings or get_settings()
@@ -35,31 +39,41 @@ class Lakehouse:
         self.ref = ref
         self.lake.resolve(ref)  # fail early on an unknown ref
         self.as_of = parse_timestamp(as_of) if as_of is not None else None
-        self._session: RefSession | None = None
+        self._session: SqlSession | None = None
 
     def __repr__(self) -> str:
         return f"Lakehouse(ref={self.ref!r}, home={str(self.settings.home)!r})"
 
     # ---- SQL -----------------------------------------------------------------------------------
     @property
-    def session(self) -> RefSession:
+    def session(self) -> SqlSession:
+        """The SQL session on this ref (DuckDB on embedded, Trino on the stack)."""
         if self._session is None:
-            self._session = RefSession(self.lake, self.ref, settings=self.settings, as_of=self.as_of)
+            self._session = open_session(self.lake, self.ref, self.settings, as_of=self.as_of)
         return self._session
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
-        """The DuckDB connection with the ref's tables as views (bound on access)."""
-        self.session.bind()
-        return self.session.con
+        """The DuckDB connection with the ref's tables as views (embedded profile only)."""
+        session = self.session
+        if not hasattr(session, "con") or not hasattr(session, "bind"):
+            raise QueryError(f"the {self.lake.profile} profile has no DuckDB connection; use lh.sql(...)")
+        session.bind()
+        return session.con  # type: ignore[no-any-return]
 
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run SQL on the ref and return a DataFrame."""
-        return self.session.df(query, params)
+        return self.session.sql(query, params)
 
     def sql_arrow(self, query: str, params: list[Any] | None = None) -> pa.Table:
         """Run SQL on the ref and return an Arrow table."""
-        return self.session.arrow(query, params)
+        return self.session.sql_arrow(query, params)
+
+    def close(self) -> None:
+        """Release the SQL session (its connection and any pinned catalogs)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def checkout(self, ref: str) -> Lakehouse:
         """Another Lakehouse on `ref` (same settings)."""
@@ -76,6 +90,19 @@ class Lakehouse:
     def history(self, name: str) -> pd.DataFrame:
         """The table's snapshots on this ref, oldest first."""
         table = self.table(name)
+        snapshots = list(table.metadata.snapshots)
+        versions = getattr(self.lake, "table_history", None)
+        if versions is not None:  # Nessie serves one snapshot per table version: collect them from its commits
+            from pyiceberg.io import load_file_io
+            from pyiceberg.serializers import FromInputFile
+
+            props, snapshots = self.lake.io_properties(), []
+            for version in reversed(versions(self.ref, name)):
+                location = version["metadata_location"]
+                metadata = FromInputFile.table_metadata(load_file_io(props, location).new_input(location))
+                snapshot = metadata.current_snapshot()
+                if snapshot is not None and snapshot.snapshot_id not in {s.snapshot_id for s in snapshots}:
+                    snapshots.append(snapshot)
         rows = [
             {
                 "snapshot_id": s.snapshot_id,
@@ -86,7 +113,7 @@ class Lakehouse:
                 "deleted_rows": int(s.summary.get("deleted-records") or 0) if s.summary else 0,
                 "total_rows": int(s.summary.get("total-records") or 0) if s.summary else 0,
             }
-            for s in sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
+            for s in sorted(snapshots, key=lambda s: s.timestamp_ms)
         ]
         columns = [
             "snapshot_id",
@@ -106,7 +133,8 @@ class Lakehouse:
         if (snapshot_id is None) == (as_of is None):
             raise QueryError("give exactly one of snapshot_id or as_of")
         if as_of is not None:
-            snapshot_id = snapshot_as_of(self.table(name), parse_timestamp(as_of), name).snapshot_id
+            when = parse_timestamp(as_of).isoformat(sep=" ")
+            return self.sql(f"select * from {name} for timestamp as of timestamp '{when}'")
         return self.sql(f"select * from {name} for version as of {int(snapshot_id)}")  # type: ignore[arg-type]
 
     # ---- writes --------------------------------------------------------------------------------
@@ -122,14 +150,8 @@ class Lakehouse:
         message: str | None = None,
     ) -> WriteResult:
         """Write data to a table on this branch as one commit (see `workbench.lake.writes`)."""
-        resolved = self.lake.resolve(self.ref)
-        if not resolved.writable:
-            raise ReadOnlyRefError(
-                f"'{self.ref}' is a {resolved.kind}; writes go to a branch "
-                f"(create one with `cascade branch create NAME --from {self.ref}`)"
-            )
-        return write_table(
-            self.lake.catalog(self.ref),
+        return self.lake.write(
+            self.ref,
             table,
             data,
             mode=mode,
@@ -139,14 +161,9 @@ class Lakehouse:
             message=message,
         )
 
-    def drop(self, table: str, message: str | None = None) -> None:
+    def drop(self, table: str, message: str | None = None) -> str | None:
         """Drop a table from this branch (its files stay while any other ref or commit uses them)."""
-        from workbench.lake.catalog import commit_message
-
-        catalog = self.lake.catalog(self.ref)
-        load_table(catalog, table, self.ref)
-        with commit_message(message):
-            catalog.drop_table(table)
+        return self.lake.drop_table(self.ref, table, message)
 
     # ---- refs ----------------------------------------------------------------------------------
     def refs(self) -> list[Ref]:

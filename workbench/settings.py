@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     trino_host: str = "localhost"
     trino_port: int = 8080
     trino_user: str = "cascade"
+    # The native stack (`cascade stack up`)
+    stack_cache: Path = Field(
+        default=Path.home() / ".cache" / "cascade" / "stack",
+        description="downloaded/built stack artifacts, shared by every CASCADE_HOME",
+    )
+    java_home: Path | None = Field(default=None, description="a Java 24+ JDK for Nessie and Trino (Temurin 25)")
     # Publishing
     postgres_url: SecretStr | None = None
     # Monitoring (`cascade monitor`) and Superset (`cascade superset`); both bound to 127.0.0.1
@@ -162,7 +168,7 @@ class Settings(BaseSettings):
     demo_seed: int = 42
     demo_end: datetime | None = Field(default=None, description="pin the demo clock (ISO time); default now")
 
-    @field_validator("home", mode="before")
+    @field_validator("home", "stack_cache", mode="before")
     @classmethod
     def _expand_home(cls, value: object) -> object:
         if isinstance(value, str):
@@ -181,6 +187,11 @@ class Settings(BaseSettings):
                 return self.warehouse.rstrip("/")
             return Path(self.warehouse).expanduser().resolve().as_uri()
         return (self.home / "warehouse").resolve().as_uri()
+
+    @property
+    def stack_client_env(self) -> Path:
+        """Settings for clients of the native stack, written by `cascade stack up`."""
+        return self.home / "stack" / "client.env"
 
     @property
     def stage_dir(self) -> Path:
@@ -272,7 +283,13 @@ def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment and `.env`; errors become one clear `SettingsError`."""
     try:
         options: dict[str, Any] = dict(overrides)
-        return Settings(_env_file=_find_dotenv() or None, **options)  # type: ignore[call-arg]  # pydantic-settings init kwarg
+        dotenv = list(_find_dotenv())
+        settings = Settings(_env_file=dotenv or None, **options)  # type: ignore[call-arg]  # pydantic-settings init kwarg
+        if settings.profile is Profile.stack and settings.stack_client_env.is_file():
+            # the running stack's endpoints and keys; the environment and the project's .env win
+            files = (settings.stack_client_env, *dotenv)
+            settings = Settings(_env_file=files, **options)  # type: ignore[call-arg]
+        return settings
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

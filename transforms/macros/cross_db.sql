@@ -101,8 +101,7 @@
     date_diff('day', {{ start_date }}, {{ end_date }})
 {%- endmacro %}
 
-{#- Percentile `p` (0..1) of a numeric column: exact (linear interpolation) on DuckDB, Trino's
-    approx_percentile (q-digest, rank error ~1%) on Trino. -#}
+{#- Percentile `p` (0..1) of a numeric column: exact, with linear interpolation, on both engines. -#}
 {% macro percentile(expr, p) -%}
     {{ return(adapter.dispatch('percentile', 'cascade')(expr, p)) }}
 {%- endmacro %}
@@ -112,7 +111,16 @@
 {%- endmacro %}
 
 {% macro trino__percentile(expr, p) -%}
-    approx_percentile({{ expr }}, {{ p }})
+    {#- exact, with DuckDB's interpolation (so marts agree across profiles): sort the group's values,
+        h = p·(n−1), value = a[⌊h⌋] + (h − ⌊h⌋)·(a[⌊h⌋+1] − a[⌊h⌋]) -#}
+    transform(
+        array[array_sort(array_agg(cast({{ expr }} as double)) filter (where {{ expr }} is not null))],
+        a -> if(cardinality(a) = 0, null,
+            a[cast(floor({{ p }} * (cardinality(a) - 1)) as integer) + 1]
+            + ({{ p }} * (cardinality(a) - 1) - floor({{ p }} * (cardinality(a) - 1)))
+            * (a[least(cast(floor({{ p }} * (cardinality(a) - 1)) as integer) + 2, cardinality(a))]
+               - a[cast(floor({{ p }} * (cardinality(a) - 1)) as integer) + 1]))
+    )[1]
 {%- endmacro %}
 
 {#- A date series: one row per day, column `date_day`, inclusive bounds (dates or expressions). -#}

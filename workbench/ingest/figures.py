@@ -19,12 +19,13 @@ def recent_readings(lakehouse: Any, hours: float = 24.0) -> pd.DataFrame:
         with latest as (
             select patient_id, max(date) as last_ms from raw.glucose_entries where type = 'sgv' group by 1
         )
-        select e.patient_id, make_timestamp(e.date * 1000) as reading_ts, e.sgv
-        from raw.glucose_entries e join latest l using (patient_id)
+        select e.patient_id, e.date, e.sgv
+        from raw.glucose_entries e join latest l on l.patient_id = e.patient_id
         where e.type = 'sgv' and e.date > l.last_ms - {window_ms}
         order by e.patient_id, e.date
         """
-    )
+    )  # engine-neutral SQL (DuckDB and Trino); epoch ms -> UTC timestamps here
+    frame.insert(1, "reading_ts", pd.to_datetime(frame.pop("date"), unit="ms", utc=True))
     return frame
 
 

@@ -179,7 +179,7 @@ class CommitCatalog(SqlCatalog):
     register_table = commit_table  # type: ignore[assignment]
 
 
-def load_table(catalog: SqlCatalog, key: str, ref_name: str) -> Table:
+def load_table(catalog: Catalog, key: str, ref_name: str) -> Table:
     """Load a table or raise a `TableNotFoundError` naming the ref."""
     if "." not in key:
         raise TableNotFoundError(f"table '{key}' must be written as namespace.table, e.g. raw.glucose_entries")

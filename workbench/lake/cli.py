@@ -23,7 +23,7 @@ def _lakehouse(ref: str = "main", as_of: str | None = None) -> Any:
 
 
 def _lake() -> Any:
-    from workbench.lake.store import open_lake
+    from workbench.profiles import open_lake
     from workbench.settings import get_settings
 
     return open_lake(get_settings())
@@ -223,12 +223,7 @@ def maintain(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Expire old snapshots on every branch, then delete files no branch or tag reaches.  Example: cascade maintain --dry-run"""
-    from workbench.lake.maintain import maintain as run_maintain
-    from workbench.settings import get_settings
-
-    report = run_maintain(
-        _lake(),
-        get_settings(),
+    report = _lake().maintain(
         older_than=timedelta(days=older_than_days),
         retain_last=retain_last,
         grace=timedelta(hours=grace_hours),

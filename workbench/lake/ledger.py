@@ -23,17 +23,21 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pyiceberg.exceptions import CommitFailedException
 
 from workbench.errors import MergeConflictError, RefError, RefNotFoundError
-
-DEFAULT_BRANCHES = ("main", "dev")
-DEFAULT_NAMESPACES = ("raw", "bronze", "silver", "gold", "marts", "ops")
-PROTECTED_BRANCH = "main"
+from workbench.lake.api import (  # the neutral types, re-exported for existing imports
+    DEFAULT_BRANCHES,
+    DEFAULT_NAMESPACES,
+    PROTECTED_BRANCH,
+    Commit,
+    Ref,
+    ResolvedRef,
+    TableState,
+)
 
 #: Test hook, called inside the write transaction right before COMMIT (used to kill a process there).
 before_commit_hook: Callable[[str], None] | None = None
@@ -64,8 +68,6 @@ create table if not exists cascade_commit_tables (
 );
 """
 
-TableState = dict[str, str]  # "namespace.table" -> metadata location
-
 # The first-parent history of commit `?`, with each commit's distance from it.
 _FIRST_PARENT_CHAIN = """
     with recursive chain(id, depth) as (
@@ -75,56 +77,6 @@ _FIRST_PARENT_CHAIN = """
         where c.parent_id is not null
     )
 """
-
-
-@dataclass(frozen=True)
-class Commit:
-    """One commit of the version store."""
-
-    id: str
-    parent_id: str | None
-    merge_parent_id: str | None
-    branch: str | None
-    created_at: datetime
-    author: str
-    message: str
-    operation: str
-    tables: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "parent_id": self.parent_id,
-            "merge_parent_id": self.merge_parent_id,
-            "branch": self.branch,
-            "created_at": self.created_at.isoformat(),
-            "author": self.author,
-            "message": self.message,
-            "operation": self.operation,
-            "tables": list(self.tables),
-        }
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A branch or tag."""
-
-    name: str
-    kind: str  # "branch" | "tag"
-    commit_id: str
-
-
-@dataclass(frozen=True)
-class ResolvedRef:
-    """What a user-supplied ref string points at."""
-
-    name: str  # the branch/tag name, or the commit id for a bare commit
-    kind: str  # "branch" | "tag" | "commit"
-    commit_id: str
-
-    @property
-    def writable(self) -> bool:
-        return self.kind == "branch"
 
 
 Change = tuple[str | None, str | None]  # (expected current location, new location); None = absent

@@ -18,8 +18,8 @@ from pyarrow import fs as pafs
 from pyiceberg.io import load_file_io
 from pyiceberg.serializers import FromInputFile
 
-from workbench.lake.catalog import catalog_properties, commit_message
-from workbench.lake.store import VersionedLake
+from workbench.lake.api import VersionedLake
+from workbench.lake.catalog import commit_message
 from workbench.settings import Settings
 
 
@@ -33,8 +33,11 @@ class MaintenanceReport:
     files_deleted: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     dry_run: bool = False
+    note: str = ""  # what this profile's maintenance does not do
 
     def summary(self) -> str:
+        if self.note:
+            return self.note
         verb = "would delete" if self.dry_run else "deleted"
         expired = sum(self.snapshots_expired.values())
         return (
@@ -73,7 +76,7 @@ def expire_snapshots(
 
 def reachable_files(lake: VersionedLake, settings: Settings) -> set[str]:
     """Every file any branch head or tag can still read."""
-    props = catalog_properties(settings)
+    props = lake.io_properties()
     seen_metadata: set[str] = set()
     files: set[str] = set()
     for ref in lake.refs():

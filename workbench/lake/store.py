@@ -1,41 +1,32 @@
-"""The lake: refs (branches, tags, commits) plus catalogs bound to a ref.
+"""The embedded lake: refs (branches, tags, commits) in a SQLite ledger plus catalogs bound to a ref.
 
-`VersionedLake` is the interface both profiles implement; `open_lake(settings)` picks the
-implementation from `settings.profile` — the one place where that choice is made.
+`VersionedLake` (in `workbench.lake.api`) is the interface both profiles implement;
+`open_lake(settings)` hands over to `workbench.profiles`, the one place that picks the implementation.
 """
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from pyiceberg.catalog.sql import SqlCatalog
 
-from workbench.errors import RefError, SettingsError
-from workbench.lake.catalog import BranchCatalog, CommitCatalog, catalog_properties
-from workbench.lake.ledger import PROTECTED_BRANCH, Commit, Ledger, Ref, ResolvedRef, TableState
-from workbench.settings import Profile, Settings
+from workbench.errors import RefError
+from workbench.lake.api import PROTECTED_BRANCH, Commit, Ref, ResolvedRef, TableState, VersionedLake
+from workbench.lake.catalog import BranchCatalog, CommitCatalog, catalog_properties, commit_message, load_table
+from workbench.lake.ledger import Ledger
+from workbench.settings import Settings
 
-
-class VersionedLake(Protocol):
-    """Git-like operations over every table of the lake (Project Nessie semantics)."""
-
-    def resolve(self, ref: str) -> ResolvedRef: ...
-    def catalog(self, ref: str) -> SqlCatalog: ...
-    def refs(self) -> list[Ref]: ...
-    def create_branch(self, name: str, from_ref: str = "main") -> Ref: ...
-    def create_tag(self, name: str, from_ref: str = "main") -> Ref: ...
-    def delete_branch(self, name: str) -> None: ...
-    def delete_tag(self, name: str) -> None: ...
-    def log(self, ref: str = "main", limit: int | None = None) -> list[Commit]: ...
-    def merge(self, source: str, into: str, message: str | None = None) -> str | None: ...
-    def reset(self, branch: str, to: str) -> str: ...
-    def state(self, ref: str) -> TableState: ...
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.lake.maintain import MaintenanceReport
+    from workbench.lake.writes import WriteResult
 
 
 class EmbeddedLake:
     """Refs and catalogs on one SQLite file under CASCADE_HOME; data in the warehouse folder/bucket."""
+
+    profile = "embedded"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -94,23 +85,68 @@ class EmbeddedLake:
     def state(self, ref: str) -> TableState:
         return self.ledger.ref_state(self.resolve(ref))
 
+    def commits_between(self, start: datetime, end: datetime) -> list[tuple[Commit, dict[str, str | None]]]:
+        return self.ledger.commits_between(start, end)
 
-_lakes: dict[tuple[str, Path, str], VersionedLake] = {}
-_lock = threading.Lock()
+    def io_properties(self) -> dict[str, str]:
+        return catalog_properties(self.settings)
+
+    def _writable(self, ref: str) -> None:
+        from workbench.errors import ReadOnlyRefError
+
+        resolved = self.resolve(ref)
+        if not resolved.writable:
+            raise ReadOnlyRefError(
+                f"'{ref}' is a {resolved.kind}; writes go to a branch "
+                f"(create one with `cascade branch create NAME --from {ref}`)"
+            )
+
+    def write(self, ref: str, table: str, data: Any, *, message: str | None = None, **options: Any) -> WriteResult:
+        from workbench.lake.writes import write_table
+
+        self._writable(ref)
+        return write_table(self.catalog(ref), table, data, message=message, **options)
+
+    def drop_table(self, ref: str, table: str, message: str | None = None) -> str | None:
+        from workbench.lake.catalog import last_commit_id
+
+        self._writable(ref)
+        catalog = self.catalog(ref)
+        load_table(catalog, table, ref)
+        with commit_message(message):
+            catalog.drop_table(table)
+        return last_commit_id()
+
+    def maintain(
+        self,
+        *,
+        older_than: timedelta = timedelta(days=7),
+        retain_last: int = 5,
+        grace: timedelta = timedelta(hours=24),
+        dry_run: bool = False,
+        branches: Iterable[str] | None = None,
+    ) -> MaintenanceReport:
+        from workbench.lake.maintain import maintain
+
+        return maintain(
+            self,
+            self.settings,
+            older_than=older_than,
+            retain_last=retain_last,
+            grace=grace,
+            dry_run=dry_run,
+            branches=branches,
+        )
+
+
+from workbench.profiles import _lakes  # noqa: E402,F401  (the per-process cache; tests clear it)
 
 
 def open_lake(settings: Settings) -> VersionedLake:
-    """The lake for these settings (one instance per process and home)."""
-    if settings.profile is Profile.stack:
-        raise SettingsError(
-            "CASCADE_PROFILE=stack needs the Nessie/Trino stack, which this version does not implement yet; "
-            "use CASCADE_PROFILE=embedded"
-        )
-    key = (settings.profile.value, settings.home.resolve(), settings.warehouse_uri)
-    with _lock:
-        if key not in _lakes:
-            _lakes[key] = EmbeddedLake(settings)
-        return _lakes[key]
+    """The lake for these settings (one instance per process, home and profile; see `workbench.profiles`)."""
+    from workbench.profiles import open_lake as open_profile_lake
+
+    return open_profile_lake(settings)
 
 
 __all__ = ["PROTECTED_BRANCH", "EmbeddedLake", "VersionedLake", "open_lake"]

@@ -172,8 +172,8 @@ class LakeRunStore:
 
     def _lake(self) -> Any:
         from workbench.errors import CascadeError, RefNotFoundError
-        from workbench.lake.store import open_lake
         from workbench.lakehouse import Lakehouse
+        from workbench.profiles import open_lake
         from workbench.settings import get_settings
 
         lake = open_lake(self.settings or get_settings())
@@ -227,17 +227,13 @@ def lake_activity(start: datetime, end: datetime, settings: Settings | None = No
     from pyiceberg.io import load_file_io
     from pyiceberg.serializers import FromInputFile
 
-    from workbench.lake.catalog import catalog_properties
-    from workbench.lake.store import open_lake
+    from workbench.profiles import open_lake
 
     settings = settings or get_settings()
     lake = open_lake(settings)
-    ledger = getattr(lake, "ledger", None)
-    if ledger is None:
-        return (), 0
     ids, rows = [], 0
-    props = catalog_properties(settings)
-    for commit, changes in ledger.commits_between(start, end):
+    props = lake.io_properties()
+    for commit, changes in lake.commits_between(start, end):
         ids.append(commit.id)
         if commit.operation == "merge":
             continue

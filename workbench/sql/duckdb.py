@@ -320,3 +320,19 @@ def attach_ref(
     session = RefSession(open_lake(settings), ref, con=con, settings=settings, as_of=as_of)
     session.bind()
     return session
+
+
+class DuckDBSession(RefSession):
+    """The embedded profile's `workbench.sql.engine.SqlSession`: a `RefSession` in its own connection."""
+
+    def sql(self, query: str, params: list[Any] | None = None) -> Any:
+        return self.df(query, params)
+
+    def sql_arrow(self, query: str, params: list[Any] | None = None) -> pa.Table:
+        return self.arrow(query, params)
+
+    def tables(self) -> list[str]:
+        return sorted(self.lake.state(self.ref))
+
+    def close(self) -> None:
+        self.con.close()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.settings import Profile, Settings, get_settings
+from workbench.settings import Settings, get_settings
 from workbench.transform.errors import TransformError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "transforms"
@@ -142,8 +142,10 @@ class BuildResult:
 
 
 def default_target(settings: Settings) -> str:
-    """``trino`` for the stack profile, ``duckdb`` (embedded Iceberg) otherwise."""
-    return "trino" if settings.profile == Profile.stack else "duckdb"
+    """``trino`` for the stack profile, ``duckdb`` (embedded Iceberg) otherwise (see `workbench.profiles`)."""
+    from workbench.profiles import dbt_target
+
+    return dbt_target(settings)
 
 
 def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -157,6 +159,10 @@ def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = Non
         "trino_port": settings.trino_port,
         "trino_user": settings.trino_user,
     }
+    if default_target(settings) == "trino":  # the Trino catalog that shows the branch (see workbench.sql.trino)
+        from workbench.sql.trino import branch_catalog
+
+        values["trino_catalog"] = branch_catalog(settings, branch)
     values.update(extra or {})
     return values
 

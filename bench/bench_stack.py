@@ -1,0 +1,118 @@
+"""Benchmark the stack profile against the embedded one in the same run.
+
+    .venv/bin/python bench/bench_stack.py                         # 100 patient-years (~10.5M readings)
+    .venv/bin/python bench/bench_stack.py --patients 5 --days 30  # quick
+    .venv/bin/python bench/bench_stack.py --stack-home /tmp/s     # reuse a running stack (no cold start)
+
+Steps:
+1. cold start: `cascade stack up` on a fresh CASCADE_HOME (artifacts from the cache), wall time and
+   RSS of each service after start;
+2. the same synthetic raw data (N patients x D days) written to `dev` of an embedded lake and of the
+   stack lake;
+3. `dbt run` of every model on `dev`: DuckDB (embedded) vs Trino (stack), wall time, readings/s and
+   the ratio (target: Trino within 2x of DuckDB), then RSS of each service after the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+START = date(2025, 1, 1)
+
+
+def _write_raw(settings: Any, patients: int, days: int) -> int:
+    import pyarrow as pa
+
+    from workbench.lakehouse import Lakehouse
+    from workbench.transform import synthetic
+
+    lake = Lakehouse("dev", settings=settings)
+    rows = 0
+    chunk = 10
+    for first in range(0, patients, chunk):
+        count = min(chunk, patients - first)
+        raw = synthetic.generate(count, days, start=START, seed=first + 1, duplicate_share=0.0005)
+        for name, table in raw.tables().items():
+            ids = table.column("patient_id").to_pylist()
+            mapping = {f"p{i + 1:03d}": f"p{first + i + 1:03d}" for i in range(count)}
+            table = table.set_column(
+                table.schema.get_field_index("patient_id"), "patient_id", pa.array([mapping[v] for v in ids])
+            )
+            if "_id" in table.column_names:
+                table = table.set_column(
+                    table.schema.get_field_index("_id"),
+                    "_id",
+                    pa.array([f"c{first}-{v}" for v in table.column("_id").to_pylist()]),
+                )
+            lake.write(name, table, mode="append", message=f"bench: {name} patients {first + 1}..{first + count}")
+            if name == "raw.glucose_entries":
+                rows += table.num_rows
+    lake.close()
+    return rows
+
+
+def _build(settings: Any) -> float:
+    from workbench.transform.runner import run_dbt
+
+    started = time.perf_counter()
+    result = run_dbt("run", branch="dev", settings=settings)
+    if not result.success:
+        raise SystemExit(f"dbt run on {settings.profile.value} failed: {result.failures()[:3]}")
+    return time.perf_counter() - started
+
+
+def _memory(home: Path) -> str:
+    from workbench.stack import launcher
+
+    return ", ".join(f"{s.service} {s.rss_mb:.0f} MB" for s in launcher.status(home) if s.rss_mb is not None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=100)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--stack-home", type=Path, default=None, help="a running stack to reuse")
+    args = parser.parse_args()
+
+    from workbench import profiles
+    from workbench.settings import load_settings
+    from workbench.stack import launcher
+
+    work = Path(tempfile.mkdtemp(prefix="cascade-bench-stack-"))
+    stack_home = args.stack_home or work / "stack-home"
+    started_here = False
+    if args.stack_home is None:
+        t0 = time.perf_counter()
+        launcher.up(stack_home, say=lambda line: None, quiet=True)
+        started_here = True
+        print(f"cold start of the stack: {time.perf_counter() - t0:.1f} s")
+        print(f"memory after start: {_memory(stack_home)}")
+    try:
+        env = launcher.client_env(stack_home)
+        stack = load_settings(profile="stack", home=stack_home, **{k[8:].lower(): v for k, v in env.items()})
+        profiles.open_lake(stack).wipe()  # type: ignore[attr-defined]
+        embedded = load_settings(profile="embedded", home=work / "embedded", warehouse=None, s3_endpoint=None)
+
+        for name, settings in (("embedded", embedded), ("stack", stack)):
+            t0 = time.perf_counter()
+            rows = _write_raw(settings, args.patients, args.days)
+            print(f"{name}: wrote {rows} readings in {time.perf_counter() - t0:.1f} s")
+
+        duck = _build(embedded)
+        trino = _build(stack)
+        print(f"dbt run, DuckDB (embedded): {duck:.1f} s, {rows / duck:,.0f} readings/s")
+        print(f"dbt run, Trino (stack):     {trino:.1f} s, {rows / trino:,.0f} readings/s")
+        print(f"ratio Trino/DuckDB: {trino / duck:.2f} (target <= 2)")
+        print(f"memory after the build: {_memory(stack_home)}")
+    finally:
+        if started_here:
+            launcher.down(stack_home, say=lambda line: None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""The stack profile's SQL engine: a Trino session bound to a ref of the Nessie lake.
+
+Every table of the ref is ``schema.table`` (the session's default catalog is the ref's Iceberg
+catalog). A branch reads live through a catalog on ``/iceberg/<branch>`` (``lake`` for main); a tag,
+a commit or an ``as_of`` time reads through a dynamic catalog pinned to ``<ref>@<hash>``, created on
+first use and dropped when the session closes. Time travel keeps the syntax of the embedded engine:
+
+    select * from raw.glucose_entries for version as of 123456789
+    select * from raw.glucose_entries for timestamp as of timestamp '2026-11-01 10:00:00'
+
+Nessie's catalog serves only the current snapshot of each table version, so both are mapped onto
+Nessie history: the commit that produced that snapshot id / the newest commit at that time, read
+through a catalog pinned to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+
+from workbench.errors import QueryError, StackError, TableNotFoundError
+from workbench.settings import Settings
+from workbench.sql.duckdb import _IDENT, _TS_RE, _VERSION_RE, _unquote, parse_timestamp
+
+_MAIN_CATALOG = "lake"
+_NOT_FOUND_RE = re.compile(r"Table '(?P<cat>[^.']+)\.(?P<name>[^']+)' does not exist")
+
+
+def _q(ref: str) -> str:
+    """A ref name as one path segment of Nessie's Iceberg REST prefix ('/' encoded)."""
+    return quote(ref, safe="")
+
+
+def _catalog_name(kind: str, ref: str, pin: str = "") -> str:
+    digest = hashlib.sha256(f"{ref}@{pin}".encode()).hexdigest()[:10]
+    clean = re.sub(r"[^a-z0-9]+", "_", ref.lower()).strip("_")[:30]
+    return f"lake_{kind}_{clean}_{digest}"
+
+
+class TrinoSession:
+    """`workbench.sql.engine.SqlSession` on Trino (see the module docstring)."""
+
+    def __init__(self, lake: Any, ref: str, settings: Settings, as_of: datetime | None = None) -> None:
+        self.lake = lake
+        self.ref = ref
+        self.settings = settings
+        self.as_of = as_of
+        self._pinned: set[str] = set()
+        self._lock = threading.RLock()
+        self._conn: Any = None
+        self._catalog: str | None = None
+
+    # ---- catalogs --------------------------------------------------------------------------
+    def _properties(self, prefix: str) -> dict[str, str]:
+        s = self.settings
+        secret = s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else ""
+        return {
+            "iceberg.catalog.type": "rest",
+            "iceberg.rest-catalog.uri": f"{self.lake.base}/iceberg",
+            "iceberg.rest-catalog.prefix": prefix,
+            "fs.native-s3.enabled": "true",
+            "s3.endpoint": s.s3_endpoint or "",
+            "s3.region": s.s3_region,
+            "s3.path-style-access": "true",
+            "s3.aws-access-key": s.s3_access_key_id or "",
+            "s3.aws-secret-key": secret,
+        }
+
+    def _ensure_catalog(self, name: str, prefix: str, pinned: bool) -> str:
+        if name == _MAIN_CATALOG:
+            return name
+        props = ", ".join(f"\"{k}\" = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in self._properties(prefix).items())
+        try:
+            self._execute(f'create catalog "{name}" using iceberg with ({props})', raw=True)
+        except QueryError as exc:
+            if "already exists" not in str(exc):
+                raise
+        if pinned:
+            self._pinned.add(name)
+        return name
+
+    def catalog_for(self, ref: str | None = None, commit: str | None = None, as_of: datetime | None = None) -> str:
+        """The Trino catalog showing `ref` (pinned to `commit` or `as_of` when given)."""
+        ref = ref or self.ref
+        resolved = self.lake.resolve(ref)
+        if commit is None and as_of is None and resolved.kind == "branch":
+            if resolved.name == "main":
+                return _MAIN_CATALOG
+            prefix = _q(resolved.name)
+            return self._ensure_catalog(_catalog_name("b", resolved.name, prefix), prefix, pinned=False)
+        if as_of is not None:
+            base = resolved.name if resolved.kind != "commit" else "main"
+            stamp = as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            prefix = f"{_q(base)}*{stamp}" if resolved.kind == "branch" else f"{_q(base)}@{resolved.commit_id}"
+            return self._ensure_catalog(_catalog_name("t", base, stamp), prefix, pinned=True)
+        pin = commit or resolved.commit_id
+        base = resolved.name if resolved.kind in ("branch", "tag") else "main"
+        return self._ensure_catalog(_catalog_name("c", base, pin), f"{_q(base)}@{pin}", pinned=True)
+
+    # ---- connection ------------------------------------------------------------------------
+    def _connection(self) -> Any:
+        if self._conn is None:
+            import trino
+
+            self._conn = trino.dbapi.connect(
+                host=self.settings.trino_host,
+                port=self.settings.trino_port,
+                user=self.settings.trino_user,
+                http_scheme="http",
+                request_timeout=600,
+            )
+        return self._conn
+
+    def _default_catalog(self) -> str:
+        if self._catalog is None:
+            self._catalog = self.catalog_for(self.ref, as_of=self.as_of)
+        return self._catalog
+
+    def _execute(self, sql: str, params: list[Any] | None = None, raw: bool = False) -> tuple[list[str], list[Any]]:
+        import trino
+
+        with self._lock:
+            conn = self._connection()
+            if not raw:
+                conn._client_session.catalog = self._default_catalog()
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, params or None)
+                rows = cursor.fetchall()
+                names = [d[0] for d in cursor.description or []]
+            except trino.exceptions.TrinoUserError as exc:
+                raise self._user_error(exc) from None
+            except trino.exceptions.TrinoQueryError as exc:
+                raise QueryError(f"SQL error: {exc.error_name}: {exc.message.splitlines()[0]}") from None
+            except (trino.exceptions.HttpError, trino.exceptions.TrinoConnectionError, OSError) as exc:
+                raise StackError(
+                    f"Trino at {self.settings.trino_host}:{self.settings.trino_port} is not reachable "
+                    f"({exc.__class__.__name__}); start the stack with `cascade stack up`"
+                ) from None
+            return names, rows
+
+    def _user_error(self, exc: Any) -> Exception:
+        message = (exc.message or "").splitlines()[0]
+        if exc.error_name in ("TABLE_NOT_FOUND",):
+            found = _NOT_FOUND_RE.search(message)
+            name = found["name"] if found else message
+            return TableNotFoundError(
+                f"table {name} does not exist on '{self.ref}'; see `cascade tables --ref {self.ref}`"
+            )
+        if exc.error_name == "SYNTAX_ERROR":
+            return QueryError(f"SQL error: syntax error: {message}")
+        return QueryError(f"SQL error: {exc.error_name}: {message}")
+
+    # ---- time travel -----------------------------------------------------------------------
+    def rewrite(self, sql: str) -> str:
+        """Map `for version as of` / `for timestamp as of` onto catalogs pinned to Nessie commits."""
+
+        def version(m: re.Match[str]) -> str:
+            ns, name = _unquote(m["ns"]), _unquote(m["t"])
+            wanted = int(m["v"])
+            for item in self.lake.table_history(self.ref, f"{ns}.{name}"):
+                if item["snapshot_id"] == wanted:
+                    return f'"{self.catalog_for(commit=item["commit_id"])}"."{ns}"."{name}"'
+            raise QueryError(f"{ns}.{name} has no snapshot {wanted}; see `cascade history {ns}.{name}`")
+
+        def timestamp(m: re.Match[str]) -> str:
+            ns, name = _unquote(m["ns"]), _unquote(m["t"])
+            when = parse_timestamp(m["ts"])
+            for item in self.lake.table_history(self.ref, f"{ns}.{name}"):
+                if item["committed_at"] <= when:
+                    return f'"{self.catalog_for(commit=item["commit_id"])}"."{ns}"."{name}"'
+            raise QueryError(f"{ns}.{name} has no snapshot as of {when.isoformat()} (it was created later)")
+
+        return _TS_RE.sub(timestamp, _VERSION_RE.sub(version, sql))
+
+    # ---- SqlSession ------------------------------------------------------------------------
+    def sql_arrow(self, query: str, params: list[Any] | None = None) -> pa.Table:
+        names, rows = self._execute(self.rewrite(query), params)
+        if not names:
+            return pa.table({})
+        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+        return pa.table({n: _array(list(c)) for n, c in zip(_unique(names), columns, strict=True)})
+
+    def sql(self, query: str, params: list[Any] | None = None) -> Any:
+        import pandas as pd
+
+        table = self.sql_arrow(query, params)
+        return table.to_pandas() if table.num_columns else pd.DataFrame()
+
+    def tables(self) -> list[str]:
+        return sorted(self.lake.state(self.ref))
+
+    def close(self) -> None:
+        with self._lock:
+            for name in sorted(self._pinned):
+                with contextlib.suppress(QueryError, StackError):
+                    self._execute(f'drop catalog if exists "{name}"', raw=True)
+            self._pinned.clear()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._catalog = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort; close() is the contract
+        if self._pinned:
+            with contextlib.suppress(Exception):
+                self.close()
+
+
+def branch_catalog(settings: Settings, branch: str) -> str:
+    """The (live, kept) Trino catalog of a branch, created when missing — what dbt's trino target uses."""
+    from workbench.profiles import open_lake
+
+    session = TrinoSession(open_lake(settings), branch, settings)
+    try:
+        return session.catalog_for(branch)
+    finally:
+        session.close()
+
+
+def _array(values: list[Any]) -> pa.Array:
+    """An Arrow column from Trino's Python values; maps with non-text keys (metadata tables) become text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}_{seen[n] - 1}")
+    return out
+
+
+__all__ = ["TrinoSession", "_IDENT"]

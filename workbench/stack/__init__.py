@@ -1,0 +1,1 @@
+"""The stack profile's services (versitygw S3, PostgreSQL, Nessie, Trino) as native processes."""
