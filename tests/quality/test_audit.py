@@ -119,3 +119,26 @@ def test_promotion_refuses_when_dev_moved_after_audit(lh: Lakehouse) -> None:
 def test_unknown_threshold_is_a_clear_error() -> None:
     with pytest.raises(Exception, match="unknown audit threshold"):
         Thresholds.from_params({"max_staleness": 3})
+
+
+def test_one_new_reading_is_checked_against_mains_last_reading(lh: Lakehouse) -> None:
+    # regression: `check_gaps` crashed (boolean value of NA is ambiguous) on a patient with exactly
+    # one new reading, and never saw the gap between main's last reading and the first new one
+    history = _entries(12, NOW - timedelta(hours=10))
+    _build(lh, history)
+    promote(run_audit(now=NOW))
+    one_new = _entries(1, NOW)
+    _build(lh, pd.concat([history, one_new]))
+    report = run_audit(now=NOW)
+    gap = next(c for c in report.checks if c.name == "gaps p1")
+    assert gap.status == "warn" and gap.value == 10.0, gap
+    assert "1 new readings" in gap.detail
+
+
+def test_a_new_patient_with_a_single_reading_has_no_gap(lh: Lakehouse) -> None:
+    _build(lh, _entries(12, NOW))
+    promote(run_audit(now=NOW))
+    _build(lh, pd.concat([_entries(12, NOW), _entries(1, NOW, patient="p2")]))
+    checks = {c.name: c for c in run_audit(now=NOW).checks}
+    assert checks["gaps p2"].status == "pass" and checks["gaps p2"].value == 0.0
+    assert "gaps p1" not in checks  # nothing new for p1

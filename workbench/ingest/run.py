@@ -20,7 +20,7 @@ import pandas as pd
 
 from workbench.ingest.client import NightscoutClient, RetryPolicy
 from workbench.ingest.errors import SitesConfigError
-from workbench.ingest.loader import land_patient, land_pending
+from workbench.ingest.loader import ensure_source_tables, land_patient, land_pending
 from workbench.ingest.sites import Site, load_sites
 from workbench.ingest.source import ExtractCounts, nightscout
 from workbench.ingest.stage import StageArea, finish_pending, stage
@@ -148,7 +148,12 @@ def ingest_site(
 
 
 @contextmanager
-def demo_sites(seed: int | None = None, patients: int | None = None, days: float | None = None) -> Iterator[list[Site]]:
+def demo_sites(
+    seed: int | None = None,
+    patients: int | None = None,
+    days: float | None = None,
+    end: datetime | None = None,
+) -> Iterator[list[Site]]:
     """Start the demo Nightscout server in-process; yield one site per simulated patient.
 
     Unset arguments come from settings (`CASCADE_DEMO_SEED`, `_PATIENTS`, `_DAYS`; `CASCADE_DEMO_END`
@@ -162,7 +167,7 @@ def demo_sites(seed: int | None = None, patients: int | None = None, days: float
         seed=settings.demo_seed if seed is None else seed,
         patients=settings.demo_patients if patients is None else patients,
         days=settings.demo_days if days is None else days,
-        end=settings.demo_end,
+        end=settings.demo_end if end is None else end,
     )
     secret = _secrets.token_hex(16)  # lives only in this process
     with DemoServer(dataset, secret=secret) as server:
@@ -203,7 +208,7 @@ def ingest(
     lakehouse = Lakehouse(ref=branch, settings=settings)
 
     def run_all(candidates: list[Site]) -> list[SiteReport]:
-        return [
+        reports = [
             ingest_site(
                 lakehouse,
                 s,
@@ -215,6 +220,8 @@ def ingest(
             )
             for s in _select(candidates, site)
         ]
+        ensure_source_tables(lakehouse)
+        return reports
 
     if not configured:
         with demo_sites() as demo:

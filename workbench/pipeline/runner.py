@@ -190,19 +190,35 @@ def ploomber_build(
         error = f"{_short_error(str(exc))} (full traceback in {folder / 'error.txt'})"
     build_end = datetime.now(UTC)
     # Ploomber reports elapsed seconds, not start times (and hooks would have to be picklable):
-    # tasks run one after another in DAG order, so their starts are the running sum.
+    # tasks run one after another in DAG order, so their starts are the running sum. A failed build
+    # gives no report at all: then a task that ran ends when Ploomber stamped its product's metadata.
     outcomes = []
     clock = build_start
     for name in dag:
         task = dag[name]
         status = _status_of(task)
-        elapsed = timedelta(seconds=seconds.get(name, 0.0))
         start = min(clock, build_end)
-        end = min(start + elapsed, build_end) if status != "failed" else build_end
-        clock = start + elapsed
+        if status == "failed":
+            end = build_end
+        elif name in seconds:
+            end = min(start + timedelta(seconds=seconds[name]), build_end)
+        elif status == "success":
+            end = min(max(_finished_at(task) or start, start), build_end)
+        else:
+            end = start
+        clock = end
         reports = _report_files(task) if status == "success" else ()
         outcomes.append(TaskOutcome(name, status, start, end, reports))
     return outcomes, error
+
+
+def _finished_at(task: Any) -> datetime | None:
+    """When Ploomber recorded a task's successful build (its product metadata timestamp)."""
+    try:
+        stamp = task.product.metadata.timestamp
+    except Exception:  # a product without metadata
+        return None
+    return datetime.fromtimestamp(float(stamp), tz=UTC) if stamp is not None else None
 
 
 def run_pipeline(

@@ -181,38 +181,63 @@ def check_row_counts(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Che
     return checks
 
 
-def check_gaps(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
-    """Gaps between consecutive readings in data newer than what `main` already has."""
+def check_gaps(
+    dev: Lakehouse, main: Lakehouse, t: Thresholds, site_thresholds: dict[str, Thresholds] | None = None
+) -> list[Check]:
+    """Gaps between consecutive readings in data newer than what `main` already has, per patient,
+    including the gap between `main`'s last reading and the first new one (the boundary)."""
     if FACT not in dev.tables():
         return []
-    since = None
+    boundaries: dict[str, Any] = {}
     if FACT in main.tables():
-        since = _scalar(main, f"select max(reading_ts_utc) from {FACT}")
-    where = "" if since is None or str(since) == "NaT" else f"where reading_ts_utc > timestamptz '{since}'"
+        frame = main.sql(f"select patient_id, max(reading_ts_utc) as since from {FACT} group by patient_id")
+        boundaries = {str(r.patient_id): r.since for r in frame.itertuples(index=False) if _present(r.since)}
+    # each patient from its own boundary on (inclusive: main's last reading is the first lag partner)
+    since = "timestamptz '-infinity'"
+    if boundaries:
+        values = ", ".join(f"({_quote(p)}, timestamptz '{ts.isoformat()}')" for p, ts in boundaries.items())
+        since = "coalesce(b.since, timestamptz '-infinity')"
+        source = f"{FACT} f left join (values {values}) as b(patient_id, since) using (patient_id)"
+    else:
+        source = f"{FACT} f"
     frame = dev.sql(
         f"""
-        select patient_id, max(gap_minutes) as max_gap_minutes from (
-            select patient_id,
-                   date_diff('minute', lag(reading_ts_utc) over (partition by patient_id order by reading_ts_utc),
-                             reading_ts_utc) as gap_minutes
-            from {FACT} {where}
-        ) group by patient_id order by 1
+        select patient_id, max(gap_minutes) as max_gap_minutes, count(*) as new_readings from (
+            select patient_id, reading_ts_utc, since_ts,
+                   (epoch(reading_ts_utc) - epoch(lag(reading_ts_utc) over (
+                        partition by patient_id order by reading_ts_utc))) / 60.0 as gap_minutes
+            from (select patient_id, reading_ts_utc, {since} as since_ts from {source})
+            where reading_ts_utc >= since_ts
+        ) where reading_ts_utc > since_ts group by patient_id order by 1
         """
     )
     checks = []
     for row in frame.itertuples(index=False):
-        gap_h = float(row.max_gap_minutes or 0) / 60
-        status: Status = "pass" if gap_h <= t.max_gap_hours else t.gap_severity
+        limits = (site_thresholds or {}).get(str(row.patient_id), t)
+        gap_h = float(row.max_gap_minutes) / 60 if _present(row.max_gap_minutes) else 0.0
+        status: Status = "pass" if gap_h <= limits.max_gap_hours else limits.gap_severity
         checks.append(
             Check(
                 f"gaps {row.patient_id}",
                 status,
-                f"longest gap in new data {gap_h:.1f} h (limit {t.max_gap_hours:g} h)",
+                f"longest gap in new data {gap_h:.1f} h over {int(row.new_readings)} new readings "
+                f"(limit {limits.max_gap_hours:g} h)",
                 round(gap_h, 2),
-                t.max_gap_hours,
+                limits.max_gap_hours,
             )
         )
     return checks
+
+
+def _present(value: Any) -> bool:
+    """False for None / NaN / NaT / pd.NA (whose truth value is ambiguous)."""
+    import pandas as pd
+
+    return value is not None and not bool(pd.isna(value))
+
+
+def _quote(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def check_value_ranges(dev: Lakehouse, t: Thresholds) -> list[Check]:
