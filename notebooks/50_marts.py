@@ -21,6 +21,7 @@ upstream = None
 product = None
 branch = "dev"
 full_refresh = False
+models = None  # a digest of the dbt project: a changed model makes this task outdated
 sample_table = "marts.mrt_glucose_daily_metrics"
 
 # %%

@@ -109,6 +109,8 @@ def test_ploomber_run_records_history_and_keeps_reports(run_home: Settings, proj
 
     again = run_pipeline(settings=run_home)  # Ploomber skips up-to-date tasks
     assert {t.status for t in again.tasks} == {"skipped"} and again.status == "success"
+    assert again.note == "no new data" and "no new data" in again.lines()[0]
+    assert again.tasks[0].note and again.tasks[0].note.startswith("no new data")
 
     failed = run_pipeline(project / "failing.yaml", settings=run_home)
     assert failed.status == "failed"

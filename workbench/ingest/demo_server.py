@@ -26,7 +26,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from workbench.ingest.simulate import DemoDataset, PatientData
+from workbench.ingest.simulate import DemoDataset, PatientData, iso_ms
 
 DEFAULT_COUNT = 10
 _OPS = ("$gt", "$gte", "$lt", "$lte")
@@ -211,8 +211,9 @@ def create_app(control: DemoControl) -> FastAPI:
                 "status": "ok",
                 "name": "nightscout",
                 "version": "15.0.3-cascade-demo",
-                "serverTime": datetime.now().astimezone().isoformat(),
-                "serverTimeEpoch": int(time.time() * 1000),
+                # the simulation's clock (newest visible reading), not the wall clock
+                "serverTime": iso_ms(control.dataset.visible_until),
+                "serverTimeEpoch": control.dataset.visible_until,
                 "apiEnabled": True,
                 "careportalEnabled": True,
                 "settings": {

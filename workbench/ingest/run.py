@@ -48,6 +48,10 @@ class SiteReport:
     recovered_load_ids: list[str] = field(default_factory=list)
     recovered_new: int = 0
     seconds: float = 0.0
+    # the source's own clock when it was asked (Nightscout status.json serverTimeEpoch; the ingest
+    # time when a site does not say): freshness is judged against what the source has, not our clock
+    source_time: datetime | None = None
+    audit: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +59,47 @@ class IngestReport:
     branch: str
     sites: list[SiteReport]
     demo: bool = False
+
+    @property
+    def new_rows(self) -> int:
+        """Rows this run added to the raw tables (entries, treatments, rejects, recovered packages)."""
+        return sum(s.new + s.treatments_new + s.new_rejects + s.recovered_new for s in self.sites)
+
+    def to_json(self) -> dict[str, Any]:
+        def stamp(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "branch": self.branch,
+            "demo": self.demo,
+            "new_rows": self.new_rows,
+            "note": "no new data" if self.new_rows == 0 else f"{self.new_rows} new rows",
+            "sites": [
+                {
+                    "site_id": s.site_id,
+                    "patient_id": s.patient_id,
+                    "fetched": s.fetched,
+                    "new": s.new,
+                    "treatments_new": s.treatments_new,
+                    "rejected": s.rejected,
+                    "new_rejects": s.new_rejects,
+                    "recovered_new": s.recovered_new,
+                    "latest_reading": stamp(s.latest_reading),
+                    "source_time": stamp(s.source_time),
+                    "audit": s.audit,
+                }
+                for s in self.sites
+            ],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """The report as JSON (the pipeline's ingest product: the audit and the skip logic read it)."""
+        import json
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(self.to_json(), indent=2))
+        return target
 
     def to_frame(self) -> pd.DataFrame:
         """One row per site: fetched / new / duplicate / rejected and the latest reading."""
@@ -109,7 +154,7 @@ def ingest_site(
     settings = settings or get_settings()
     started = time.monotonic()
     area = StageArea(settings, site.site_id, branch)
-    report = SiteReport(site_id=site.site_id, patient_id=site.patient_id)
+    report = SiteReport(site_id=site.site_id, patient_id=site.patient_id, audit=dict(site.audit))
     with area.lock():
         # first whatever an interrupted run left behind: dlt packages not yet in the stage, then
         # staged packages not yet in the lake; only then fetch anew
@@ -124,6 +169,7 @@ def ingest_site(
         with NightscoutClient(site, page_size=page_size, retry=retry) as client:
             source = nightscout(client, ctx, counts, devicestatus=site.devicestatus)
             report.load_ids = stage(area, source, full_resync=full_resync)
+            report.source_time = _source_time(client) or now
             report.requests, report.retries = client.stats.requests, client.stats.retries
         landed = land_pending(lakehouse, area)
         land_patient(lakehouse, site)
@@ -145,6 +191,18 @@ def ingest_site(
             report.latest_reading = datetime.fromtimestamp(int(latest) / 1000, tz=UTC)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _source_time(client: NightscoutClient) -> datetime | None:
+    """The site's clock (`serverTimeEpoch` of status.json), or None when it does not say."""
+    from workbench.errors import CascadeError
+
+    try:
+        status = client.get_json("/api/v1/status.json")
+        epoch = status.get("serverTimeEpoch") if isinstance(status, dict) else None
+        return datetime.fromtimestamp(int(epoch) / 1000, tz=UTC) if epoch is not None else None
+    except (CascadeError, ValueError, TypeError, OverflowError):
+        return None
 
 
 @contextmanager
@@ -194,6 +252,7 @@ def ingest(
     page_size: int = 10_000,
     retry: RetryPolicy | None = None,
     settings: Settings | None = None,
+    demo_end: datetime | str | None = None,
 ) -> IngestReport:
     """Ingest the configured Nightscout sites (or the demo server when none) into `raw` on `branch`.
 
@@ -224,7 +283,8 @@ def ingest(
         return reports
 
     if not configured:
-        with demo_sites() as demo:
+        end = datetime.fromisoformat(demo_end) if isinstance(demo_end, str) else demo_end
+        with demo_sites(end=end) as demo:
             return IngestReport(branch=branch, sites=run_all(demo), demo=True)
     return IngestReport(branch=branch, sites=run_all(configured))
 

@@ -32,6 +32,7 @@ from workbench.settings import Settings, get_settings
 PIPELINE_FILE = "pipeline.yaml"
 RUN_HISTORY_BRANCH = "ops"
 _REPORT_SUFFIXES = (".ipynb", ".html", ".json")  # executed notebooks, renderings, small reports
+NO_NEW_DATA = "no new data"
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,20 @@ class RunResult:
     tasks: tuple[TaskRecord, ...] = field(default_factory=tuple)
     error: str | None = None
 
+    @property
+    def note(self) -> str | None:
+        """`no new data` when every task was up to date (nothing fetched, committed or promoted)."""
+        if self.status == "success" and self.tasks and all(t.status == "skipped" for t in self.tasks):
+            return NO_NEW_DATA
+        return None
+
     def lines(self) -> list[str]:
-        out = [f"run {self.run_id}: {self.status} (reports in {self.run_dir})"]
+        head = f"run {self.run_id}: {self.status}" + (f" — {self.note}" if self.note else "")
+        out = [f"{head} (reports in {self.run_dir})"]
         for task in self.tasks:
             seconds = f"{task.seconds:.1f}s" if task.seconds is not None else "-"
-            out.append(f"  {task.task:<30} {task.status:<8} {seconds}")
+            note = f"  {task.note}" if task.note else ""
+            out.append(f"  {task.task:<30} {task.status:<8} {seconds}{note}")
         if self.error:
             out.append(f"  error: {self.error}")
         return out
@@ -72,6 +82,20 @@ class TaskOutcome:
     started_at: datetime
     ended_at: datetime
     reports: tuple[Path, ...] = ()
+
+    @property
+    def note(self) -> str | None:
+        """What a task's JSON report says of the run in one line (its `note`), e.g. audit warnings."""
+        for path in self.reports:
+            if path.suffix != ".json" or not path.is_file():
+                continue
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("note"), str):
+                return str(data["note"])
+        return None
 
 
 BuildFunction = Callable[[Path, Path, bool], tuple[list[TaskOutcome], str | None]]
@@ -147,10 +171,18 @@ def products_dir(settings: Settings) -> Path:
     return settings.home / "pipeline"
 
 
-def env_overrides(pipeline: Path, settings: Settings, run_id: str | None = None) -> dict[str, Any]:
+def env_overrides(
+    pipeline: Path,
+    settings: Settings,
+    run_id: str | None = None,
+    audit: dict[str, Any] | None = None,
+    backfill: bool = False,
+) -> dict[str, Any]:
     """Placeholders `cascade run` sets over `env.yaml`, each only when env.yaml declares it
-    (Ploomber rejects unknown keys): `products` goes under CASCADE_HOME, and `run_id` is the
-    current run (so a notebook can `track_task(run_id, ...)` its rows and commit ids)."""
+    (Ploomber rejects unknown keys): `products` goes under CASCADE_HOME, `run_id` is the current
+    run (so a notebook can `track_task(run_id, ...)` its rows and commit ids), `audit` thresholds
+    given with `--audit KEY=VALUE` replace env.yaml's one by one, and `--backfill` sets `backfill`
+    and `full_resync`."""
     env_file = pipeline.with_name("env.yaml")
     try:
         declared = yaml.safe_load(env_file.read_text()) or {}
@@ -163,7 +195,36 @@ def env_overrides(pipeline: Path, settings: Settings, run_id: str | None = None)
         overrides["products"] = str(products_dir(settings))
     if "run_id" in declared and run_id is not None:
         overrides["run_id"] = run_id
+    if audit:
+        if not isinstance(declared.get("audit"), dict):
+            raise PipelineError(f"{env_file} declares no audit: thresholds, so --audit cannot set them")
+        overrides["audit"] = {**declared["audit"], **audit}
+    if backfill:
+        missing = [k for k in ("backfill", "full_resync") if k not in declared]
+        if missing:
+            raise PipelineError(f"{env_file} does not declare {', '.join(missing)}, so --backfill cannot be used")
+        overrides.update(backfill=True, full_resync=True)
     return overrides
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    """`KEY=VALUE` pairs (values read as YAML scalars: 72, 1.5, warn, true) for `--audit`."""
+    from workbench.quality.audit import Thresholds
+
+    out: dict[str, Any] = {}
+    known = set(Thresholds.__dataclass_fields__)
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise PipelineError(f"--audit {item!r}: expected KEY=VALUE, e.g. --audit max_staleness_hours=72")
+        if key not in known:
+            raise PipelineError(f"--audit {key}: unknown threshold; known: {', '.join(sorted(known))}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key] = value
+    return out
 
 
 def ploomber_build(
@@ -229,6 +290,8 @@ def run_pipeline(
     run_id: str | None = None,
     lock_wait_s: float = 0.0,
     build: BuildFunction | None = None,
+    audit: dict[str, Any] | None = None,
+    backfill: bool = False,
 ) -> RunResult:
     """Run the pipeline once under the run lock (`LockedError` if another run holds it).
 
@@ -246,7 +309,8 @@ def run_pipeline(
         meta: dict[str, Any] = {"run_id": run_id, "pipeline": str(pipeline), "started_at": started.isoformat()}
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
         if build is None:
-            build = functools.partial(ploomber_build, env=env_overrides(pipeline, settings, run_id))
+            env = env_overrides(pipeline, settings, run_id, audit=audit, backfill=backfill)
+            build = functools.partial(ploomber_build, env=env)
         try:
             outcomes, error = build(pipeline, folder, force)
         except PipelineError as exc:
@@ -254,6 +318,7 @@ def run_pipeline(
         # rows/commit ids a task recorded itself (track_task) are kept in the runner's record
         reported = {r.task: r for r in history_store(settings).records() if r.run_id == run_id}
         records = []
+        first_task = outcomes[0].name if outcomes else None
         for outcome in outcomes:
             own = reported.get(outcome.name)
             for path in outcome.reports:
@@ -265,6 +330,9 @@ def run_pipeline(
                 shutil.copy2(path, target)
                 if target.suffix == ".ipynb":
                     export_html(target)
+            note = outcome.note
+            if outcome.status == "skipped" and outcome.name == first_task:
+                note = f"{NO_NEW_DATA}: the sources and the code are as at the last run"
             if own is not None and (own.rows is not None or own.commit_ids):
                 commit_ids, rows = own.commit_ids, own.rows
             elif outcome.status == "skipped":
@@ -281,6 +349,7 @@ def run_pipeline(
                     rows=rows,
                     commit_ids=commit_ids,
                     error=error if outcome.status == "failed" else None,
+                    note=note,
                     settings=settings,
                 )
             )
@@ -302,9 +371,16 @@ def run_pipeline(
         # the run's history also goes into the lake: `ops.pipeline_runs` on its own branch `ops`, one
         # commit per run, so `main` only ever moves by promotion
         LakeRunStore(settings, branch=RUN_HISTORY_BRANCH).append_many(records)
-        meta.update(ended_at=ended.isoformat(), status=status, error=error, tasks=[r.to_json() for r in records])
+        result = RunResult(run_id, folder, status, tuple(records), error)
+        meta.update(
+            ended_at=ended.isoformat(),
+            status=status,
+            note=result.note,
+            error=error,
+            tasks=[r.to_json() for r in records],
+        )
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
-        return RunResult(run_id, folder, status, tuple(records), error)
+        return result
     finally:
         lock.release()
 

@@ -48,6 +48,19 @@ class Thresholds:
     max_rejects_pct: float = 5.0  # share of newly ingested records quarantined
     required_tables: tuple[str, ...] = (ENTRIES, FACT, "marts.mrt_glucose_overview")
 
+    @staticmethod
+    def site_keys() -> tuple[str, ...]:
+        """Thresholds a site may set for itself (`audit:` of a site in sites.yaml)."""
+        return ("max_staleness_hours", "max_gap_hours", "gap_severity")
+
+    def for_site(self, overrides: dict[str, Any] | None) -> Thresholds:
+        """These limits with a site's own overrides applied."""
+        if not overrides:
+            return self
+        from dataclasses import replace
+
+        return replace(self, **{k: v for k, v in overrides.items() if k in self.site_keys()})
+
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> Thresholds:
         params = dict(params or {})
@@ -99,6 +112,12 @@ class AuditReport:
             f"{len(self.failed)} failed, {len(self.warnings)} warnings"
         )
 
+    def note(self) -> str | None:
+        """The warnings in one line (kept in the run history), or None."""
+        if not self.warnings:
+            return None
+        return f"{len(self.warnings)} warning(s): " + "; ".join(f"{c.name}: {c.detail}" for c in self.warnings)[:1500]
+
     def to_frame(self) -> Any:
         import pandas as pd
 
@@ -108,7 +127,7 @@ class AuditReport:
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {**asdict(self), "passed": self.passed}
+        payload = {**asdict(self), "passed": self.passed, "note": self.note()}
         path.write_text(json.dumps(payload, indent=2))
         return path
 
@@ -120,6 +139,7 @@ class AuditReport:
             raise AuditFailedError(f"cannot read the audit report {path}: {exc}; run the audit task first") from None
         checks = [Check(**c) for c in data.pop("checks")]
         data.pop("passed", None)
+        data.pop("note", None)
         return cls(**data, checks=checks)
 
 
@@ -140,23 +160,75 @@ def check_required_tables(dev: Lakehouse, t: Thresholds) -> list[Check]:
     return [Check("required tables", "pass", f"{len(t.required_tables)} present")]
 
 
-def check_freshness(dev: Lakehouse, t: Thresholds, now: datetime) -> list[Check]:
+@dataclass(frozen=True)
+class SourceState:
+    """What one site's source had when the run asked it (from the ingest report)."""
+
+    site_id: str
+    patient_id: str
+    source_time: datetime | None  # the source's clock
+    new_rows: int = 0
+    audit: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_ingest_report(cls, path: Path | str | None) -> list[SourceState]:
+        """The sites of an ingest report (`IngestReport.save`); empty when there is none."""
+        if path is None or not Path(path).is_file():
+            return []
+        data = json.loads(Path(path).read_text())
+        out = []
+        for site in data.get("sites", []):
+            stamp = site.get("source_time")
+            out.append(
+                cls(
+                    site_id=str(site["site_id"]),
+                    patient_id=str(site["patient_id"]),
+                    source_time=datetime.fromisoformat(stamp) if stamp else None,
+                    new_rows=int(site.get("new", 0)) + int(site.get("treatments_new", 0)),
+                    audit=dict(site.get("audit") or {}),
+                )
+            )
+        return out
+
+
+def check_freshness(
+    dev: Lakehouse,
+    t: Thresholds,
+    now: datetime,
+    sources: list[SourceState] | None = None,
+    backfill: bool = False,
+) -> list[Check]:
+    """Per site: how long before the source's own clock its newest reading is. A site that stopped
+    uploading is a warning (it never holds back other patients' data); in a backfill run old data
+    is expected and only reported."""
     if ENTRIES not in dev.tables():
         return []
-    frame = dev.sql(f"select patient_id, max(date) as newest_ms from {ENTRIES} group by patient_id order by 1")
+    columns = set(dev.table(ENTRIES).schema().column_names)
+    key = "site_id" if "site_id" in columns else "patient_id"
+    frame = dev.sql(f"select {key} as site, max(date) as newest_ms from {ENTRIES} group by 1 order by 1")
+    known = {s.site_id: s for s in sources or []}
     checks = []
     for row in frame.itertuples(index=False):
-        age_h = (now.timestamp() * 1000 - float(row.newest_ms)) / 3_600_000
-        status: Status = "pass" if age_h <= t.max_staleness_hours else "fail"
-        checks.append(
-            Check(
-                f"freshness {row.patient_id}",
-                status,
-                f"newest reading {age_h:.1f} h old (limit {t.max_staleness_hours:g} h)",
-                round(age_h, 2),
-                t.max_staleness_hours,
+        source = known.get(str(row.site))
+        clock = source.source_time if source is not None and source.source_time is not None else now
+        limits = t.for_site(source.audit if source is not None else None)
+        age_h = (clock.timestamp() * 1000 - float(row.newest_ms)) / 3_600_000
+        where = "the source's clock" if source is not None and source.source_time is not None else "now"
+        if backfill:
+            status: Status = "pass"
+            detail = f"backfill: newest reading {age_h:.1f} h before {where} (not judged)"
+        elif age_h <= limits.max_staleness_hours:
+            status, detail = (
+                "pass",
+                f"newest reading {age_h:.1f} h before {where} (limit {limits.max_staleness_hours:g} h)",
             )
-        )
+        else:
+            status = "warn"
+            detail = (
+                f"stale: {row.site} has sent nothing for {age_h:.1f} h before {where} "
+                f"(limit {limits.max_staleness_hours:g} h); other sites are promoted as usual"
+            )
+        checks.append(Check(f"freshness {row.site}", status, detail, round(age_h, 2), limits.max_staleness_hours))
     return checks
 
 
@@ -319,8 +391,11 @@ def run_audit(
     thresholds: Thresholds | None = None,
     dbt_results: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
+    sources: list[SourceState] | None = None,
+    backfill: bool = False,
 ) -> AuditReport:
-    """Run every check on `branch`, comparing with `baseline` (the last promoted state)."""
+    """Run every check on `branch`, comparing with `baseline` (the last promoted state); `sources`
+    (from the ingest report) give each site's clock and its own thresholds."""
     t = thresholds or Thresholds()
     now = now or datetime.now(UTC)
     dev, main = Lakehouse(branch), Lakehouse(baseline)
@@ -331,9 +406,10 @@ def run_audit(
         commit_id=dev.lake.resolve(branch).commit_id,
     )
     report.checks += check_required_tables(dev, t)
-    report.checks += check_freshness(dev, t, now)
+    report.checks += check_freshness(dev, t, now, sources, backfill)
     report.checks += check_row_counts(dev, main, t)
-    report.checks += check_gaps(dev, main, t)
+    per_patient = {s.patient_id: t.for_site(s.audit) for s in sources or [] if s.audit}
+    report.checks += check_gaps(dev, main, t, per_patient)
     report.checks += check_value_ranges(dev, t)
     report.checks += check_rejects(dev, main, t)
     report.checks += check_dbt_tests(dbt_results)
@@ -365,8 +441,13 @@ def audit(
     thresholds: dict[str, Any] | Thresholds | None = None,
     report_path: Path | None = None,
     dbt_tests: bool = True,
+    ingest_report: Path | str | None = None,
+    backfill: bool = False,
 ) -> AuditReport:
-    """The pipeline's audit step: dbt tests on `branch`, then every check; saves the report if asked."""
+    """The pipeline's audit step: dbt tests on `branch`, then every check; saves the report if asked.
+
+    `ingest_report` (the ingest task's JSON) lets freshness be judged per site against the source's
+    clock and with the site's own thresholds; `backfill` reports old data without judging it."""
     limits = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_params(thresholds)
     results = None
     if dbt_tests:
@@ -376,10 +457,57 @@ def audit(
         results = [{"name": t.name, "status": t.status, "failures": t.failures} for t in outcome.tests]
         if outcome.error and not results:
             results = [{"name": "dbt test", "status": "error", "failures": None}]
-    report = run_audit(branch, baseline, limits, dbt_results=results)
+    sources = SourceState.from_ingest_report(ingest_report)
+    report = run_audit(branch, baseline, limits, dbt_results=results, sources=sources, backfill=backfill)
     if report_path is not None:
         report.save(Path(report_path))
+    write_metrics(report)
     return report
+
+
+def metrics_path(settings: Any = None) -> Path:
+    """The Prometheus text file the audit leaves for alerting (node-exporter textfile format)."""
+    from workbench.settings import get_settings
+
+    return (settings or get_settings()).home / "metrics" / "cascade_audit.prom"
+
+
+def write_metrics(report: AuditReport, path: Path | None = None) -> Path:
+    """Per-site staleness gauges and the audit verdict, replaced atomically on every audit:
+    `cascade_site_staleness_hours{site}`, `cascade_site_stale{site}` (1 = warned), `cascade_audit_passed`,
+    `cascade_audit_warnings`. An alert rule such as `cascade_site_stale == 1` pages on a silent site."""
+    target = path or metrics_path()
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lines = [
+        "# HELP cascade_site_staleness_hours Hours between a site's newest reading and the source's clock.",
+        "# TYPE cascade_site_staleness_hours gauge",
+    ]
+    fresh = [c for c in report.checks if c.name.startswith("freshness ") and c.value is not None]
+    for c in fresh:
+        lines.append(f'cascade_site_staleness_hours{{site="{_label(c.name[10:])}"}} {c.value}')
+    lines += [
+        "# HELP cascade_site_stale 1 when the audit warned that a site is stale.",
+        "# TYPE cascade_site_stale gauge",
+    ]
+    for c in fresh:
+        lines.append(f'cascade_site_stale{{site="{_label(c.name[10:])}"}} {1 if c.status != "pass" else 0}')
+    lines += [
+        "# HELP cascade_audit_passed 1 when the last audit passed.",
+        "# TYPE cascade_audit_passed gauge",
+        f"cascade_audit_passed {1 if report.passed else 0}",
+        "# HELP cascade_audit_warnings Warnings of the last audit.",
+        "# TYPE cascade_audit_warnings gauge",
+        f"cascade_audit_warnings {len(report.warnings)}",
+    ]
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(target)
+    return target
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def promote_audited(report_path: Path, target: str = "main") -> str | None:
