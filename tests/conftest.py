@@ -61,7 +61,7 @@ def run_cli(*args: str, home: Path, check: bool = False, timeout: int = 120) -> 
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """CASCADE_HOME of the demo lake (2 patients × 14 days ending at the pinned `demo_end()`: ingest →
     dbt build on dev → merge into main), built once per test session."""
-    from workbench.viz.demo import demo_lake
+    from workbench.demo.lake import demo_lake
 
     return demo_lake(tmp_path_factory.getbasetemp() / "cascade-viz-demo", end=demo_end())
 

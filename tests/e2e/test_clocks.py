@@ -56,7 +56,7 @@ def test_shared_fixture_tests_pass_at_a_pinned_clock(clock: str, tmp_path: Path)
 
 
 def test_the_demo_patients_live_where_the_clocks_say() -> None:
-    from workbench.ingest.simulate import DemoDataset
+    from workbench.demo.simulate import DemoDataset
 
     zones = [p.time_zone for p in DemoDataset(seed=42, patients=2, days=1, end=None).members]
     assert zones == ["Europe/Berlin", "America/New_York"]

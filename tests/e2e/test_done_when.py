@@ -99,8 +99,8 @@ def _promoted_or_no_new_data(proc: subprocess.CompletedProcess[str], home: Path,
 
 
 def test_scheduled_builds_with_the_clock_moving_then_cgm_only_then_a_backfill(home: Path) -> None:
-    from workbench.ingest.demo_server import DemoServer
-    from workbench.ingest.simulate import DemoDataset
+    from workbench.demo.server import DemoServer
+    from workbench.demo.simulate import DemoDataset
 
     outcomes = []
     head = None

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
 
 from ingest_helpers import END, FAST_RETRY, SECRET, SECRET_ENV, make_site  # noqa: E402
 
-from workbench.ingest.demo_server import DemoServer  # noqa: E402
-from workbench.ingest.simulate import DemoDataset  # noqa: E402
+from workbench.demo.server import DemoServer  # noqa: E402
+from workbench.demo.simulate import DemoDataset  # noqa: E402
 
 
 @pytest.fixture

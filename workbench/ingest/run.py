@@ -217,8 +217,8 @@ def demo_sites(
     Unset arguments come from settings (`CASCADE_DEMO_SEED`, `_PATIENTS`, `_DAYS`; `CASCADE_DEMO_END`
     pins the clock so repeated runs see the same data).
     """
-    from workbench.ingest.demo_server import DemoServer
-    from workbench.ingest.simulate import DemoDataset
+    from workbench.demo.server import DemoServer
+    from workbench.demo.simulate import DemoDataset
 
     settings = get_settings()
     dataset = DemoDataset(

@@ -56,7 +56,7 @@ def demo_state(settings: Settings) -> dict[str, Any]:
     grid). The ingest task serves the demo at exactly this clock, so what it lands is what was probed."""
     from datetime import UTC, datetime
 
-    from workbench.ingest.simulate import STEP_MS
+    from workbench.demo.simulate import STEP_MS
 
     end = settings.demo_end or datetime.now(UTC)
     end_ms = int(end.timestamp() * 1000) // STEP_MS * STEP_MS

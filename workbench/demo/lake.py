@@ -2,7 +2,7 @@
 into `dev`, every dbt layer built on `dev`, and `dev` merged into `main` (as a pipeline run would).
 
 ```python
-from workbench.viz.demo import demo_lake
+from workbench.demo.lake import demo_lake
 home = demo_lake(Path("/tmp/demo"))   # builds once; later calls (other processes too) reuse it
 ```
 """

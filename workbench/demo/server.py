@@ -26,7 +26,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from workbench.ingest.simulate import DemoDataset, PatientData, iso_ms
+from workbench.demo.simulate import DemoDataset, PatientData, iso_ms
 
 DEFAULT_COUNT = 10
 _OPS = ("$gt", "$gte", "$lt", "$lte")
