@@ -57,3 +57,15 @@ def test_changing_a_dbt_model_changes_the_layers_parameter(tmp_path: Path) -> No
     assert models_state(str(project)) == before
     (project / "models" / "a.sql").write_text("select 2")
     assert models_state(str(project)) != before
+
+
+def test_the_promoted_branch_has_one_name_in_the_pipeline() -> None:
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
+    names = {
+        key for task in spec["tasks"] for key, value in (task.get("params") or {}).items() if value == "{{baseline}}"
+    }
+    assert names == {"baseline"}  # not baseline / target / ref for one value
+    for notebook in ("70_promote.py", "80_publish.py", "85_export_reports.py"):
+        assert 'baseline = "main"' in (ROOT / "notebooks" / notebook).read_text()
