@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.publish.conftest import make_pg_home, remove_pg_home
+from tests.e2e.homes import e2e_home
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
@@ -30,21 +30,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[Path]:
-    from workbench.settings import get_settings
-
-    home = make_pg_home()
-    keys = ("CASCADE_HOME", "CASCADE_DEMO_END", "CASCADE_PROFILE", "CASCADE_DEMO_DAYS", SECRET_ENV)
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(CASCADE_HOME=str(home), CASCADE_PROFILE="embedded", CASCADE_DEMO_DAYS="3", **{SECRET_ENV: SECRET})
-    get_settings.cache_clear()
-    yield home
-    remove_pg_home(home)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
+    with e2e_home(CASCADE_DEMO_DAYS="3", **{SECRET_ENV: SECRET}) as home:
+        yield home
 
 
 def _env(home: Path, clock: dt.datetime) -> dict[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.publish.conftest import make_pg_home, remove_pg_home
+from tests.e2e.homes import e2e_home
 
 ROOT = Path(__file__).resolve().parents[2]
 MARTS = {
@@ -37,23 +37,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[Path]:
-    from workbench.settings import get_settings
-
-    # outside pytest's tmp folders (the embedded PostgreSQL's system user must reach its data dir);
-    # a watchdog stops the server if this process dies without finalizers
-    home = make_pg_home()
     end = dt.datetime(2026, 1, 14, 9, 40, tzinfo=dt.UTC)  # pinned: nothing depends on the hour
-    saved = {k: os.environ.get(k) for k in ("CASCADE_HOME", "CASCADE_DEMO_END", "CASCADE_PROFILE")}
-    os.environ.update(CASCADE_HOME=str(home), CASCADE_DEMO_END=end.isoformat(), CASCADE_PROFILE="embedded")
-    get_settings.cache_clear()
-    yield home
-    remove_pg_home(home)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
+    with e2e_home(CASCADE_DEMO_END=end.isoformat()) as home:
+        yield home
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -63,7 +49,7 @@ def _env(home: Path) -> dict[str, str]:
 def _ploomber_build(home: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("ploomber")
     return subprocess.run(
-        [str(exe), "build", "--env--products", str(home / "products")],
+        [str(exe), "build", "--env--products", str(home / "pipeline")],  # where `cascade run` keeps them
         cwd=ROOT,
         env=_env(home),
         capture_output=True,
