@@ -148,6 +148,18 @@ def test_second_run_with_nothing_new_does_nothing(home: Path) -> None:
     assert runs[-1].name in listing.stdout
 
 
+def test_the_readmes_ploomber_examples_work_right_after_a_build(home: Path) -> None:
+    # regression: `ploomber task audit` failed after a successful build ("upstream dependencies are
+    # missing") because `fetched_at: {{now}}` made every task outdated
+    exe = str(Path(sys.executable).with_name("ploomber"))
+    products = ["--env--products", str(home / "pipeline")]
+    for args in (["task", "audit", "--force"], ["build", "--partially", "silver"]):
+        proc = subprocess.run(
+            [exe, *args, *products], cwd=ROOT, env=_env(home), capture_output=True, text=True, timeout=1800
+        )
+        assert proc.returncode == 0, f"ploomber {' '.join(args)}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+
+
 def test_new_data_runs_every_task_and_keeps_reports(home: Path) -> None:
     from workbench.lakehouse import Lakehouse
 
