@@ -154,7 +154,10 @@ def test_a_stale_site_warns_and_the_other_patients_are_promoted(lh: Lakehouse, t
     assert fresh["freshness p2"].status == "warn" and "stale" in fresh["freshness p2"].detail
     assert report.passed and "freshness p2" in (report.note() or "")
     assert promote(report) is not None
-    assert int(Lakehouse("main").sql("select count(*) as n from raw.glucose_entries where patient_id = 'p1'")["n"][0]) == 20
+    assert (
+        int(Lakehouse("main").sql("select count(*) as n from raw.glucose_entries where patient_id = 'p1'")["n"][0])
+        == 20
+    )
     metrics = write_metrics(report, tmp_path / "audit.prom").read_text()
     assert 'cascade_site_stale{site="p2"} 1' in metrics and 'cascade_site_stale{site="p1"} 0' in metrics
     assert "cascade_audit_passed 1" in metrics
