@@ -9,7 +9,7 @@ export PLOOMBER_VERSION_CHECK_DISABLED := true
 # Bytecode is compiled at setup; let Python cache what changes later too (many short-lived processes).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test check lock clean bench fuzz docs up-core down stack-up stack-down
+.PHONY: setup demo test check lock clean bench fuzz docs up-core down stack-up stack-down soak
 
 setup: $(STAMP)
 
@@ -61,6 +61,10 @@ stack-up: setup
 
 stack-down: setup
 	$(BIN)/cascade stack down
+
+# the full soak test: >= 50 scheduled runs through a simulated week (`make test` runs the short form)
+soak: setup
+	CASCADE_SOAK=full $(BIN)/python -m pytest tests/pipeline/test_soak.py -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -62,7 +62,7 @@ def main() -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from workbench.viz.demo import demo_lake
+    from workbench.demo.lake import demo_lake
     from workbench.viz.report import CHROMIUM_FLAGS
     from workbench.viz.serve import start_voila, stop_voila
 

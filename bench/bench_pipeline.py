@@ -86,6 +86,34 @@ def _split(run_folder: Path) -> list[dict[str, object]]:
     return rows
 
 
+PHASES = """
+import json, time
+t0 = time.perf_counter()
+from ploomber.spec import DAGSpec
+import workbench.pipeline.state  # noqa: F401
+t1 = time.perf_counter()
+dag = DAGSpec("pipeline.yaml", env={"products": __import__("sys").argv[1]}).to_dag()  # probes the sources
+t2 = time.perf_counter()
+dag.render(show_progress=False)
+t3 = time.perf_counter()
+ran = [name for name in dag if dag[name].exec_status.name != "Skipped"]
+print(json.dumps({"imports_s": t1 - t0, "load_and_probe_s": t2 - t1, "render_s": t3 - t2, "outdated": ran}))
+"""
+
+
+def _no_new_data_phases(home: Path, env: dict[str, str]) -> dict[str, object]:
+    """Where a run with nothing new spends its time: imports, loading the DAG (which probes the
+    sources), Ploomber's up-to-date check; the rest of `cascade run` is the lock, run folder and history."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PHASES, str(home / "pipeline")], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"phase probe failed:\n{proc.stderr[-2000:]}")
+    return {
+        k: (round(v, 2) if isinstance(v, float) else v) for k, v in json.loads(proc.stdout.splitlines()[-1]).items()
+    }
+
+
 def _commits_between(env: dict[str, str], start: datetime, end: datetime) -> int:
     code = (
         "import json,sys; from datetime import datetime; from workbench.lakehouse import Lakehouse;"
@@ -128,6 +156,9 @@ def main() -> None:
                     f"  {t['task']:<10} {t['total_s']:>7.1f} {t['kernel_and_overhead_s']:>10.1f} "
                     f"{t['cells_s']:>7.1f} {t['dbt_s']:>7.1f}"
                 )
+        phases = _no_new_data_phases(home, env)
+        results["no_new_data_phases"] = phases
+        print(f"no new data, by phase: {phases}")
         probe = subprocess.run([sys.executable, "-c", COMMIT_PROBE], env=env, capture_output=True, text=True)
         commit_s = json.loads(probe.stdout.strip().splitlines()[-1])["commit_s"]
         results["one_commit_s"] = round(commit_s, 4)

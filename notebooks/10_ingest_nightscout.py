@@ -22,15 +22,17 @@ product = None
 branch = "dev"
 sites = None
 full_resync = False
-fetched_at = None  # set by the pipeline on every build, so a scheduled build always looks for new data
+source_state = None  # the sources' state when the pipeline was loaded (equal to the last run's = up to date)
 
 # %%
 from workbench.lakehouse import Lakehouse
 from workbench.ingest import ingest
 from workbench.ingest.figures import readings_figure, recent_readings
+from workbench.pipeline.state import demo_end_of
 
 # %%
-report = ingest(branch=branch, site=sites, full_resync=full_resync)
+report = ingest(branch=branch, site=sites, full_resync=full_resync, demo_end=demo_end_of(source_state))
+report.save(product["report"])
 print(report.summary())
 
 # %% [markdown]

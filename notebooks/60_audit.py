@@ -12,22 +12,31 @@
 
 # %% [markdown]
 # # Audit `dev` before promotion
-# dbt tests plus data-quality checks (freshness, row counts against `main`, gaps, value ranges,
-# rejects ratio). The report is saved; the promote task refuses to merge if any check failed.
+# dbt tests plus data-quality checks (freshness per site against the source's clock, row counts
+# against `main`, gaps in what this run brought, value ranges, rejects ratio). The report is saved;
+# the promote task refuses to merge if any check failed. A stale site is a warning, never a failure.
 
 # %% tags=["parameters"]
-upstream = ["marts"]
+upstream = ["marts", "ingest"]
 product = None
 branch = "dev"
 baseline = "main"
 thresholds = {}
+backfill = False
 
 # %%
 from IPython.display import Markdown, display
 
 from workbench.quality import audit
 
-report = audit(branch=branch, baseline=baseline, thresholds=thresholds, report_path=product["report"])
+report = audit(
+    branch=branch,
+    baseline=baseline,
+    thresholds=thresholds,
+    report_path=product["report"],
+    ingest_report=upstream["ingest"]["report"],
+    backfill=backfill,
+)
 display(Markdown(f"**{report.summary()}**"))
 
 # %%

@@ -18,7 +18,7 @@
 # %% tags=["parameters"]
 upstream = ["audit"]
 product = None
-target = "main"
+baseline = "main"  # the promoted branch (pipeline.yaml: baseline)
 
 # %%
 from IPython.display import Markdown, display
@@ -26,8 +26,8 @@ from IPython.display import Markdown, display
 from workbench import Lakehouse
 from workbench.quality import promote_audited
 
-commit = promote_audited(upstream["audit"]["report"], target=target)
-display(Markdown(f"promoted: merge commit `{commit}`" if commit else f"nothing new to promote: `{target}` is up to date"))
+commit = promote_audited(upstream["audit"]["report"], target=baseline)
+display(Markdown(f"promoted: merge commit `{commit}`" if commit else f"nothing new to promote: `{baseline}` is up to date"))
 
 # %%
-Lakehouse(target).log_df(limit=5)[["id", "created_at", "author", "message", "tables"]]
+Lakehouse(baseline).log_df(limit=5)[["id", "created_at", "author", "message", "tables"]]

@@ -18,13 +18,13 @@
 # %% tags=["parameters"]
 upstream = ["promote"]
 product = None
-ref = "main"
+baseline = "main"  # the promoted branch (pipeline.yaml: baseline)
 
 # %%
 from workbench.publish.postgres import status
 from workbench.publish.publisher import publish_marts
 
-summary = publish_marts(ref)
+summary = publish_marts(baseline)
 print("\n".join(summary.lines()))
 
 # %%

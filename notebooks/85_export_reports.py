@@ -18,12 +18,12 @@
 # %% tags=["parameters"]
 upstream = ["publish"]
 product = None
-ref = "main"
+baseline = "main"  # the promoted branch (pipeline.yaml: baseline)
 days = 14
 
 # %%
 from workbench.viz.report import export_reports
 
-written = export_reports(product["reports"], ref=ref, days=days)
+written = export_reports(product["reports"], ref=baseline, days=days)
 for path in written:
     print(path.name)

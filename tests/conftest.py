@@ -6,11 +6,22 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The clock of the shared demo lake: pinned, so no result depends on the hour the suite runs at.
+# tests/e2e/test_clocks.py reruns the fixture's tests with other pinned clocks through this variable.
+DEMO_END_VARIABLE = "CASCADE_TEST_DEMO_END"
+DEFAULT_DEMO_END = "2026-01-14T09:42:00+00:00"
+
+
+def demo_end() -> datetime:
+    """The pinned demo clock of the shared demo lake (UTC)."""
+    value = os.environ.get(DEMO_END_VARIABLE) or DEFAULT_DEMO_END
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 @pytest.fixture
@@ -48,11 +59,11 @@ def run_cli(*args: str, home: Path, check: bool = False, timeout: int = 120) -> 
 # ---- the shared demo lake (tests/viz, tests/dashboards, tests/notebooks) -----------------------------
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """CASCADE_HOME of the demo lake (2 patients × 14 days: ingest → dbt build on dev → merge into
-    main), built once per test session."""
-    from workbench.viz.demo import demo_lake
+    """CASCADE_HOME of the demo lake (2 patients × 14 days ending at the pinned `demo_end()`: ingest →
+    dbt build on dev → merge into main), built once per test session."""
+    from workbench.demo.lake import demo_lake
 
-    return demo_lake(tmp_path_factory.getbasetemp() / "cascade-viz-demo")
+    return demo_lake(tmp_path_factory.getbasetemp() / "cascade-viz-demo", end=demo_end())
 
 
 @pytest.fixture
@@ -67,7 +78,12 @@ def demo_settings(demo_home: Path):  # type: ignore[no-untyped-def]
 def demo_env(demo_home: Path) -> dict[str, str]:
     """Environment for subprocesses (CLI, kernels, Voila) on the demo lake."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASCADE_")}
-    return {**env, "CASCADE_HOME": str(demo_home), "CASCADE_PROFILE": "embedded"}
+    return {
+        **env,
+        "CASCADE_HOME": str(demo_home),
+        "CASCADE_PROFILE": "embedded",
+        "CASCADE_DEMO_END": demo_end().isoformat(),
+    }
 
 
 # ---- the native stack (tests/contract, tests/stack) --------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.publish.conftest import make_pg_home, remove_pg_home
+from tests.e2e.homes import e2e_home
 
 ROOT = Path(__file__).resolve().parents[2]
 MARTS = {
@@ -37,23 +37,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[Path]:
-    from workbench.settings import get_settings
-
-    # outside pytest's tmp folders (the embedded PostgreSQL's system user must reach its data dir);
-    # a watchdog stops the server if this process dies without finalizers
-    home = make_pg_home()
-    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    saved = {k: os.environ.get(k) for k in ("CASCADE_HOME", "CASCADE_DEMO_END", "CASCADE_PROFILE")}
-    os.environ.update(CASCADE_HOME=str(home), CASCADE_DEMO_END=end.isoformat(), CASCADE_PROFILE="embedded")
-    get_settings.cache_clear()
-    yield home
-    remove_pg_home(home)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
+    end = dt.datetime(2026, 1, 14, 9, 40, tzinfo=dt.UTC)  # pinned: nothing depends on the hour
+    with e2e_home(CASCADE_DEMO_END=end.isoformat()) as home:
+        yield home
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -63,7 +49,7 @@ def _env(home: Path) -> dict[str, str]:
 def _ploomber_build(home: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("ploomber")
     return subprocess.run(
-        [str(exe), "build", "--env--products", str(home / "products")],
+        [str(exe), "build", "--env--products", str(home / "pipeline")],  # where `cascade run` keeps them
         cwd=ROOT,
         env=_env(home),
         capture_output=True,
@@ -141,24 +127,57 @@ def test_first_build_promotes_and_publishes_every_mart(home: Path) -> None:
         assert _rows(frame) == _rows(lake), f"{table}: PostgreSQL differs from the lake's main"
 
 
-def test_second_run_adds_nothing_and_keeps_reports(home: Path) -> None:
+def test_second_run_with_nothing_new_does_nothing(home: Path) -> None:
+    from workbench.lakehouse import Lakehouse
+
     before, pg_before = _lake_counts("main"), {t: len(f) for t, f in _postgres_tables().items()}
+    heads = {ref: Lakehouse(ref).log(limit=1)[0].id for ref in ("dev", "main")}
     proc = _cascade_run(home)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no new data" in proc.stdout.splitlines()[0]
     assert _lake_counts("main") == before
     assert {t: len(f) for t, f in _postgres_tables().items()} == pg_before
+    assert {ref: Lakehouse(ref).log(limit=1)[0].id for ref in ("dev", "main")} == heads  # no commit, no promotion
     runs = sorted(p for p in (home / "runs").iterdir() if p.is_dir())
-    assert runs, "no run folder"
+    history = Lakehouse("ops").sql(f"select task, status, note from ops.pipeline_runs where run_id = '{runs[-1].name}'")
+    assert set(history["status"]) == {"skipped"}
+    assert history.set_index("task").loc["ingest", "note"].startswith("no new data")
+    listing = subprocess.run(
+        [str(Path(sys.executable).with_name("cascade")), "runs"], env=_env(home), capture_output=True, text=True
+    )
+    assert runs[-1].name in listing.stdout
+
+
+def test_the_readmes_ploomber_examples_work_right_after_a_build(home: Path) -> None:
+    # regression: `ploomber task audit` failed after a successful build ("upstream dependencies are
+    # missing") because `fetched_at: {{now}}` made every task outdated
+    exe = str(Path(sys.executable).with_name("ploomber"))
+    products = ["--env--products", str(home / "pipeline")]
+    for args in (["task", "audit", "--force"], ["build", "--partially", "silver"]):
+        proc = subprocess.run(
+            [exe, *args, *products], cwd=ROOT, env=_env(home), capture_output=True, text=True, timeout=1800
+        )
+        assert proc.returncode == 0, f"ploomber {' '.join(args)}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+
+
+def test_new_data_runs_every_task_and_keeps_reports(home: Path) -> None:
+    from workbench.lakehouse import Lakehouse
+
+    before = _lake_counts("main")
+    os.environ["CASCADE_DEMO_END"] = "2026-01-14T10:40:00+00:00"  # the demo clock moved an hour
+    proc = _cascade_run(home)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _lake_counts("main")["raw.glucose_entries"] > before["raw.glucose_entries"]
+    runs = sorted(p for p in (home / "runs").iterdir() if p.is_dir())
     kept = {p.name for p in runs[-1].rglob("*") if p.is_file()}
     assert {
         "10_ingest_nightscout.ipynb",
         "10_ingest_nightscout.html",
         "60_audit.html",
         "audit.json",
+        "ingest.json",
         "run.json",
     } <= kept
-    from workbench.lakehouse import Lakehouse
-
     history = Lakehouse("ops").sql(
         f"select task, status, commit_ids from ops.pipeline_runs where run_id = '{runs[-1].name}'"
     )
@@ -180,10 +199,6 @@ def test_second_run_adds_nothing_and_keeps_reports(home: Path) -> None:
     assert [p.name.split("_")[1] for p in agp] == ["p001", "p002"]  # one shareable AGP report per patient
     html = agp[0].read_text()
     assert "Plotly.newPlot" in html and not re.search(r"<script[^>]+src=[\"']https?://", html)  # self-contained
-    listing = subprocess.run(
-        [str(Path(sys.executable).with_name("cascade")), "runs"], env=_env(home), capture_output=True, text=True
-    )
-    assert runs[-1].name in listing.stdout
 
 
 def test_failed_audit_leaves_main_and_postgres_unchanged(home: Path) -> None:
@@ -199,6 +214,7 @@ def test_failed_audit_leaves_main_and_postgres_unchanged(home: Path) -> None:
         pd.DataFrame({"_id": [f"bad{i}" for i in range(5000)], "patient_id": "p001", "reason": "sgv out of range"}),
         message="inject bad records",
     )
+    os.environ["CASCADE_DEMO_END"] = "2026-01-14T11:40:00+00:00"  # and new readings arrive
     proc = _cascade_run(home)
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr

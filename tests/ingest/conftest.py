@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # the tests import `ingest_helpe
 
 from ingest_helpers import END, FAST_RETRY, SECRET, SECRET_ENV  # noqa: E402
 
-from workbench.ingest.demo_server import DemoServer  # noqa: E402
+from workbench.demo.server import DemoServer  # noqa: E402
+from workbench.demo.simulate import DemoDataset  # noqa: E402
 from workbench.ingest.run import IngestReport, ingest  # noqa: E402
-from workbench.ingest.simulate import DemoDataset  # noqa: E402
 from workbench.ingest.sites import Site  # noqa: E402
 
 

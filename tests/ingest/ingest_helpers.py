@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from workbench.demo.server import DemoServer
 from workbench.ingest.client import RetryPolicy
-from workbench.ingest.demo_server import DemoServer
 from workbench.ingest.sites import Site
 
 SECRET = "s3cr3t-value-never-printed"

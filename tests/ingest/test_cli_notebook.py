@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ingest_helpers import SECRET, SECRET_ENV
 
-from workbench.ingest.demo_server import DemoServer
+from workbench.demo.server import DemoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def test_cli_ingest_reports_counts_and_auth_errors_in_one_line(
 def test_cli_demo_nightscout_builds_the_seeded_dataset(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import workbench.ingest.demo_server as demo_server
+    import workbench.demo.server as demo_server
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(demo_server, "serve_forever", lambda dataset, secret, host, port: served.update(locals()))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from ingest_helpers import FAST_RETRY, SECRET, SECRET_ENV, make_site
 
+from workbench.demo.server import DemoServer
 from workbench.ingest.client import NightscoutClient
-from workbench.ingest.demo_server import DemoServer
 from workbench.ingest.errors import NightscoutAuthError, NightscoutUnavailableError
 from workbench.ingest.sites import Site
 
@@ -63,7 +63,7 @@ def test_connection_refused_is_retried_then_one_clear_error() -> None:
 def test_token_auth_and_a_wrong_token_names_the_site_not_the_token(
     demo: DemoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workbench.ingest.demo_server import token_for
+    from workbench.demo.server import token_for
 
     monkeypatch.setenv("NIGHTSCOUT_TOKEN", token_for(SECRET))
     site = make_site(demo, auth="token", secret_env="NIGHTSCOUT_TOKEN")

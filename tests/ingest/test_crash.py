@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from ingest_helpers import FAST_RETRY, count, make_site
 
-from workbench.ingest.demo_server import DemoServer
+from workbench.demo.server import DemoServer
 from workbench.ingest.sites import Site
 
 

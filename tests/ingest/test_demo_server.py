@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from ingest_helpers import END, SECRET
 
-from workbench.ingest.demo_server import DemoServer, hash_secret, token_for
-from workbench.ingest.simulate import DemoDataset
+from workbench.demo.server import DemoServer, hash_secret, token_for
+from workbench.demo.simulate import DemoDataset
 
 
 def get(server: DemoServer, path: str, **params: object) -> httpx.Response:

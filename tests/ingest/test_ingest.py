@@ -8,8 +8,8 @@ import time
 import pytest
 from ingest_helpers import SECRET, SECRET_ENV, count, make_site
 
+from workbench.demo.server import DemoServer
 from workbench.errors import CascadeError
-from workbench.ingest.demo_server import DemoServer
 from workbench.ingest.errors import NightscoutAuthError
 
 

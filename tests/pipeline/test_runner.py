@@ -40,6 +40,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             def broken(product):
                 raise ValueError("glucose out of range")
 
+            def broken_after(product, upstream):
+                raise ValueError("glucose out of range")
+
+            def slow(product):
+                import time
+
+                time.sleep(0.3)
+                Path(str(product)).parent.mkdir(parents=True, exist_ok=True)
+                Path(str(product)).write_text("slow")
+
             def tracked(product, run_id):
                 from workbench.pipeline.history import track_task
 
@@ -72,6 +82,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (folder / "pipeline.yaml").read_text()
         + f"  - source: {module}.broken\n    name: broken\n    product: out/broken.html\n"
     )
+    (folder / "slow_then_broken.yaml").write_text(
+        "meta:\n  extract_upstream: false\n"
+        f"tasks:\n  - source: {module}.slow\n    name: slow\n    product: out/slow.txt\n"
+        f"  - source: {module}.broken_after\n    name: broken\n    product: out/broken2.html\n    upstream: [slow]\n"
+    )
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.chdir(folder)
     monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")
@@ -94,6 +109,8 @@ def test_ploomber_run_records_history_and_keeps_reports(run_home: Settings, proj
 
     again = run_pipeline(settings=run_home)  # Ploomber skips up-to-date tasks
     assert {t.status for t in again.tasks} == {"skipped"} and again.status == "success"
+    assert again.note == "no new data" and "no new data" in again.lines()[0]
+    assert again.tasks[0].note and again.tasks[0].note.startswith("no new data")
 
     failed = run_pipeline(project / "failing.yaml", settings=run_home)
     assert failed.status == "failed"
@@ -105,6 +122,18 @@ def test_ploomber_run_records_history_and_keeps_reports(run_home: Settings, proj
     assert [r.run_id for r in runs] == [failed.run_id, again.run_id, result.run_id]
     assert runs[0].status == "failed" and runs[2].status == "success"
     assert not RunLock.for_pipeline(run_home).info_path.exists()  # lock released
+
+
+def test_a_failed_run_keeps_the_time_of_the_tasks_that_succeeded(run_home: Settings, project: Path) -> None:
+    # regression: the summary showed 0.0 s for every task once one had failed (no Ploomber report)
+    result = run_pipeline(project / "slow_then_broken.yaml", settings=run_home)
+    assert result.status == "failed", result.error
+    by_name = {t.task: t for t in result.tasks}
+    assert set(by_name) == {"slow", "broken"}, result.error
+    assert by_name["slow"].status == "success" and by_name["broken"].status == "failed"
+    assert (by_name["slow"].seconds or 0) >= 0.3  # it slept 0.3 s
+    assert by_name["broken"].started_at >= by_name["slow"].ended_at
+    assert any(line.split()[:2] == ["slow", "success"] and not line.endswith(" 0.0s") for line in result.lines())
 
 
 def test_notebook_gets_the_run_id_and_reports_rows(run_home: Settings, project: Path) -> None:

@@ -12,7 +12,7 @@ from workbench.settings import load_settings
 from workbench.transform import runner
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-LAYER_NOTEBOOKS = ["20_bronze.py", "30_silver.py", "40_gold.py", "50_marts.py"]
+LAYER_NOTEBOOK = "20_layer.py"  # one notebook, four pipeline tasks (bronze, silver, gold, marts)
 
 
 def test_target_folder_is_private_while_another_run_holds_it(tmp_path: Path) -> None:
@@ -60,15 +60,22 @@ def test_profiles_define_duckdb_and_trino_targets() -> None:
     assert outputs["duckdb"]["plugins"][0]["module"] == "workbench.transform.plugin"
 
 
-@pytest.mark.parametrize("name", LAYER_NOTEBOOKS)
-def test_layer_notebooks_are_thin_and_parameterized(name: str) -> None:
-    source = (NOTEBOOKS / name).read_text()
+def test_the_layer_notebook_is_thin_and_parameterized() -> None:
+    source = (NOTEBOOKS / LAYER_NOTEBOOK).read_text()
     tree = ast.parse(source)
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
     cells = source.split("# %%")
     parameters = next(c for c in cells if 'tags=["parameters"]' in c)
-    for assignment in ("upstream = None", "product = None", 'branch = "dev"'):
+    for assignment in ("upstream = None", "product = None", 'branch = "dev"', 'layer = "bronze"'):
         assert assignment in parameters
-    layer = name.split("_", 1)[1].removesuffix(".py")
-    assert f'build(select="{layer}", branch=branch' in source
+    assert "build(select=layer, branch=branch" in source
     assert "raise_for_failures()" in source
+
+
+def test_four_pipeline_tasks_share_the_layer_notebook() -> None:
+    import yaml
+
+    spec = yaml.safe_load((NOTEBOOKS.parent / "pipeline.yaml").read_text())
+    layers = {t["name"]: t for t in spec["tasks"] if t["source"] == f"notebooks/{LAYER_NOTEBOOK}"}
+    assert set(layers) == {"bronze", "silver", "gold", "marts"}
+    assert all(task["params"]["layer"] == name for name, task in layers.items())

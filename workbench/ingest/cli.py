@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
 
         Example: cascade demo-nightscout --port 1337 --patients 3 --days 30 --seed 7
         """
-        from workbench.ingest.demo_server import serve_forever
-        from workbench.ingest.simulate import DemoDataset, describe
+        from workbench.demo.server import serve_forever
+        from workbench.demo.simulate import DemoDataset, describe
         from workbench.settings import env_value
 
         secret = env_value(secret_env) or PUBLIC_DEMO_SECRET

@@ -205,6 +205,40 @@ def _land(lakehouse: Any, area: StageArea, load_ids: list[str]) -> LandResult:
     return result
 
 
+# Raw tables the transforms read as dbt sources: they must exist even when no site has sent such a
+# record yet (a CGM-only site has no treatments), so a fresh lake gets them empty.
+SOURCE_TABLES = ("glucose_entries", "treatments")
+
+
+def empty_schema(staged_name: str) -> pa.Schema:
+    """The schema a staged table lands with (dlt's snake_case names of the known fields)."""
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    from workbench.ingest.arrow import ENTRY_TYPES, TREATMENT_TYPES
+
+    known = {"glucose_entries": ENTRY_TYPES, "treatments": TREATMENT_TYPES}[staged_name]
+    naming = NamingConvention()
+    return pa.schema([pa.field(naming.normalize_identifier(name), kind) for name, kind in known.items()])
+
+
+def ensure_source_tables(lakehouse: Any) -> list[str]:
+    """Create the raw source tables that do not exist yet, empty; returns those created."""
+    tables = set(lakehouse.tables())
+    created = []
+    for staged_name in SOURCE_TABLES:
+        raw_table = RAW_TABLES[staged_name][0]
+        if raw_table in tables:
+            continue
+        lakehouse.write(
+            raw_table,
+            empty_schema(staged_name).empty_table(),
+            mode="append",
+            message=f"ingest: create {raw_table} (no such records yet)",
+        )
+        created.append(raw_table)
+    return created
+
+
 def patients_row(site: Site) -> pa.Table:
     """The `raw.patients` row of a site (no secrets: the URL without user info or query)."""
     from urllib.parse import urlsplit, urlunsplit

@@ -21,7 +21,7 @@ import pandas as pd
 from workbench.errors import CascadeError
 from workbench.ingest.client import NightscoutClient, RetryPolicy
 from workbench.ingest.errors import SiteIngestError, SitesConfigError
-from workbench.ingest.loader import land_patient, land_pending
+from workbench.ingest.loader import ensure_source_tables, land_patient, land_pending
 from workbench.ingest.sites import Site, load_sites
 from workbench.ingest.source import ExtractCounts, nightscout
 from workbench.ingest.stage import StageArea, finish_pending, stage
@@ -55,6 +55,10 @@ class SiteReport:
     quarantined: dict[str, str] = field(default_factory=dict)  # load id -> why it could not be landed
     notes: list[str] = field(default_factory=list)
     exception: BaseException | None = field(default=None, repr=False, compare=False)
+    # the source's own clock when it was asked (Nightscout status.json serverTimeEpoch; the ingest
+    # time when a site does not say): freshness is judged against what the source has, not our clock
+    source_time: datetime | None = None
+    audit: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +83,47 @@ class IngestReport:
             problems = "; ".join(f"site {s.site_id}: {s.error}" for s in self.failed)
             landed = f" (landed: {', '.join(ok)})" if ok else ""
             raise SiteIngestError(f"{len(self.failed)} of {len(self.sites)} sites failed{landed}: {problems}")
+
+    @property
+    def new_rows(self) -> int:
+        """Rows this run added to the raw tables (entries, treatments, rejects, recovered packages)."""
+        return sum(s.new + s.treatments_new + s.new_rejects + s.recovered_new for s in self.sites)
+
+    def to_json(self) -> dict[str, Any]:
+        def stamp(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "branch": self.branch,
+            "demo": self.demo,
+            "new_rows": self.new_rows,
+            "note": "no new data" if self.new_rows == 0 else f"{self.new_rows} new rows",
+            "sites": [
+                {
+                    "site_id": s.site_id,
+                    "patient_id": s.patient_id,
+                    "fetched": s.fetched,
+                    "new": s.new,
+                    "treatments_new": s.treatments_new,
+                    "rejected": s.rejected,
+                    "new_rejects": s.new_rejects,
+                    "recovered_new": s.recovered_new,
+                    "latest_reading": stamp(s.latest_reading),
+                    "source_time": stamp(s.source_time),
+                    "audit": s.audit,
+                }
+                for s in self.sites
+            ],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """The report as JSON (the pipeline's ingest product: the audit and the skip logic read it)."""
+        import json
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(self.to_json(), indent=2))
+        return target
 
     def to_frame(self) -> pd.DataFrame:
         """One row per site: fetched / new / duplicate / rejected and the latest reading."""
@@ -144,7 +189,7 @@ def ingest_site(
     settings = settings or get_settings()
     started = time.monotonic()
     area = StageArea(settings, site.site_id, branch)
-    report = SiteReport(site_id=site.site_id, patient_id=site.patient_id)
+    report = SiteReport(site_id=site.site_id, patient_id=site.patient_id, audit=dict(site.audit))
     with area.lock():
         # first whatever an interrupted run left behind: dlt packages not yet in the stage, then
         # staged packages not yet in the lake; only then fetch anew
@@ -167,6 +212,7 @@ def ingest_site(
         with client:
             source = nightscout(client, ctx, counts, devicestatus=site.devicestatus)
             report.load_ids = stage(area, source, full_resync=full_resync)
+            report.source_time = _source_time(client) or now
             report.requests, report.retries = client.stats.requests, client.stats.retries
             report.notes = list(client.stats.notes or [])
         landed = land_pending(lakehouse, area)
@@ -195,22 +241,39 @@ def ingest_site(
     return report
 
 
+def _source_time(client: NightscoutClient) -> datetime | None:
+    """The site's clock (`serverTimeEpoch` of status.json), or None when it does not say."""
+    from workbench.errors import CascadeError
+
+    try:
+        status = client.get_json("/api/v1/status.json")
+        epoch = status.get("serverTimeEpoch") if isinstance(status, dict) else None
+        return datetime.fromtimestamp(int(epoch) / 1000, tz=UTC) if epoch is not None else None
+    except (CascadeError, ValueError, TypeError, OverflowError):
+        return None
+
+
 @contextmanager
-def demo_sites(seed: int | None = None, patients: int | None = None, days: float | None = None) -> Iterator[list[Site]]:
+def demo_sites(
+    seed: int | None = None,
+    patients: int | None = None,
+    days: float | None = None,
+    end: datetime | None = None,
+) -> Iterator[list[Site]]:
     """Start the demo Nightscout server in-process; yield one site per simulated patient.
 
     Unset arguments come from settings (`CASCADE_DEMO_SEED`, `_PATIENTS`, `_DAYS`; `CASCADE_DEMO_END`
     pins the clock so repeated runs see the same data).
     """
-    from workbench.ingest.demo_server import DemoServer
-    from workbench.ingest.simulate import DemoDataset
+    from workbench.demo.server import DemoServer
+    from workbench.demo.simulate import DemoDataset
 
     settings = get_settings()
     dataset = DemoDataset(
         seed=settings.demo_seed if seed is None else seed,
         patients=settings.demo_patients if patients is None else patients,
         days=settings.demo_days if days is None else days,
-        end=settings.demo_end,
+        end=settings.demo_end if end is None else end,
     )
     secret = _secrets.token_hex(16)  # lives only in this process
     with DemoServer(dataset, secret=secret) as server:
@@ -238,6 +301,7 @@ def ingest(
     retry: RetryPolicy | None = None,
     settings: Settings | None = None,
     raise_on_failure: bool = True,
+    demo_end: datetime | str | None = None,
 ) -> IngestReport:
     """Ingest the configured Nightscout sites (or the demo server when none) into `raw` on `branch`.
 
@@ -281,10 +345,12 @@ def ingest(
                         exception=exc,
                     )
                 )
+        ensure_source_tables(lakehouse)
         return reports
 
     if not configured:
-        with demo_sites() as demo:
+        end = datetime.fromisoformat(demo_end) if isinstance(demo_end, str) else demo_end
+        with demo_sites(end=end) as demo:
             report = IngestReport(branch=branch, sites=run_all(demo), demo=True)
     else:
         report = IngestReport(branch=branch, sites=run_all(configured))

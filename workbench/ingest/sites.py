@@ -34,6 +34,8 @@ class Site:
     display_name: str | None = None
     overlap_minutes: float = 360.0
     devicestatus: bool = False
+    # per-site audit thresholds over env.yaml's `audit:` (same keys), e.g. {"max_staleness_hours": 72}
+    audit: dict[str, Any] = field(default_factory=dict, compare=False)
     secret: str | None = field(default=None, repr=False, compare=False)
 
     def with_secret(self) -> Site:
@@ -85,7 +87,18 @@ def _site(raw: Any, index: int) -> Site:
     auth = str(raw.get("auth", "api_secret"))
     if auth not in ("api_secret", "token"):
         raise SitesConfigError(f"site {site_id}: auth must be api_secret or token")
+    audit = raw.get("audit") or {}
+    if not isinstance(audit, dict):
+        raise SitesConfigError(f"site {site_id}: audit must be a mapping of thresholds, e.g. max_staleness_hours: 72")
+    from workbench.quality.audit import Thresholds
+
+    unknown = sorted(set(audit) - set(Thresholds.site_keys()))
+    if unknown:
+        raise SitesConfigError(
+            f"site {site_id}: unknown audit threshold(s) {', '.join(unknown)}; use {', '.join(Thresholds.site_keys())}"
+        )
     return Site(
+        audit=dict(audit),
         site_id=site_id,
         patient_id=str(raw.get("patient_id", site_id)),
         url=url,

@@ -18,19 +18,35 @@ def register(app: typer.Typer) -> None:
         every: Annotated[str | None, typer.Option(help="repeat on this interval, e.g. 15m")] = None,
         max_runs: Annotated[int | None, typer.Option(help="with --every: stop after this many runs")] = None,
         wait: Annotated[float, typer.Option(help="seconds to wait for a run in progress")] = 0.0,
+        audit: Annotated[
+            list[str] | None,
+            typer.Option("--audit", help="an audit threshold for this run, KEY=VALUE (repeatable)"),
+        ] = None,
+        backfill: Annotated[
+            bool, typer.Option(help="fetch every site's whole history again; old data is not judged stale")
+        ] = False,
     ) -> None:
         """Run the pipeline once (or --every interval), one run at a time; reports go to the run folder.
 
         Example: cascade run --every 15m
+        Example: cascade run --audit max_staleness_hours=72 --audit gap_severity=fail
+        Example: cascade run --backfill
         """
-        from workbench.pipeline.runner import RunResult, run_every, run_pipeline
+        from workbench.errors import CascadeError
+        from workbench.pipeline.runner import RunResult, parse_assignments, run_every, run_pipeline
         from workbench.pipeline.schedule import parse_every
 
+        try:
+            thresholds = parse_assignments(audit)
+        except CascadeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
         def once() -> RunResult:
-            return run_pipeline(pipeline, force=force, lock_wait_s=wait)
+            return run_pipeline(pipeline, force=force, lock_wait_s=wait, audit=thresholds, backfill=backfill)
 
         if every is None:
-            result = run_pipeline(pipeline, force=force, lock_wait_s=wait)
+            result = once()
             for line in result.lines():
                 typer.echo(line)
             if result.status != "success":

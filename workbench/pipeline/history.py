@@ -45,6 +45,7 @@ class TaskRecord:
     rows: int | None = None
     commit_ids: tuple[str, ...] = ()
     error: str | None = None
+    note: str | None = None  # what the run should know without failing: audit warnings, "no new data"
 
     @property
     def seconds(self) -> float | None:
@@ -60,6 +61,7 @@ class TaskRecord:
             "rows": self.rows,
             "commit_ids": list(self.commit_ids),
             "error": self.error,
+            "note": self.note,
         }
 
     @classmethod
@@ -73,6 +75,7 @@ class TaskRecord:
             rows=None if raw.get("rows") is None else int(raw["rows"]),
             commit_ids=tuple(str(c) for c in raw.get("commit_ids") or ()),
             error=raw.get("error"),
+            note=raw.get("note"),
         )
 
 
@@ -162,6 +165,7 @@ class LakeRunStore:
             pa.field("rows", pa.int64()),
             pa.field("commit_ids", pa.list_(pa.string())),
             pa.field("error", pa.string()),
+            pa.field("note", pa.string()),
             pa.field("recorded_at", pa.timestamp("us", tz="UTC"), nullable=False),
         ]
     )
@@ -219,6 +223,7 @@ class LakeRunStore:
                 rows=row["rows"],
                 commit_ids=tuple(row["commit_ids"] or ()),
                 error=row["error"],
+                note=row.get("note"),
             )
 
 
@@ -263,6 +268,7 @@ def record_task(
     rows: int | None = None,
     commit_ids: Iterable[str] = (),
     error: str | None = None,
+    note: str | None = None,
     settings: Settings | None = None,
     store: RunHistoryStore | None = None,
 ) -> TaskRecord:
@@ -287,6 +293,7 @@ def record_task(
         rows=rows,
         commit_ids=tuple(commit_ids),
         error=error,
+        note=note,
     )
     (store or history_store(settings)).append(record)
     return record

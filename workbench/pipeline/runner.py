@@ -33,6 +33,7 @@ from workbench.settings import Settings, get_settings
 PIPELINE_FILE = "pipeline.yaml"
 RUN_HISTORY_BRANCH = "ops"
 _REPORT_SUFFIXES = (".ipynb", ".html", ".json")  # executed notebooks, renderings, small reports
+NO_NEW_DATA = "no new data"
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,20 @@ class RunResult:
     tasks: tuple[TaskRecord, ...] = field(default_factory=tuple)
     error: str | None = None
 
+    @property
+    def note(self) -> str | None:
+        """`no new data` when every task was up to date (nothing fetched, committed or promoted)."""
+        if self.status == "success" and self.tasks and all(t.status == "skipped" for t in self.tasks):
+            return NO_NEW_DATA
+        return None
+
     def lines(self) -> list[str]:
-        out = [f"run {self.run_id}: {self.status} (reports in {self.run_dir})"]
+        head = f"run {self.run_id}: {self.status}" + (f" — {self.note}" if self.note else "")
+        out = [f"{head} (reports in {self.run_dir})"]
         for task in self.tasks:
             seconds = f"{task.seconds:.1f}s" if task.seconds is not None else "-"
-            out.append(f"  {task.task:<30} {task.status:<8} {seconds}")
+            note = f"  {task.note}" if task.note else ""
+            out.append(f"  {task.task:<30} {task.status:<8} {seconds}{note}")
         if self.error:
             out.append(f"  error: {self.error}")
         return out
@@ -73,6 +83,20 @@ class TaskOutcome:
     started_at: datetime
     ended_at: datetime
     reports: tuple[Path, ...] = ()
+
+    @property
+    def note(self) -> str | None:
+        """What a task's JSON report says of the run in one line (its `note`), e.g. audit warnings."""
+        for path in self.reports:
+            if path.suffix != ".json" or not path.is_file():
+                continue
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("note"), str):
+                return str(data["note"])
+        return None
 
 
 BuildFunction = Callable[[Path, Path, bool], tuple[list[TaskOutcome], str | None]]
@@ -148,10 +172,18 @@ def products_dir(settings: Settings) -> Path:
     return settings.home / "pipeline"
 
 
-def env_overrides(pipeline: Path, settings: Settings, run_id: str | None = None) -> dict[str, Any]:
+def env_overrides(
+    pipeline: Path,
+    settings: Settings,
+    run_id: str | None = None,
+    audit: dict[str, Any] | None = None,
+    backfill: bool = False,
+) -> dict[str, Any]:
     """Placeholders `cascade run` sets over `env.yaml`, each only when env.yaml declares it
-    (Ploomber rejects unknown keys): `products` goes under CASCADE_HOME, and `run_id` is the
-    current run (so a notebook can `track_task(run_id, ...)` its rows and commit ids)."""
+    (Ploomber rejects unknown keys): `products` goes under CASCADE_HOME, `run_id` is the current
+    run (so a notebook can `track_task(run_id, ...)` its rows and commit ids), `audit` thresholds
+    given with `--audit KEY=VALUE` replace env.yaml's one by one, and `--backfill` sets `backfill`
+    and `full_resync`."""
     env_file = pipeline.with_name("env.yaml")
     try:
         declared = yaml.safe_load(env_file.read_text()) or {}
@@ -164,7 +196,36 @@ def env_overrides(pipeline: Path, settings: Settings, run_id: str | None = None)
         overrides["products"] = str(products_dir(settings))
     if "run_id" in declared and run_id is not None:
         overrides["run_id"] = run_id
+    if audit:
+        if not isinstance(declared.get("audit"), dict):
+            raise PipelineError(f"{env_file} declares no audit: thresholds, so --audit cannot set them")
+        overrides["audit"] = {**declared["audit"], **audit}
+    if backfill:
+        missing = [k for k in ("backfill", "full_resync") if k not in declared]
+        if missing:
+            raise PipelineError(f"{env_file} does not declare {', '.join(missing)}, so --backfill cannot be used")
+        overrides.update(backfill=True, full_resync=True)
     return overrides
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    """`KEY=VALUE` pairs (values read as YAML scalars: 72, 1.5, warn, true) for `--audit`."""
+    from workbench.quality.audit import Thresholds
+
+    out: dict[str, Any] = {}
+    known = set(Thresholds.__dataclass_fields__)
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise PipelineError(f"--audit {item!r}: expected KEY=VALUE, e.g. --audit max_staleness_hours=72")
+        if key not in known:
+            raise PipelineError(f"--audit {key}: unknown threshold; known: {', '.join(sorted(known))}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key] = value
+    return out
 
 
 def ploomber_build(
@@ -191,19 +252,35 @@ def ploomber_build(
         error = f"{_short_error(str(exc))} (full traceback in {folder / 'error.txt'})"
     build_end = datetime.now(UTC)
     # Ploomber reports elapsed seconds, not start times (and hooks would have to be picklable):
-    # tasks run one after another in DAG order, so their starts are the running sum.
+    # tasks run one after another in DAG order, so their starts are the running sum. A failed build
+    # gives no report at all: then a task that ran ends when Ploomber stamped its product's metadata.
     outcomes = []
     clock = build_start
     for name in dag:
         task = dag[name]
         status = _status_of(task)
-        elapsed = timedelta(seconds=seconds.get(name, 0.0))
         start = min(clock, build_end)
-        end = min(start + elapsed, build_end) if status != "failed" else build_end
-        clock = start + elapsed
+        if status == "failed":
+            end = build_end
+        elif name in seconds:
+            end = min(start + timedelta(seconds=seconds[name]), build_end)
+        elif status == "success":
+            end = min(max(_finished_at(task) or start, start), build_end)
+        else:
+            end = start
+        clock = end
         reports = _report_files(task) if status == "success" else ()
         outcomes.append(TaskOutcome(name, status, start, end, reports))
     return outcomes, error
+
+
+def _finished_at(task: Any) -> datetime | None:
+    """When Ploomber recorded a task's successful build (its product metadata timestamp)."""
+    try:
+        stamp = task.product.metadata.timestamp
+    except Exception:  # a product without metadata
+        return None
+    return datetime.fromtimestamp(float(stamp), tz=UTC) if stamp is not None else None
 
 
 def run_pipeline(
@@ -214,6 +291,8 @@ def run_pipeline(
     run_id: str | None = None,
     lock_wait_s: float = 0.0,
     build: BuildFunction | None = None,
+    audit: dict[str, Any] | None = None,
+    backfill: bool = False,
 ) -> RunResult:
     """Run the pipeline once under the run lock (`LockedError` if another run holds it).
 
@@ -234,7 +313,8 @@ def run_pipeline(
             meta["recovery"] = recovery.line()
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
         if build is None:
-            build = functools.partial(ploomber_build, env=env_overrides(pipeline, settings, run_id))
+            env = env_overrides(pipeline, settings, run_id, audit=audit, backfill=backfill)
+            build = functools.partial(ploomber_build, env=env)
         try:
             outcomes, error = build(pipeline, folder, force)
         except PipelineError as exc:
@@ -242,6 +322,7 @@ def run_pipeline(
         # rows/commit ids a task recorded itself (track_task) are kept in the runner's record
         reported = {r.task: r for r in history_store(settings).records() if r.run_id == run_id}
         records = []
+        first_task = outcomes[0].name if outcomes else None
         for outcome in outcomes:
             own = reported.get(outcome.name)
             for path in outcome.reports:
@@ -253,6 +334,9 @@ def run_pipeline(
                 shutil.copy2(path, target)
                 if target.suffix == ".ipynb":
                     export_html(target)
+            note = outcome.note
+            if outcome.status == "skipped" and outcome.name == first_task:
+                note = f"{NO_NEW_DATA}: the sources and the code are as at the last run"
             if own is not None and (own.rows is not None or own.commit_ids):
                 commit_ids, rows = own.commit_ids, own.rows
             elif outcome.status == "skipped":
@@ -269,6 +353,7 @@ def run_pipeline(
                     rows=rows,
                     commit_ids=commit_ids,
                     error=error if outcome.status == "failed" else None,
+                    note=note,
                     settings=settings,
                 )
             )
@@ -290,9 +375,16 @@ def run_pipeline(
         # the run's history also goes into the lake: `ops.pipeline_runs` on its own branch `ops`, one
         # commit per run, so `main` only ever moves by promotion
         LakeRunStore(settings, branch=RUN_HISTORY_BRANCH).append_many(records)
-        meta.update(ended_at=ended.isoformat(), status=status, error=error, tasks=[r.to_json() for r in records])
+        result = RunResult(run_id, folder, status, tuple(records), error)
+        meta.update(
+            ended_at=ended.isoformat(),
+            status=status,
+            note=result.note,
+            error=error,
+            tasks=[r.to_json() for r in records],
+        )
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
-        return RunResult(run_id, folder, status, tuple(records), error)
+        return result
     finally:
         lock.release()
 

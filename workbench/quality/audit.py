@@ -49,6 +49,19 @@ class Thresholds:
     max_rejects_pct: float = 5.0  # share of newly ingested records quarantined
     required_tables: tuple[str, ...] = (ENTRIES, FACT, "marts.mrt_glucose_overview")
 
+    @staticmethod
+    def site_keys() -> tuple[str, ...]:
+        """Thresholds a site may set for itself (`audit:` of a site in sites.yaml)."""
+        return ("max_staleness_hours", "max_gap_hours", "gap_severity")
+
+    def for_site(self, overrides: dict[str, Any] | None) -> Thresholds:
+        """These limits with a site's own overrides applied."""
+        if not overrides:
+            return self
+        from dataclasses import replace
+
+        return replace(self, **{k: v for k, v in overrides.items() if k in self.site_keys()})
+
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> Thresholds:
         params = dict(params or {})
@@ -100,6 +113,12 @@ class AuditReport:
             f"{len(self.failed)} failed, {len(self.warnings)} warnings"
         )
 
+    def note(self) -> str | None:
+        """The warnings in one line (kept in the run history), or None."""
+        if not self.warnings:
+            return None
+        return f"{len(self.warnings)} warning(s): " + "; ".join(f"{c.name}: {c.detail}" for c in self.warnings)[:1500]
+
     def to_frame(self) -> Any:
         import pandas as pd
 
@@ -109,7 +128,7 @@ class AuditReport:
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {**asdict(self), "passed": self.passed}
+        payload = {**asdict(self), "passed": self.passed, "note": self.note()}
         path.write_text(json.dumps(payload, indent=2))
         return path
 
@@ -121,6 +140,7 @@ class AuditReport:
             raise AuditFailedError(f"cannot read the audit report {path}: {exc}; run the audit task first") from None
         checks = [Check(**c) for c in data.pop("checks")]
         data.pop("passed", None)
+        data.pop("note", None)
         return cls(**data, checks=checks)
 
 
@@ -141,25 +161,75 @@ def check_required_tables(dev: Lakehouse, t: Thresholds) -> list[Check]:
     return [Check("required tables", "pass", f"{len(t.required_tables)} present")]
 
 
-def check_freshness(dev: Lakehouse, t: Thresholds, now: datetime) -> list[Check]:
+@dataclass(frozen=True)
+class SourceState:
+    """What one site's source had when the run asked it (from the ingest report)."""
+
+    site_id: str
+    patient_id: str
+    source_time: datetime | None  # the source's clock
+    new_rows: int = 0
+    audit: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_ingest_report(cls, path: Path | str | None) -> list[SourceState]:
+        """The sites of an ingest report (`IngestReport.save`); empty when there is none."""
+        if path is None or not Path(path).is_file():
+            return []
+        data = json.loads(Path(path).read_text())
+        out = []
+        for site in data.get("sites", []):
+            stamp = site.get("source_time")
+            out.append(
+                cls(
+                    site_id=str(site["site_id"]),
+                    patient_id=str(site["patient_id"]),
+                    source_time=datetime.fromisoformat(stamp) if stamp else None,
+                    new_rows=int(site.get("new", 0)) + int(site.get("treatments_new", 0)),
+                    audit=dict(site.get("audit") or {}),
+                )
+            )
+        return out
+
+
+def check_freshness(
+    dev: Lakehouse,
+    t: Thresholds,
+    now: datetime,
+    sources: list[SourceState] | None = None,
+    backfill: bool = False,
+) -> list[Check]:
+    """Per site: how long before the source's own clock its newest reading is. A site that stopped
+    uploading is a warning (it never holds back other patients' data); in a backfill run old data
+    is expected and only reported."""
     if ENTRIES not in dev.tables():
         return []
-    frame = dev.sql(
-        f"select patient_id, max(date) as newest_ms from {quote_table(ENTRIES)} group by patient_id order by 1"
-    )
+    columns = set(dev.table(ENTRIES).schema().column_names)
+    key = "site_id" if "site_id" in columns else "patient_id"
+    frame = dev.sql(f"select {key} as site, max(date) as newest_ms from {quote_table(ENTRIES)} group by 1 order by 1")
+    known = {s.site_id: s for s in sources or []}
     checks = []
     for row in frame.itertuples(index=False):
-        age_h = (now.timestamp() * 1000 - float(row.newest_ms)) / 3_600_000
-        status: Status = "pass" if age_h <= t.max_staleness_hours else "fail"
-        checks.append(
-            Check(
-                f"freshness {row.patient_id}",
-                status,
-                f"newest reading {age_h:.1f} h old (limit {t.max_staleness_hours:g} h)",
-                round(age_h, 2),
-                t.max_staleness_hours,
+        source = known.get(str(row.site))
+        clock = source.source_time if source is not None and source.source_time is not None else now
+        limits = t.for_site(source.audit if source is not None else None)
+        age_h = (clock.timestamp() * 1000 - float(row.newest_ms)) / 3_600_000
+        where = "the source's clock" if source is not None and source.source_time is not None else "now"
+        if backfill:
+            status: Status = "pass"
+            detail = f"backfill: newest reading {age_h:.1f} h before {where} (not judged)"
+        elif age_h <= limits.max_staleness_hours:
+            status, detail = (
+                "pass",
+                f"newest reading {age_h:.1f} h before {where} (limit {limits.max_staleness_hours:g} h)",
             )
-        )
+        else:
+            status = "warn"
+            detail = (
+                f"stale: {row.site} has sent nothing for {age_h:.1f} h before {where} "
+                f"(limit {limits.max_staleness_hours:g} h); other sites are promoted as usual"
+            )
+        checks.append(Check(f"freshness {row.site}", status, detail, round(age_h, 2), limits.max_staleness_hours))
     return checks
 
 
@@ -184,35 +254,51 @@ def check_row_counts(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Che
     return checks
 
 
-def check_gaps(dev: Lakehouse, main: Lakehouse, t: Thresholds) -> list[Check]:
-    """Gaps between consecutive readings in data newer than what `main` already has."""
+def check_gaps(
+    dev: Lakehouse, main: Lakehouse, t: Thresholds, site_thresholds: dict[str, Thresholds] | None = None
+) -> list[Check]:
+    """Gaps between consecutive readings in data newer than what `main` already has, per patient,
+    including the gap between `main`'s last reading and the first new one (the boundary)."""
     if FACT not in dev.tables():
         return []
-    since = None
+    boundaries: dict[str, Any] = {}
     if FACT in main.tables():
-        since = _scalar(main, f"select max(reading_ts_utc) from {quote_table(FACT)}")
-    where = "" if since is None or str(since) == "NaT" else f"where reading_ts_utc > timestamptz '{since}'"
+        frame = main.sql(
+            f"select patient_id, max(reading_ts_utc) as since from {quote_table(FACT)} group by patient_id"
+        )
+        boundaries = {str(r.patient_id): r.since for r in frame.itertuples(index=False) if _present(r.since)}
+    # each patient from its own boundary on (inclusive: main's last reading is the first lag partner)
+    since = "timestamptz '-infinity'"
+    if boundaries:
+        values = ", ".join(f"({_quote(p)}, timestamptz '{ts.isoformat()}')" for p, ts in boundaries.items())
+        since = "coalesce(b.since, timestamptz '-infinity')"
+        source = f"{quote_table(FACT)} f left join (values {values}) as b(patient_id, since) using (patient_id)"
+    else:
+        source = f"{quote_table(FACT)} f"
     frame = dev.sql(
         f"""
-        select patient_id, max(gap_minutes) as max_gap_minutes from (
-            select patient_id,
-                   date_diff('minute', lag(reading_ts_utc) over (partition by patient_id order by reading_ts_utc),
-                             reading_ts_utc) as gap_minutes
-            from {quote_table(FACT)} {where}
-        ) group by patient_id order by 1
+        select patient_id, max(gap_minutes) as max_gap_minutes, count(*) as new_readings from (
+            select patient_id, reading_ts_utc, since_ts,
+                   (epoch(reading_ts_utc) - epoch(lag(reading_ts_utc) over (
+                        partition by patient_id order by reading_ts_utc))) / 60.0 as gap_minutes
+            from (select patient_id, reading_ts_utc, {since} as since_ts from {source})
+            where reading_ts_utc >= since_ts
+        ) where reading_ts_utc > since_ts group by patient_id order by 1
         """
     )
     checks = []
     for row in frame.itertuples(index=False):
-        gap_h = float(row.max_gap_minutes or 0) / 60
-        status: Status = "pass" if gap_h <= t.max_gap_hours else t.gap_severity
+        limits = (site_thresholds or {}).get(str(row.patient_id), t)
+        gap_h = float(row.max_gap_minutes) / 60 if _present(row.max_gap_minutes) else 0.0
+        status: Status = "pass" if gap_h <= limits.max_gap_hours else limits.gap_severity
         checks.append(
             Check(
                 f"gaps {row.patient_id}",
                 status,
-                f"longest gap in new data {gap_h:.1f} h (limit {t.max_gap_hours:g} h)",
+                f"longest gap in new data {gap_h:.1f} h over {int(row.new_readings)} new readings "
+                f"(limit {limits.max_gap_hours:g} h)",
                 round(gap_h, 2),
-                t.max_gap_hours,
+                limits.max_gap_hours,
             )
         )
     return checks
@@ -236,6 +322,17 @@ def check_reading_dates(dev: Lakehouse, now: datetime) -> list[Check]:
             0.0,
         )
     ]
+
+
+def _present(value: Any) -> bool:
+    """False for None / NaN / NaT / pd.NA (whose truth value is ambiguous)."""
+    import pandas as pd
+
+    return value is not None and not bool(pd.isna(value))
+
+
+def _quote(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def check_value_ranges(dev: Lakehouse, t: Thresholds) -> list[Check]:
@@ -317,8 +414,11 @@ def run_audit(
     thresholds: Thresholds | None = None,
     dbt_results: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
+    sources: list[SourceState] | None = None,
+    backfill: bool = False,
 ) -> AuditReport:
-    """Run every check on `branch`, comparing with `baseline` (the last promoted state)."""
+    """Run every check on `branch`, comparing with `baseline` (the last promoted state); `sources`
+    (from the ingest report) give each site's clock and its own thresholds."""
     t = thresholds or Thresholds()
     now = now or datetime.now(UTC)
     dev, main = Lakehouse(branch), Lakehouse(baseline)
@@ -329,9 +429,10 @@ def run_audit(
         commit_id=dev.lake.resolve(branch).commit_id,
     )
     report.checks += check_required_tables(dev, t)
-    report.checks += check_freshness(dev, t, now)
+    report.checks += check_freshness(dev, t, now, sources, backfill)
     report.checks += check_row_counts(dev, main, t)
-    report.checks += check_gaps(dev, main, t)
+    per_patient = {s.patient_id: t.for_site(s.audit) for s in sources or [] if s.audit}
+    report.checks += check_gaps(dev, main, t, per_patient)
     report.checks += check_value_ranges(dev, t)
     report.checks += check_reading_dates(dev, now)
     report.checks += check_rejects(dev, main, t)
@@ -364,8 +465,13 @@ def audit(
     thresholds: dict[str, Any] | Thresholds | None = None,
     report_path: Path | None = None,
     dbt_tests: bool = True,
+    ingest_report: Path | str | None = None,
+    backfill: bool = False,
 ) -> AuditReport:
-    """The pipeline's audit step: dbt tests on `branch`, then every check; saves the report if asked."""
+    """The pipeline's audit step: dbt tests on `branch`, then every check; saves the report if asked.
+
+    `ingest_report` (the ingest task's JSON) lets freshness be judged per site against the source's
+    clock and with the site's own thresholds; `backfill` reports old data without judging it."""
     limits = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_params(thresholds)
     results = None
     if dbt_tests:
@@ -375,10 +481,57 @@ def audit(
         results = [{"name": t.name, "status": t.status, "failures": t.failures} for t in outcome.tests]
         if outcome.error and not results:
             results = [{"name": "dbt test", "status": "error", "failures": None}]
-    report = run_audit(branch, baseline, limits, dbt_results=results)
+    sources = SourceState.from_ingest_report(ingest_report)
+    report = run_audit(branch, baseline, limits, dbt_results=results, sources=sources, backfill=backfill)
     if report_path is not None:
         report.save(Path(report_path))
+    write_metrics(report)
     return report
+
+
+def metrics_path(settings: Any = None) -> Path:
+    """The Prometheus text file the audit leaves for alerting (node-exporter textfile format)."""
+    from workbench.settings import get_settings
+
+    return (settings or get_settings()).home / "metrics" / "cascade_audit.prom"
+
+
+def write_metrics(report: AuditReport, path: Path | None = None) -> Path:
+    """Per-site staleness gauges and the audit verdict, replaced atomically on every audit:
+    `cascade_site_staleness_hours{site}`, `cascade_site_stale{site}` (1 = warned), `cascade_audit_passed`,
+    `cascade_audit_warnings`. An alert rule such as `cascade_site_stale == 1` pages on a silent site."""
+    target = path or metrics_path()
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lines = [
+        "# HELP cascade_site_staleness_hours Hours between a site's newest reading and the source's clock.",
+        "# TYPE cascade_site_staleness_hours gauge",
+    ]
+    fresh = [c for c in report.checks if c.name.startswith("freshness ") and c.value is not None]
+    for c in fresh:
+        lines.append(f'cascade_site_staleness_hours{{site="{_label(c.name[10:])}"}} {c.value}')
+    lines += [
+        "# HELP cascade_site_stale 1 when the audit warned that a site is stale.",
+        "# TYPE cascade_site_stale gauge",
+    ]
+    for c in fresh:
+        lines.append(f'cascade_site_stale{{site="{_label(c.name[10:])}"}} {1 if c.status != "pass" else 0}')
+    lines += [
+        "# HELP cascade_audit_passed 1 when the last audit passed.",
+        "# TYPE cascade_audit_passed gauge",
+        f"cascade_audit_passed {1 if report.passed else 0}",
+        "# HELP cascade_audit_warnings Warnings of the last audit.",
+        "# TYPE cascade_audit_warnings gauge",
+        f"cascade_audit_warnings {len(report.warnings)}",
+    ]
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(target)
+    return target
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def promote_audited(report_path: Path, target: str = "main") -> str | None:

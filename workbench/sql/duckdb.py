@@ -196,7 +196,11 @@ class RefSession:
             schema = table.schemas()[schema_id] if schema_id is not None else table.schema()
             empty = schema.as_arrow().empty_table()
             holder = f"__cascade_empty_{ns}_{name}"
-            self.con.register(holder, empty)
+            # a real (empty) table, not a registered Arrow object: other cursors of the connection
+            # (dbt's) see tables but not registrations
+            self.con.register(holder + "_arrow", empty)
+            self.con.execute(f"create or replace table {holder} as select * from {holder}_arrow")
+            self.con.unregister(holder + "_arrow")
             self.con.execute(f"create or replace view {view} as select * from {holder}")
         return view
 

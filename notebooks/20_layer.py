@@ -11,24 +11,28 @@
 # ---
 
 # %% [markdown]
-# # Bronze — staging models
+# # One dbt layer — bronze, silver, gold or marts
 #
-# Runs `dbt build --select bronze` (models, data tests, unit tests) on the chosen branch through
-# dbt's Python runner; every model is written as an Iceberg table on that branch.
+# Runs `dbt build --select <layer>` (models, data tests, unit tests) on the chosen branch through
+# dbt's Python runner; every model is written as an Iceberg table on that branch. The pipeline uses
+# this notebook for four tasks (`bronze`, `silver`, `gold`, `marts`), each with its own `layer`.
 
 # %% tags=["parameters"]
 upstream = None
 product = None
+layer = "bronze"
 branch = "dev"
 full_refresh = False
+models = None  # a digest of the dbt project: a changed model makes this task outdated
 sample_table = "bronze.stg_glucose_entries"
 
 # %%
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from workbench.transform import build
 
-result = build(select="bronze", branch=branch, full_refresh=full_refresh)
+display(Markdown(f"## Layer `{layer}` on branch `{branch}`"))
+result = build(select=layer, branch=branch, full_refresh=full_refresh)
 result.summary()
 
 # %% [markdown]

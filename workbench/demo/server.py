@@ -6,8 +6,11 @@ Each simulated patient is one Nightscout site under a path prefix: `http://host:
 (entries), `find[created_at][...]` (treatments, devicestatus), `find[type]`, `count` (default 10);
 newest first, like Nightscout. Auth: `api-secret` header = SHA-1 hex of the secret, or `?token=`.
 
-Test hooks live on `DemoControl`: inject 5xx responses, add late records, add a new field, let time
-pass. Malformed demo documents are matched by a hidden serve date, so the date filters reach them
+Test hooks live on `DemoControl` (scriptable events, no wall clock): set or advance the simulated
+clock (`set_time`, `advance`: a new reading every 5 simulated minutes), take a site down (`site_down`
+→ 5xx until `site_up`), inject single failures (`fail_next`), a sensor gap or a late upload
+(`dataset.hide`), the same readings from a second device (`dataset.duplicate_device`), a new patient
+(`dataset.add_patient`), late records and new fields. Malformed demo documents are matched by a hidden serve date, so the date filters reach them
 even where MongoDB would not (e.g. a string `date`).
 """
 
@@ -26,7 +29,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from workbench.ingest.simulate import DemoDataset, PatientData
+from workbench.demo.simulate import DemoDataset, PatientData, iso_ms
 
 DEFAULT_COUNT = 10
 _OPS = ("$gt", "$gte", "$lt", "$lte")
@@ -52,12 +55,24 @@ class DemoControl:
     extra_fields: dict[str, Any] = field(default_factory=dict)
     requests: int = 0
     failures_served: int = 0
+    down: dict[str, int] = field(default_factory=dict)  # patient id -> HTTP status while down
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, times: int = 1, status: int = 503) -> None:
         """The next `times` API requests answer `status` (e.g. 503 or 429)."""
         with self.lock:
             self.fail_queue.extend([status] * times)
+
+    def site_down(self, patient_id: str, status: int = 503) -> None:
+        """Every request to this patient's site answers `status` until `site_up`."""
+        self.down[patient_id] = status
+
+    def site_up(self, patient_id: str) -> None:
+        self.down.pop(patient_id, None)
+
+    def set_time(self, when: Any) -> None:
+        """Set the simulated clock (datetime or epoch ms); see `DemoDataset.set_time`."""
+        self.dataset.set_time(when)
 
     def add_field(self, name: str, value: Any) -> None:
         """From now on every entry carries `name: value` (a new uploader field)."""
@@ -128,11 +143,20 @@ def _entries(
     if etype in (None, "sgv"):
         a = int(np.searchsorted(patient.dates, lo, side="left"))
         b = int(np.searchsorted(patient.dates, hi, side="right"))
-        for i in range(b - 1, max(a, b - count) - 1, -1):
+        now = control.dataset.visible_until
+        taken = 0
+        for i in range(b - 1, a - 1, -1):
+            if taken >= count:
+                break
+            if patient.hidden and not patient.served(i, now):
+                continue
+            taken += 1
             doc = patient.sgv_document(i)
             docs.append((doc["date"], doc))
             if patient.duplicated[i]:
                 docs.append((doc["date"], dict(doc)))
+            if patient.second_device is not None and doc["date"] > patient.second_device_since:
+                docs.append((doc["date"], patient.second_device_document(i)))
     for doc in patient.extra_entries:
         serve = doc["_serve_date"]
         if lo <= serve <= hi and (etype is None or doc.get("type") == etype):
@@ -168,6 +192,12 @@ def create_app(control: DemoControl) -> FastAPI:
             control.failures_served += 1
             headers = {"Retry-After": "0"} if status == 429 else {}
             return Response(orjson.dumps({"status": status, "message": "injected failure"}), status, headers)
+        outage = control.down.get(
+            patient_id or (control.dataset.members[0].patient_id if control.dataset.members else "")
+        )
+        if outage is not None:
+            control.failures_served += 1
+            return Response(orjson.dumps({"status": outage, "message": "site down"}), outage)
         supplied = request.headers.get("api-secret")
         if supplied != secret_hash and request.query_params.get("token") != token:
             return Response(orjson.dumps({"status": 401, "message": "Unauthorized"}), 401)
@@ -211,8 +241,9 @@ def create_app(control: DemoControl) -> FastAPI:
                 "status": "ok",
                 "name": "nightscout",
                 "version": "15.0.3-cascade-demo",
-                "serverTime": datetime.now().astimezone().isoformat(),
-                "serverTimeEpoch": int(time.time() * 1000),
+                # the simulation's clock (newest visible reading), not the wall clock
+                "serverTime": iso_ms(control.dataset.visible_until),
+                "serverTimeEpoch": control.dataset.visible_until,
                 "apiEnabled": True,
                 "careportalEnabled": True,
                 "settings": {

@@ -83,6 +83,22 @@ class PatientData:
     treatments: list[dict[str, Any]] = field(default_factory=list)
     devicestatus: list[dict[str, Any]] = field(default_factory=list)
     counter: int = 0
+    # scripted events: hidden windows (start ms, end ms, served from ms) and a second uploader
+    hidden: list[tuple[int, int, int]] = field(default_factory=list)
+    second_device: str | None = None
+    second_device_since: int = 0
+
+    def served(self, i: int, now: int) -> bool:
+        """Whether reading i is served at clock `now` (not in a hidden window not yet released)."""
+        ms = int(self.dates[i])
+        return not any(lo <= ms < hi and now < release for lo, hi, release in self.hidden)
+
+    def second_device_document(self, i: int) -> dict[str, Any]:
+        """Reading i as the second uploader sends it (its own `_id`, the same time and value)."""
+        doc = self.sgv_document(i)
+        doc["_id"] = object_id(int(self.dates[i]), self.salt, f"dev2:{self.second_device}")
+        doc["device"] = str(self.second_device)
+        return doc
 
     def next_id(self, ms: int) -> str:
         """A fresh ObjectId for a document created now by the server (late records, tests)."""
@@ -389,7 +405,48 @@ class DemoDataset:
 
     def advance(self, minutes: float) -> None:
         """Let time pass: readings up to `visible_until + minutes` become visible."""
-        self.visible_until += int(minutes * 60_000)
+        self.set_time(self.visible_until + int(minutes * 60_000))
+
+    def set_time(self, when: datetime | int) -> None:
+        """The simulated clock (a datetime or epoch ms): what a site has uploaded up to now is served,
+        a new reading every 5 simulated minutes. Time never runs backwards, and cannot pass the
+        simulated horizon (`days + reserve_days`)."""
+        ms = int(when.timestamp() * 1000) if isinstance(when, datetime) else int(when)
+        horizon = self.start_ms + int((self.days + self.reserve_days) * DAY_MS)
+        if ms > horizon:
+            raise ValueError(f"the demo clock cannot pass {iso_ms(horizon)} (simulated horizon); raise reserve_days")
+        self.visible_until = max(self.visible_until, ms)
+
+    @property
+    def now(self) -> datetime:
+        """The simulated clock."""
+        return datetime.fromtimestamp(self.visible_until / 1000, tz=UTC)
+
+    def add_patient(self) -> PatientData:
+        """A new patient joins (the next simulated index), with history up to now like the others."""
+        n_steps = int((self.days + self.reserve_days) * 288)
+        member = simulate_patient(self.seed, len(self.members), self.start_ms, n_steps)
+        self.members.append(member)
+        self.patients = len(self.members)
+        return member
+
+    def hide(self, patient_id: str, start: datetime, end: datetime, until: datetime | None = None) -> int:
+        """Readings of [start, end) are not served — a sensor gap (`until=None`: never) or a late
+        upload (served once the clock reaches `until`). Returns how many readings that is."""
+        patient = self.patient(patient_id)
+        assert patient is not None, patient_id
+        lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        release = int(until.timestamp() * 1000) if until is not None else 2**62
+        patient.hidden.append((lo, hi, release))
+        return int(np.count_nonzero((patient.dates >= lo) & (patient.dates < hi)))
+
+    def duplicate_device(self, patient_id: str, device: str = "xdrip-follower") -> None:
+        """From now on every reading is uploaded twice: also by a second device, with its own `_id`
+        (same time and value) — the same readings from two uploaders."""
+        patient = self.patient(patient_id)
+        assert patient is not None, patient_id
+        patient.second_device = device
+        patient.second_device_since = self.visible_until
 
     def add_late_entries(self, patient_id: str, count: int, minutes_ago: float) -> list[dict[str, Any]]:
         """Documents dated `minutes_ago` before the newest visible reading, uploaded only now."""

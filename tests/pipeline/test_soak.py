@@ -1,0 +1,183 @@
+"""The soak test: scheduled runs through a simulated week against the live demo server.
+
+Every run either promotes or fails with a named reason; at the end `main` equals a from-scratch
+full-refresh build on the same raw data (table by table, value by value, 1e-9) and PostgreSQL
+equals `main`. The short form (a day and a half, the same kinds of events) runs in `make test`;
+`make soak` sets CASCADE_SOAK=full for >= 50 runs over a week.
+
+Events: a late upload inside the overlap window, a 10-hour sensor gap, a site down for two runs
+(5xx), a run with nothing new, a patient added mid-run, the European DST change (2026-03-29), the
+same readings uploaded by two devices. Runs use `workbench.pipeline.warm.run_warm` (the pipeline's
+steps in one warm process); clocks are simulated, never the wall clock.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.publish.conftest import make_pg_home, remove_pg_home
+
+FULL = os.environ.get("CASCADE_SOAK") == "full"
+START = datetime(2026, 3, 26, 12, 0, tzinfo=UTC) if FULL else datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+RUNS = 56 if FULL else 8
+STEP = timedelta(days=7) / RUNS if FULL else timedelta(hours=4)
+SECRET_ENV = "CASCADE_TEST_SOAK_SECRET"
+SECRET = "soak-secret-never-printed"
+LAYERS = ("bronze.", "silver.", "gold.", "marts.")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    from workbench.settings import get_settings
+
+    home = make_pg_home()
+    monkeypatch.setenv("CASCADE_HOME", str(home))
+    monkeypatch.setenv("CASCADE_PROFILE", "embedded")
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    monkeypatch.chdir(home)  # no ./sites.yaml of the project in the way
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+    remove_pg_home(home)
+
+
+def _sites_yaml(home: Path, server: Any) -> None:
+    lines = ["sites:"]
+    for member in server.control.dataset.members:
+        lines += [
+            f"  - id: soak-{member.patient_id}",
+            f"    patient_id: {member.patient_id}",
+            f"    url: {server.site_url(member.patient_id)}",
+            f"    time_zone: {member.time_zone}",
+            f"    secret_env: {SECRET_ENV}",
+        ]
+    (home / "sites.yaml").write_text("\n".join(lines) + "\n")
+
+
+def _events(i: int) -> list[str]:
+    """What happens before run i (at distinct runs, spread over the schedule)."""
+    step = max(1, RUNS // 8)
+    at = {
+        1 * step: ["late upload"],
+        2 * step: ["sensor gap"],
+        3 * step: ["site down"],  # down for this run and the next
+        5 * step: ["site up", "two devices"],
+        6 * step: ["nothing new"],
+        7 * step: ["new patient"],
+    }
+    return at.get(i, [])
+
+
+def _frame(lh: Any, table: str) -> pd.DataFrame:
+    frame = lh.sql(f"select * from {table}")
+    frame = frame[sorted(frame.columns)]
+    return frame.sort_values(list(frame.columns), kind="mergesort", ignore_index=True, na_position="first")
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame, where: str) -> None:
+    assert list(a.columns) == list(b.columns), where
+    assert len(a) == len(b), f"{where}: {len(a)} rows vs {len(b)}"
+    for column in a.columns:
+        left, right = a[column].tolist(), b[column].tolist()
+        for x, y in zip(left, right, strict=True):
+            if isinstance(x, float) or isinstance(y, float):
+                if x is None or y is None or (isinstance(x, float) and math.isnan(x)):
+                    assert (x is None or math.isnan(x)) and (y is None or math.isnan(float(y))), (where, column, x, y)
+                    continue
+                assert abs(float(x) - float(y)) <= 1e-9 * max(1.0, abs(float(x))), (where, column, x, y)
+            else:
+                assert (pd.isna(x) and pd.isna(y)) if not isinstance(x, list | tuple) and pd.isna(x) else x == y, (
+                    where,
+                    column,
+                    x,
+                    y,
+                )
+
+
+def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path) -> None:
+    from workbench.demo.server import DemoServer
+    from workbench.demo.simulate import DemoDataset
+    from workbench.ingest.client import RetryPolicy
+    from workbench.lakehouse import Lakehouse
+    from workbench.pipeline.warm import run_warm
+    from workbench.publish.postgres import connect
+    from workbench.publish.publisher import load_config, publish_marts
+    from workbench.transform.runner import build
+
+    dataset = DemoDataset(seed=42, patients=2, days=2, end=START, reserve_days=RUNS * STEP / timedelta(days=1) + 1)
+    fast = RetryPolicy(attempts=2, base_seconds=0.01, max_seconds=0.02)
+    log: list[tuple[datetime, list[str], str, str | None]] = []
+    with DemoServer(dataset, secret=SECRET) as server:
+        _sites_yaml(home, server)
+        clock = START
+        for i in range(RUNS):
+            events = _events(i)
+            for event in events:
+                if event == "late upload":  # two hours held back at this run, uploaded by the next (overlap 6 h)
+                    run_at = clock + STEP
+                    dataset.hide("p001", run_at - timedelta(hours=3), run_at - timedelta(hours=1), until=run_at + STEP)
+                elif event == "sensor gap":
+                    dataset.hide("p002", clock, clock + timedelta(hours=10))
+                elif event == "site down":
+                    server.control.site_down("p002")
+                elif event == "site up":
+                    server.control.site_up("p002")
+                elif event == "two devices":
+                    dataset.duplicate_device("p001")
+                elif event == "new patient":
+                    dataset.add_patient()
+                    _sites_yaml(home, server)
+            if "nothing new" not in events:
+                clock += STEP
+                server.control.set_time(clock)
+            outcome = run_warm(publish=False, retry=fast)
+            log.append((clock, events, outcome.status, outcome.reason))
+            assert outcome.status in ("promoted", "no new data") or outcome.reason, log[-1]
+        server.control.site_up("p002")
+        clock += STEP
+        server.control.set_time(clock)
+        final = run_warm(publish=False, retry=fast)
+        log.append((clock, ["final"], final.status, final.reason))
+
+    statuses = [status for _, _, status, _ in log]
+    assert final.status == "promoted", log
+    assert "no new data" in statuses, log
+    down = [entry for entry in log if entry[2] == "failed"]
+    # only the two runs while the site was down failed, each naming the site
+    down_runs = {3 * max(1, RUNS // 8), 3 * max(1, RUNS // 8) + 1}
+    assert {i for i, entry in enumerate(log) if entry[2] == "failed"} == down_runs, log
+    assert all("p002" in (reason or "") for *_, reason in down), down
+
+    # main equals a from-scratch full-refresh build on the same raw data
+    main = Lakehouse("main")
+    main.lake.create_branch("rebuild", "main")
+    rebuilt = build(branch="rebuild", full_refresh=True)
+    assert rebuilt.success, rebuilt.failures()
+    rebuild = Lakehouse("rebuild")
+    tables = [t for t in main.tables() if t.startswith(LAYERS)]
+    assert {"silver.fct_glucose_readings", "marts.mrt_glucose_daily_metrics"} <= set(tables)
+    for table in tables:
+        _same(_frame(main, table), _frame(rebuild, table), table)
+    patients = main.sql("select count(distinct patient_id) as n from silver.fct_glucose_readings")["n"][0]
+    assert int(patients) == 3  # the patient added mid-run is there
+
+    # PostgreSQL equals main
+    publish_marts("main")
+    config = load_config()
+    with connect() as con:
+        for spec in config.tables:
+            cur = con.execute(f'select * from "{config.schema}"."{spec.name}"')
+            published = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+            lake = main.sql(f"select * from {spec.source}")
+            assert len(published) == len(lake), spec.name
+            assert sorted(published.columns) == sorted(lake.columns), spec.name
