@@ -413,9 +413,7 @@ class GlucoseSummary:
     pct_high: float
     pct_very_high: float
     pct_below_70: float
-    pct_below_54: float
     pct_above_180: float
-    pct_above_250: float
     pct_tight_range: float
     gri: float
     lbgi: float
@@ -449,9 +447,7 @@ def summarize(glucose: npt.ArrayLike, times_s: npt.ArrayLike, days: Sequence[obj
         pct_high=above_180 - above_250,
         pct_very_high=above_250,
         pct_below_70=below_70,
-        pct_below_54=below_54,
         pct_above_180=above_180,
-        pct_above_250=above_250,
         pct_tight_range=pct_in_range(g, 70, 140),
         gri=gri(g),
         lbgi=lbgi(g),

@@ -194,9 +194,9 @@ def test_seed_overview_and_agp(lake: Lake) -> None:
     day = fct[(fct["patient_id"] == "p001") & (fct["reading_date"] == fct["reading_date"].min())]
     first = overview.iloc[0]
     assert first["reading_count"] == len(day)
-    assert first["avg_glucose"] == pytest.approx(day["glucose_value"].mean())
-    assert first["pct_low"] == pytest.approx(100 * (day["glucose_value"] < 70).mean())
-    assert first["pct_high"] == pytest.approx(100 * (day["glucose_value"] > 180).mean())
+    assert first["mean_glucose"] == pytest.approx(day["glucose_value"].mean())
+    assert first["pct_below_70"] == pytest.approx(100 * (day["glucose_value"] < 70).mean())
+    assert first["pct_above_180"] == pytest.approx(100 * (day["glucose_value"] > 180).mean())
     agp = _table("marts.mrt_agp_profile")
     assert set(agp.groupby("patient_id").size()) == {96}
     bin_rows = fct[(fct["patient_id"] == "p001") & (fct["reading_minute_of_day"] // 15 == 32)]
