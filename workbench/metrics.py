@@ -671,6 +671,9 @@ def _gquantiles(values: FloatArray, group: IntArray, n: int, probs: Sequence[flo
     return out
 
 
+grouped_quantiles = _gquantiles
+
+
 def _lag_diff(grid: Grid, lag: int) -> tuple[FloatArray, IntArray]:
     """g(k + lag) − g(k) within each group (NaN where either side is NaN), and the group of each."""
     if grid.v.size <= lag:
