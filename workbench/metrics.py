@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -65,7 +66,7 @@ def cv_glucose(glucose: npt.ArrayLike) -> float:
 
 def gmi(glucose: npt.ArrayLike) -> float:
     """Glucose Management Indicator (%): 3.31 + 0.02392·mean (Bergenstal 2018)."""
-    return 3.31 + 0.02392 * mean_glucose(glucose)
+    return float(gmi_from_mean(mean_glucose(glucose)))
 
 
 def ea1c(glucose: npt.ArrayLike) -> float:
@@ -100,13 +101,28 @@ def pct_above(glucose: npt.ArrayLike, threshold: float) -> float:
     return _share(g > threshold)
 
 
+GRI_WEIGHTS = (3.0, 2.4, 1.6, 0.8)  # very low, low, very high, high (Klonoff 2023)
+
+
+def gri_from_ranges(very_low: Any, low: Any, high: Any, very_high: Any) -> Any:
+    """Glycemia Risk Index from the percentages of the four out-of-range bands (< 54, 54–69,
+    181–250, > 250), capped at 100 (Klonoff et al., J Diabetes Sci Technol 2023). Scalars or arrays."""
+    w_vlow, w_low, w_vhigh, w_high = GRI_WEIGHTS
+    return np.minimum(w_vlow * very_low + w_low * low + w_vhigh * very_high + w_high * high, 100.0)
+
+
+def gmi_from_mean(mean: Any) -> Any:
+    """Glucose Management Indicator (%) from mean glucose in mg/dL (Bergenstal 2018)."""
+    return 3.31 + 0.02392 * mean
+
+
 def gri(glucose: npt.ArrayLike) -> float:
     """Glycemia Risk Index (Klonoff 2023), capped at 100."""
     very_low = pct_below(glucose, 54)
     low = pct_below(glucose, 70) - very_low
     very_high = pct_above(glucose, 250)
     high = pct_above(glucose, 180) - very_high
-    return min(3.0 * very_low + 2.4 * low + 1.6 * very_high + 0.8 * high, 100.0)
+    return float(gri_from_ranges(very_low, low, high, very_high))
 
 
 def _risk(glucose: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -732,7 +748,7 @@ def reading_metrics(r: GroupedReadings) -> dict[str, FloatArray]:
         "mean_glucose": mean,
         "sd_glucose": sd,
         "cv_glucose": 100.0 * _div(sd, mean),
-        "gmi": 3.31 + 0.02392 * mean,
+        "gmi": gmi_from_mean(mean),
         "ea1c": (mean + 46.7) / 28.7,
         "pct_very_low": very_low,
         "pct_low": share((g >= 54) & (g < 70)),
@@ -744,9 +760,7 @@ def reading_metrics(r: GroupedReadings) -> dict[str, FloatArray]:
         "pct_tight_range": share((g >= 70) & (g <= 140)),
         "pct_63_140": share((g >= 63) & (g <= 140)),
         "pct_above_140": share(g > 140),
-        "gri": np.minimum(
-            3.0 * very_low + 2.4 * (below_70 - very_low) + 1.6 * very_high + 0.8 * (above_180 - very_high), 100.0
-        ),
+        "gri": gri_from_ranges(very_low, below_70 - very_low, above_180 - very_high, very_high),
         "lbgi": _gmean(rl, grp, n),
         "hbgi": _gmean(rh, grp, n),
         "j_index": 0.001 * (mean + sd) ** 2,
@@ -1066,4 +1080,40 @@ def all_metrics(r: GroupedReadings, *, with_mage: bool = True) -> dict[str, Floa
     out["grid_days"] = days
     out.update(episode_rates(episodes_of(grid), days))
     out["pgs"] = pgs_from(out["gvp"], out["pct_in_range"], out["mean_glucose"], grid)
+    return out
+
+
+# ---- AGP --------------------------------------------------------------------------------------
+
+AGP_PERCENTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))
+
+
+def agp_profile(r: GroupedReadings, group_tz: Sequence[str]) -> dict[str, npt.NDArray[Any]]:
+    """AGP of every group: percentiles 5/25/50/75/95 (R type 7) of the interpolated 5-minute grid
+    values per local time of day (iglu ``agp`` on ``CGMS2DayByDay``; unsmoothed). Returns columns
+    group, minute_of_day, grid_points, p05 … p95 (one row per group and 5-minute time of day)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    grid = build_grid(r)
+    ok = ~np.isnan(grid.v)
+    minute = np.zeros(grid.t.size, dtype=np.int64)
+    for gi in np.unique(grid.group):
+        sel = grid.group == gi
+        zone = ZoneInfo(group_tz[gi] or "UTC")
+        hour = (grid.t[sel] // 3600).astype(np.int64)
+        hours = np.unique(hour)  # UTC offsets per hour: a few DST changes at most
+        offs = np.array([(datetime.fromtimestamp(h * 3600, zone).utcoffset()).total_seconds() for h in hours])  # type: ignore[union-attr]
+        local = grid.t[sel] + offs[np.searchsorted(hours, hour)]
+        minute[sel] = ((local % SECONDS_PER_DAY) // 60).astype(np.int64)
+    slot = (minute // GRID_MINUTES) * GRID_MINUTES
+    keys, inverse = np.unique((grid.group * 1440 + slot)[ok], return_inverse=True)
+    qs = _gquantiles(grid.v[ok], inverse.reshape(-1).astype(np.int64), keys.size, [q for _, q in AGP_PERCENTILES])
+    out: dict[str, npt.NDArray[Any]] = {
+        "group": keys // 1440,
+        "minute_of_day": keys % 1440,
+        "grid_points": np.bincount(inverse.reshape(-1), minlength=keys.size),
+    }
+    for (name, _), q in zip(AGP_PERCENTILES, qs, strict=True):
+        out[name] = q
     return out

@@ -46,7 +46,7 @@ PERIODS: tuple[tuple[str, int | None], ...] = (("14d", 14), ("30d", 30), ("90d",
 AGP_DAYS = 14
 SUFFICIENT_DAYS = 14  # consensus: at least 14 days ...
 SUFFICIENT_ACTIVE_PERCENT = 70.0  # ... with at least 70 % of the possible CGM data
-AGP_PERCENTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))
+AGP_PERCENTILES = metrics.AGP_PERCENTILES
 BATCH_READINGS = 2_000_000  # readings per batch of patients (bounds memory)
 EPOCH = date(1970, 1, 1)
 
@@ -465,24 +465,10 @@ def _agp(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
         return pa.table({"patient_id": pa.array([], pa.string())})
     tzs = [patients[p].tz for p in a.patients]
     r = _grouped(*a.select(keep), group=a.pid[keep], tzs=tzs)
-    grid = metrics.build_grid(r)
-    ok = ~np.isnan(grid.v)
-    # local time of day of each grid point: UTC + the patient's offset at that instant
-    minute = np.empty(grid.t.size, dtype=np.int64)
-    for gi in np.unique(grid.group):
-        sel = grid.group == gi
-        zone = ZoneInfo(tzs[gi])
-        ts = grid.t[sel]
-        # offsets change at most a few times in 14 days: evaluate them per hour, then look up
-        hours = np.unique((ts // 3600).astype(np.int64))
-        offs = np.array([datetime.fromtimestamp(h * 3600, zone).utcoffset().total_seconds() for h in hours])  # type: ignore[union-attr]
-        local = ts + offs[np.searchsorted(hours, (ts // 3600).astype(np.int64))]
-        minute[sel] = ((local % 86400) // 60).astype(np.int64)
-    slot = (minute // metrics.GRID_MINUTES) * metrics.GRID_MINUTES
-    key = grid.group * 1440 + slot
-    keys, inverse = np.unique(key[ok], return_inverse=True)
-    qs = metrics.grouped_quantiles(grid.v[ok], inverse.astype(np.int64), keys.size, [q for _, q in AGP_PERCENTILES])
-    points = np.bincount(inverse, minlength=keys.size)
+    prof = metrics.agp_profile(r, tzs)
+    keys = prof["group"] * 1440 + prof["minute_of_day"]
+    points = prof["grid_points"]
+    qs = [prof[name] for name, _ in AGP_PERCENTILES]
     patient_idx = keys // 1440
     end_of = {i: patients[p].last_complete for i, p in enumerate(a.patients)}
     cols: dict[str, Any] = {
