@@ -34,6 +34,9 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 GRID_MINUTES = 5
+MGDL_PER_MMOLL = 18.0  # mg/dL per mmol/L of glucose, as the AGP report converts
+SUFFICIENT_DAYS = 14  # data sufficiency (consensus): at least 14 days ...
+SUFFICIENT_ACTIVE_PERCENT = 70.0  # ... with at least 70 % of the possible CGM data
 INTER_GAP_MINUTES = 45
 MAGE_MAX_GAP_MINUTES = 180
 READINGS_PER_DAY = 24 * 60 // GRID_MINUTES

@@ -30,6 +30,7 @@ MODELS = {
     "marts.mrt_agp_profile",
     "marts.mrt_glucose_weekly",
     "marts.mrt_glucose_episodes",
+    "marts.mrt_treatments_daily",
 }
 DAY_KEYED = {
     "bronze.stg_glucose_entries",
@@ -37,7 +38,7 @@ DAY_KEYED = {
     "marts.mrt_glucose_overview",
     "marts.mrt_glucose_daily_metrics",
 }
-UNIT_TESTS = 5
+UNIT_TESTS = 6
 START = date(2026, 3, 1)
 DAYS = 6
 NEW_DAY = date(2026, 3, 7)
@@ -91,6 +92,7 @@ def _table(name: str, ref: str = "dev") -> pd.DataFrame:
             "week_start",
             "date_day",
             "treatment_id",
+            "treatment_date",
         )
         if c in frame.columns
     ]
@@ -396,3 +398,12 @@ def test_docs_generate_and_cli(lake: Lake) -> None:
     outcome = CliRunner().invoke(app, ["transform", "build", "--select", "gold", "--branch", "dev"])
     assert outcome.exit_code == 0, outcome.output
     assert "gold.dim_patient" in outcome.output and "0 failed" in outcome.output
+
+
+def test_treatments_daily_sums_the_treatments(lake: Lake) -> None:
+    treatments = _table("bronze.stg_treatments")
+    daily = _table("marts.mrt_treatments_daily")
+    assert len(daily) > 0
+    assert daily["carbs_grams"].sum() == pytest.approx(treatments["carbs_grams"].fillna(0).sum())
+    assert daily["bolus_units"].sum() == pytest.approx(treatments["insulin_units"].fillna(0).sum())
+    assert (daily["total_insulin_units"] == daily["bolus_units"] + daily["basal_units"]).all()

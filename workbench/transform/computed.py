@@ -44,8 +44,8 @@ EPISODES = "gold.glucose_episodes"
 AGP = "gold.glucose_agp"
 PERIODS: tuple[tuple[str, int | None], ...] = (("14d", 14), ("30d", 30), ("90d", 90), ("all", None))
 AGP_DAYS = 14
-SUFFICIENT_DAYS = 14  # consensus: at least 14 days ...
-SUFFICIENT_ACTIVE_PERCENT = 70.0  # ... with at least 70 % of the possible CGM data
+SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
+SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
 BATCH_READINGS = 2_000_000  # readings per batch of patients (bounds memory)
 EPOCH = date(1970, 1, 1)
@@ -250,10 +250,12 @@ def materialise(
         agp_parts.append(_agp(arrays, patients))
 
     def write(table: str, parts: list[pa.Table], where: str | None = None) -> None:
-        parts = [p for p in parts if p.num_rows]
-        if not parts:
-            return
-        data = pa.concat_tables(parts)
+        full = [p for p in parts if p.num_rows]
+        if not full:
+            if not parts or _table_exists(lh, table):
+                return
+            full = [max(parts, key=lambda p: p.num_columns)]  # an empty table, so the marts can read it
+        data = pa.concat_tables(full)
         message = f"metrics: {table} ({data.num_rows} rows, as of {as_of.isoformat(timespec='seconds')})"
         if where is not None:
             lh.write(table, data, mode="overwrite", where=where, message=message)
