@@ -645,7 +645,7 @@ def _gsum(values: FloatArray, group: IntArray, n: int) -> FloatArray:
 
 
 def _gcount(mask: npt.NDArray[np.bool_], group: IntArray, n: int) -> FloatArray:
-    return np.bincount(group, weights=mask.astype(np.float64), minlength=n)
+    return np.bincount(group, weights=mask.astype(np.float64), minlength=n).astype(np.float64)
 
 
 def _div(a: FloatArray, b: FloatArray) -> FloatArray:

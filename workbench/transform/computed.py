@@ -313,7 +313,7 @@ class _Arrays:
             ing,
         )
 
-    def select(self, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    def select(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return self.t[mask], self.g[mask], self.day[mask], self.offset[mask]
 
 

@@ -6,6 +6,8 @@ Each figure carries `layout.meta = {"chart": <name>}` so tests and the browser c
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -210,7 +212,7 @@ AGP_SCALE_MGDL = (0.0, 350.0)  # the AGP report's fixed glucose axis
 MARKER_LINES_MGDL = (54.0, 250.0)  # thin reference lines beside the 70–180 target band
 
 
-def _to_unit(values: object, unit: str) -> object:
+def _to_unit(values: Any, unit: str) -> Any:
     from workbench.metrics import MGDL_PER_MMOLL
 
     return values if unit == "mg/dL" else values / MGDL_PER_MMOLL  # type: ignore[operator]
@@ -245,7 +247,7 @@ def report_tir_figure(summary: PeriodSummary, width: int = 330, height: int = 23
         bottom += value
     # forward: at least `gap` apart from 2 % up; backward: at most 98 % at the top (always fits)
     gap, n = 12.0, len(centers)
-    positions = []
+    positions: list[float] = []
     for i, center in enumerate(centers):
         positions.append(max(center, 2.0 + i * gap, positions[-1] + gap if positions else 0.0))
     for i in range(n - 1, -1, -1):
@@ -269,7 +271,7 @@ def report_agp_figure(profile: pd.DataFrame, unit: str = "mg/dL", width: int = 9
     frame = profile.sort_values("minute_of_day")
     hours = frame["minute_of_day"].to_numpy() / 60.0
 
-    def smooth(column: str) -> object:
+    def smooth(column: str) -> Any:
         # a centred moving average over 7 points (35 minutes), circular over midnight
         values = frame[column].astype(float)
         wrapped = pd.concat([values.iloc[-3:], values, values.iloc[:3]])
@@ -280,8 +282,8 @@ def report_agp_figure(profile: pd.DataFrame, unit: str = "mg/dL", width: int = 9
     fig.add_hrect(y0=low, y1=high, fillcolor=BAND_COLOR, line_width=0, layer="below")
     for level in (TARGET_LOW, TARGET_HIGH):
         fig.add_hline(y=_to_unit(float(level), unit), line={"color": "#31a354", "width": 1.2})
-    for level in MARKER_LINES_MGDL:
-        fig.add_hline(y=_to_unit(level, unit), line={"color": "#9ca3af", "width": 0.8, "dash": "dot"})
+    for marker in MARKER_LINES_MGDL:
+        fig.add_hline(y=_to_unit(marker, unit), line={"color": "#9ca3af", "width": 0.8, "dash": "dot"})
     for upper, lower, color in (("p95", "p05", "rgba(8, 81, 156, 0.15)"), ("p75", "p25", "rgba(8, 81, 156, 0.38)")):
         fig.add_trace(go.Scatter(x=hours, y=smooth(upper), mode="lines", line={"width": 0.6, "color": color}))
         fig.add_trace(
@@ -301,7 +303,7 @@ def report_agp_figure(profile: pd.DataFrame, unit: str = "mg/dL", width: int = 9
 
 def report_daily_profiles_figure(
     readings: pd.DataFrame,
-    days: list[object],
+    days: Sequence[object],
     treatments: pd.DataFrame | None = None,
     unit: str = "mg/dL",
     width: int = 990,
