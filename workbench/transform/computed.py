@@ -173,8 +173,10 @@ def materialise(
     settings: Settings | None = None,
     as_of: datetime | None = None,
     full_refresh: bool = False,
+    agp_days: int = AGP_DAYS,
 ) -> ComputeResult:
-    """Compute and write the tables of the module docstring on ``branch``."""
+    """Compute and write the tables of the module docstring on ``branch`` (the AGP over the last
+    ``agp_days`` complete days: dbt var ``agp_days``, 14 by consensus)."""
     from workbench.lakehouse import Lakehouse
 
     settings = settings or get_settings()
@@ -225,6 +227,9 @@ def materialise(
             zip(stored["patient_id"].to_pylist(), [str(d) for d in stored["period_end"].to_pylist()], strict=True)
         )
         period_fresh = stored_key == bounds_key
+        if _table_exists(lh, AGP):
+            stored_days = lh.sql_arrow(f"select distinct period_days from {AGP}")["period_days"].to_pylist()
+            period_fresh = period_fresh and stored_days in ([agp_days], [])
     if not changed:
         result.skipped += [DAILY, WEEKLY]
     if period_fresh:
@@ -247,7 +252,7 @@ def materialise(
             weekly_parts.append(_weekly(arrays, patients, changed))
         period_parts.append(_periods(arrays, patients))
         episode_parts.append(_episodes(arrays, patients))
-        agp_parts.append(_agp(arrays, patients))
+        agp_parts.append(_agp(arrays, patients, agp_days))
 
     def write(table: str, parts: list[pa.Table], where: str | None = None) -> None:
         full = [p for p in parts if p.num_rows]
@@ -454,7 +459,7 @@ def _episodes(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
     )
 
 
-def _agp(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
+def _agp(a: _Arrays, patients: dict[str, _Patient], agp_days: int = AGP_DAYS) -> pa.Table:
     """AGP percentiles per patient and 5-minute local time of day over the last 14 complete days, on
     iglu's interpolated grid (no interpolation across gaps > 45 minutes; unsmoothed)."""
     keep = np.zeros(a.pid.size, dtype=bool)
@@ -462,7 +467,7 @@ def _agp(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
         end = patients[pid].last_complete
         if end is not None:
             end_day = (end - EPOCH).days
-            keep |= (a.pid == i) & (a.day <= end_day) & (a.day > end_day - AGP_DAYS)
+            keep |= (a.pid == i) & (a.day <= end_day) & (a.day > end_day - agp_days)
     if not keep.any():
         return pa.table({"patient_id": pa.array([], pa.string())})
     tzs = [patients[p].tz for p in a.patients]
@@ -476,7 +481,7 @@ def _agp(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
     cols: dict[str, Any] = {
         "patient_id": pa.array([a.patients[i] for i in patient_idx], pa.string()),
         "minute_of_day": pa.array((keys % 1440).astype(np.int32)),
-        "period_days": pa.array(np.full(keys.size, AGP_DAYS, dtype=np.int32)),
+        "period_days": pa.array(np.full(keys.size, agp_days, dtype=np.int32)),
         "period_end": pa.array([end_of[int(i)] for i in patient_idx], pa.date32()),
         "grid_points": pa.array(points.astype(np.int64)),
     }

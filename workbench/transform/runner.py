@@ -333,10 +333,12 @@ def build(
         before = run_dbt("build", exclude=[*excluded, MARTS_PATH], **kwargs)
         if not before.success:
             return before
-        computed = _compute(branch, full_refresh, settings)
+        computed = _compute(branch, full_refresh, settings, extra_vars)
         after = run_dbt("build", select=[MARTS_PATH], exclude=excluded or None, **kwargs)
         return _merge(before, after, computed)
-    computed = _compute(branch, full_refresh, settings) if any(_reads_computed(s) for s in selectors) else None
+    computed = (
+        _compute(branch, full_refresh, settings, extra_vars) if any(_reads_computed(s) for s in selectors) else None
+    )
     result = run_dbt("build", select=selectors, exclude=excluded or None, **kwargs)
     return _merge(None, result, computed)
 
@@ -349,10 +351,11 @@ def _reads_computed(selector: str) -> bool:
     return "marts" in selector or "mrt_" in selector or selector.startswith("+") or selector.startswith("tag:")
 
 
-def _compute(branch: str, full_refresh: bool, settings: Settings | None) -> Any:
-    from workbench.transform.computed import materialise
+def _compute(branch: str, full_refresh: bool, settings: Settings | None, extra_vars: dict[str, Any] | None) -> Any:
+    from workbench.transform.computed import AGP_DAYS, materialise
 
-    return materialise(branch, settings=settings or get_settings(), full_refresh=full_refresh)
+    agp_days = int((extra_vars or {}).get("agp_days", AGP_DAYS))
+    return materialise(branch, settings=settings or get_settings(), full_refresh=full_refresh, agp_days=agp_days)
 
 
 def _merge(before: BuildResult | None, after: BuildResult, computed: Any) -> BuildResult:
