@@ -9,6 +9,7 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || 
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)  # tests/test_private.py: a second user's client
 test -x /usr/bin/python3 || need+=(python3)  # tests/test_private.py: the second user's interpreter
 command -v useradd >/dev/null 2>&1 || need+=(passwd)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)  # the AGP report test renders the PDF
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -51,7 +51,7 @@ result.models_frame()[["name", "status", "rows_written", "seconds"]]
 # %%
 branch = Lakehouse(feature)
 query = (
-    "select patient_id, any_value(period_days) as period_days, sum(reading_count) as readings, "
+    "select patient_id, any_value(period_days) as period_days, sum(grid_points) as readings, "
     "round(avg(p50), 1) as mean_median from marts.mrt_agp_profile group by patient_id order by patient_id"
 )
 comparison = lh.sql(query).merge(branch.sql(query), on="patient_id", suffixes=(f" @{base}", " @branch"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,9 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 GRID_MINUTES = 5
+MGDL_PER_MMOLL = 18.0  # mg/dL per mmol/L of glucose, as the AGP report converts
+SUFFICIENT_DAYS = 14  # data sufficiency (consensus): at least 14 days ...
+SUFFICIENT_ACTIVE_PERCENT = 70.0  # ... with at least 70 % of the possible CGM data
 INTER_GAP_MINUTES = 45
 MAGE_MAX_GAP_MINUTES = 180
 READINGS_PER_DAY = 24 * 60 // GRID_MINUTES
@@ -65,7 +69,7 @@ def cv_glucose(glucose: npt.ArrayLike) -> float:
 
 def gmi(glucose: npt.ArrayLike) -> float:
     """Glucose Management Indicator (%): 3.31 + 0.02392·mean (Bergenstal 2018)."""
-    return 3.31 + 0.02392 * mean_glucose(glucose)
+    return float(gmi_from_mean(mean_glucose(glucose)))
 
 
 def ea1c(glucose: npt.ArrayLike) -> float:
@@ -100,13 +104,28 @@ def pct_above(glucose: npt.ArrayLike, threshold: float) -> float:
     return _share(g > threshold)
 
 
+GRI_WEIGHTS = (3.0, 2.4, 1.6, 0.8)  # very low, low, very high, high (Klonoff 2023)
+
+
+def gri_from_ranges(very_low: Any, low: Any, high: Any, very_high: Any) -> Any:
+    """Glycemia Risk Index from the percentages of the four out-of-range bands (< 54, 54–69,
+    181–250, > 250), capped at 100 (Klonoff et al., J Diabetes Sci Technol 2023). Scalars or arrays."""
+    w_vlow, w_low, w_vhigh, w_high = GRI_WEIGHTS
+    return np.minimum(w_vlow * very_low + w_low * low + w_vhigh * very_high + w_high * high, 100.0)
+
+
+def gmi_from_mean(mean: Any) -> Any:
+    """Glucose Management Indicator (%) from mean glucose in mg/dL (Bergenstal 2018)."""
+    return 3.31 + 0.02392 * mean
+
+
 def gri(glucose: npt.ArrayLike) -> float:
     """Glycemia Risk Index (Klonoff 2023), capped at 100."""
     very_low = pct_below(glucose, 54)
     low = pct_below(glucose, 70) - very_low
     very_high = pct_above(glucose, 250)
     high = pct_above(glucose, 180) - very_high
-    return min(3.0 * very_low + 2.4 * low + 1.6 * very_high + 0.8 * high, 100.0)
+    return float(gri_from_ranges(very_low, low, high, very_high))
 
 
 def _risk(glucose: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -413,9 +432,7 @@ class GlucoseSummary:
     pct_high: float
     pct_very_high: float
     pct_below_70: float
-    pct_below_54: float
     pct_above_180: float
-    pct_above_250: float
     pct_tight_range: float
     gri: float
     lbgi: float
@@ -449,9 +466,7 @@ def summarize(glucose: npt.ArrayLike, times_s: npt.ArrayLike, days: Sequence[obj
         pct_high=above_180 - above_250,
         pct_very_high=above_250,
         pct_below_70=below_70,
-        pct_below_54=below_54,
         pct_above_180=above_180,
-        pct_above_250=above_250,
         pct_tight_range=pct_in_range(g, 70, 140),
         gri=gri(g),
         lbgi=lbgi(g),
@@ -462,3 +477,646 @@ def summarize(glucose: npt.ArrayLike, times_s: npt.ArrayLike, days: Sequence[obj
         modd=modd(g, times_s),
         conga_1=conga(g, times_s, 1),
     )
+
+
+# ---- every iglu metric, vectorised over many groups at once -----------------------------------
+#
+# A *group* is one series iglu would be given: a patient's readings over a period, a day or a week.
+# Readings of all groups are passed together, sorted by (group, time); every reduction is a numpy
+# bincount / reduceat over group ids, so the cost is a few passes over the arrays whatever the number
+# of groups. Only MAGE (a sequential walk over turning points) runs once per group.
+#
+# The 5-minute grid is iglu's ``CGMS2DayByDay``: from the patient-local midnight of the group's first
+# day, points at 00:05, 00:10, ... 24:00 for ceil(span in days + 1) days, glucose interpolated linearly
+# between the readings around each point (R ``approx``), NaN outside the readings and where the two
+# readings around a point are more than 45 minutes apart. Row-wise ("day by day") metrics use the
+# rows of 288 points of that matrix, exactly as iglu does.
+
+IntArray = npt.NDArray[np.int64]
+SECONDS_PER_DAY = 86_400
+GRID_SECONDS = GRID_MINUTES * 60
+
+# iglu defaults (function arguments in iglu's R sources, github.com/irinagain/iglu, 2025-07)
+M_VALUE_R = 90.0  # m_value(r = 90)
+MAD_CONSTANT = 1.4826  # mad_glu(constant = 1.4826)
+HYPER_ULTR, HYPER_A, HYPER_C = 140.0, 1.1, 30.0  # hyper_index(ULTR = 140, a = 1.1, c = 30)
+HYPO_LLTR, HYPO_B, HYPO_D = 80.0, 2.0, 30.0  # hypo_index(LLTR = 80, b = 2, d = 30)
+GRADE_HYPO_BELOW, GRADE_EU_LOW, GRADE_EU_HIGH, GRADE_HYPER_ABOVE = 80.0, 70.0, 140.0, 140.0
+COGI_TARGETS, COGI_WEIGHTS = (70.0, 180.0), (0.5, 0.35, 0.15)
+SD_ROC_LAG_MINUTES = 15  # sd_roc(timelag = 15)
+SD_WSH_WINDOW = 60 // GRID_MINUTES  # sd_measures: SDwsh over 1-hour windows
+EPISODE_DURATION_MINUTES, EPISODE_END_MINUTES = 15, 15  # episode_calculation(dur_length, end_length)
+EXTENDED_HYPO_MINUTES = 120  # extended hypoglycaemia: > 120 minutes below 70
+PGS_DURATION_MINUTES, PGS_END_MINUTES = 20, 30  # pgs(dur_length = 20, end_length = 30)
+HYPO_LV1, HYPO_LV2, HYPER_LV1, HYPER_LV2 = 70.0, 54.0, 180.0, 250.0
+
+
+@dataclass(frozen=True)
+class GroupedReadings:
+    """Readings of ``n_groups`` series, sorted by (group, time).
+
+    ``day_start`` is, per group, the UTC instant (epoch seconds) of the patient-local midnight that
+    starts the group's first day (the origin of iglu's grid); ``local_day`` labels each reading with
+    its patient-local date (days since 1970-01-01; ADRR and the daily marts group by it)."""
+
+    group: IntArray
+    t: FloatArray
+    g: FloatArray
+    local_day: IntArray
+    day_start: FloatArray
+    n_groups: int
+
+    @classmethod
+    def build(
+        cls,
+        group: npt.ArrayLike,
+        t: npt.ArrayLike,
+        g: npt.ArrayLike,
+        local_day: npt.ArrayLike,
+        utc_offset_s: npt.ArrayLike,
+        n_groups: int | None = None,
+        group_tz: Sequence[str | None] | None = None,
+    ) -> GroupedReadings:
+        """From unsorted columns: drops NaN glucose, sorts by (group, time), keeps the last of
+        readings with the same time (iglu ``CGMS2DayByDay``), and finds each group's grid origin:
+        the local midnight of its first reading's date in ``group_tz`` (an IANA zone per group), or
+        without zones that date minus the first reading's UTC offset (equal unless the offset
+        changed between midnight and the first reading)."""
+        grp = np.asarray(group, dtype=np.int64)
+        tt = np.asarray(t, dtype=np.float64)
+        gg = np.asarray(g, dtype=np.float64)
+        day = np.asarray(local_day, dtype=np.int64)
+        off = np.asarray(utc_offset_s, dtype=np.float64)
+        keep = ~(np.isnan(gg) | np.isnan(tt))
+        grp, tt, gg, day, off = grp[keep], tt[keep], gg[keep], day[keep], off[keep]
+        order = np.lexsort((tt, grp))
+        grp, tt, gg, day, off = grp[order], tt[order], gg[order], day[order], off[order]
+        if grp.size:
+            last = np.append((np.diff(grp) != 0) | (np.diff(tt) != 0), True)
+            grp, tt, gg, day, off = grp[last], tt[last], gg[last], day[last], off[last]
+        n = int(n_groups if n_groups is not None else (grp.max() + 1 if grp.size else 0))
+        day_start = np.full(n, np.nan)
+        if grp.size:
+            first = np.flatnonzero(np.append(True, np.diff(grp) != 0))
+            day_start[grp[first]] = day[first] * float(SECONDS_PER_DAY) - off[first]
+            if group_tz is not None:
+                for gi, d in zip(grp[first].tolist(), day[first].tolist(), strict=True):
+                    if group_tz[gi]:
+                        day_start[gi] = _local_midnight(int(d), str(group_tz[gi]))
+        return cls(grp, tt, gg, day, day_start, n)
+
+
+def _local_midnight(day: int, tz: str) -> float:
+    """Epoch seconds of 00:00 local time on ``day`` (days since 1970-01-01) in zone ``tz``."""
+    from datetime import date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    d = date(1970, 1, 1) + timedelta(days=day)
+    return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(tz)).timestamp()
+
+
+@dataclass(frozen=True)
+class Grid:
+    """iglu's day-by-day grid of every group, flattened row-major (group, day, time of day)."""
+
+    group: IntArray
+    t: FloatArray  # epoch seconds of each grid point
+    v: FloatArray  # interpolated glucose, NaN where not interpolated
+    k: IntArray  # index of the point within its group (k // 288 is iglu's day row)
+    n_groups: int
+
+    @property
+    def row(self) -> IntArray:
+        """A unique id per (group, day row) — increasing along the flat grid."""
+        start = np.append(True, (np.diff(self.group) != 0) | (np.diff(self.k // READINGS_PER_DAY) != 0))
+        return np.cumsum(start) - 1
+
+
+def _group_bounds(group: IntArray, n: int) -> tuple[IntArray, IntArray]:
+    counts = np.bincount(group, minlength=n).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    return starts, counts
+
+
+def build_grid(r: GroupedReadings, inter_gap_minutes: float = INTER_GAP_MINUTES) -> Grid:
+    """The 5-minute grid of every group (see the section comment), vectorised over all groups."""
+    n = r.n_groups
+    starts, counts = _group_bounds(r.group, n)
+    has = counts > 0
+    first_t = np.full(n, np.nan)
+    last_t = np.full(n, np.nan)
+    first_t[has] = r.t[starts[has]]
+    last_t[has] = r.t[starts[has] + counts[has] - 1]
+    ndays = np.zeros(n, dtype=np.int64)
+    ndays[has] = np.ceil((last_t[has] - first_t[has]) / SECONDS_PER_DAY + 1).astype(np.int64)
+    points = ndays * READINGS_PER_DAY
+    total = int(points.sum())
+    gid = np.repeat(np.arange(n, dtype=np.int64), points)
+    offsets = np.concatenate([[0], np.cumsum(points)[:-1]]).astype(np.int64)
+    k = np.arange(total, dtype=np.int64) - np.repeat(offsets, points)
+    gt = r.day_start[gid] + GRID_SECONDS * (k + 1).astype(np.float64)
+    v = np.full(total, np.nan)
+    if total and r.t.size:
+        # position of each grid point among the readings: composite (group, time) keys in µs
+        base = np.nan_to_num(r.day_start, nan=0.0)
+        span = int(np.ceil((max(float(np.nanmax(last_t - base)), float(np.max(gt - base[gid]))) + 2) * 1e6))
+        key_r = r.group * span + np.round((r.t - base[r.group]) * 1e6).astype(np.int64)
+        key_g = gid * span + np.round((gt - base[gid]) * 1e6).astype(np.int64)
+        i = np.searchsorted(key_r, key_g, side="right") - 1
+        ic = np.clip(i, 0, r.t.size - 1)
+        prev_ok = (i >= 0) & (r.group[ic] == gid)
+        exact = prev_ok & (r.t[ic] == gt)
+        j = np.clip(i + 1, 0, r.t.size - 1)
+        next_ok = prev_ok & (i + 1 < r.t.size) & (r.group[j] == gid)
+        gap = r.t[j] - r.t[ic]
+        inside = next_ok & ~exact & (gap <= inter_gap_minutes * 60.0)
+        x0, x1, y0, y1 = r.t[ic], r.t[j], r.g[ic], r.g[j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            interp = y0 + (y1 - y0) * ((gt - x0) / (x1 - x0))
+        v = np.where(exact, y0, np.where(inside, interp, np.nan))
+    return Grid(gid, gt, v, k, n)
+
+
+# ---- grouped reductions ------------------------------------------------------------------------
+
+
+def _gsum(values: FloatArray, group: IntArray, n: int) -> FloatArray:
+    return np.bincount(group, weights=values, minlength=n).astype(np.float64)
+
+
+def _gcount(mask: npt.NDArray[np.bool_], group: IntArray, n: int) -> FloatArray:
+    return np.bincount(group, weights=mask.astype(np.float64), minlength=n).astype(np.float64)
+
+
+def _div(a: FloatArray, b: FloatArray) -> FloatArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan)
+
+
+def _gmean(values: FloatArray, group: IntArray, n: int) -> FloatArray:
+    """Mean of the non-NaN values of each group (NaN for none)."""
+    ok = ~np.isnan(values)
+    return _div(_gsum(np.where(ok, values, 0.0), group, n), _gcount(ok, group, n))
+
+
+def _gsd(values: FloatArray, group: IntArray, n: int) -> FloatArray:
+    """Sample SD (n−1) of the non-NaN values of each group, two-pass (NaN for fewer than two)."""
+    ok = ~np.isnan(values)
+    cnt = _gcount(ok, group, n)
+    mean = _gmean(values, group, n)
+    dev = np.where(ok, values - np.nan_to_num(mean[group]), 0.0)
+    ss = _gsum(dev * dev, group, n)
+    return np.sqrt(_div(ss, np.where(cnt > 1, cnt - 1, 0.0)))
+
+
+def _gquantiles(values: FloatArray, group: IntArray, n: int, probs: Sequence[float]) -> list[FloatArray]:
+    """R ``quantile(type = 7)`` of the non-NaN values of each group, for every p in ``probs``."""
+    ok = ~np.isnan(values)
+    x, grp = values[ok], group[ok]
+    order = np.lexsort((x, grp))
+    x, grp = x[order], grp[order]
+    starts, counts = _group_bounds(grp, n)
+    out = []
+    has = counts > 0
+    for p in probs:
+        q = np.full(n, np.nan)
+        index = (counts[has] - 1) * p
+        lo = np.floor(index).astype(np.int64)
+        hi = np.ceil(index).astype(np.int64)
+        h = index - lo
+        xlo, xhi = x[starts[has] + lo], x[starts[has] + hi]
+        q[has] = np.where(h > 0, (1 - h) * xlo + h * xhi, xlo)
+        out.append(q)
+    return out
+
+
+grouped_quantiles = _gquantiles
+
+
+def _lag_diff(grid: Grid, lag: int) -> tuple[FloatArray, IntArray]:
+    """g(k + lag) − g(k) within each group (NaN where either side is NaN), and the group of each."""
+    if grid.v.size <= lag:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    same = grid.group[lag:] == grid.group[:-lag]
+    d = grid.v[lag:] - grid.v[:-lag]
+    return np.where(same, d, np.nan), grid.group[lag:]
+
+
+# ---- per-reading metrics of many groups ------------------------------------------------------
+
+
+def _grade_values(g: FloatArray) -> FloatArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        grade = 425.0 * (np.log10(np.log10(g / 18.0)) + 0.16) ** 2
+    return np.minimum(grade, 50.0)
+
+
+def reading_metrics(r: GroupedReadings) -> dict[str, FloatArray]:
+    """Every metric defined on the readings themselves (no grid), one value per group."""
+    n, grp, g = r.n_groups, r.group, r.g
+    cnt = _gcount(np.ones(g.size, dtype=bool), grp, n)
+
+    def share(mask: npt.NDArray[np.bool_]) -> FloatArray:
+        return 100.0 * _div(_gcount(mask, grp, n), cnt)
+
+    mean = _gmean(g, grp, n)
+    sd = _gsd(g, grp, n)
+    q0, q25, q50, q75, q100 = _gquantiles(g, grp, n, (0.0, 0.25, 0.5, 0.75, 1.0))
+    abs_dev = np.abs(g - q50[grp]) if g.size else np.empty(0)
+    (mad_median,) = _gquantiles(abs_dev, grp, n, (0.5,))
+    f = 1.509 * (np.log(g) ** 1.084 - 5.381)
+    risk = 10.0 * f**2
+    rl, rh = np.where(f < 0, risk, 0.0), np.where(f > 0, risk, 0.0)
+    grade = _grade_values(g)
+    grade_total = _gsum(grade, grp, n)
+    very_low, below_70 = share(g < 54), share(g < 70)
+    above_180, very_high = share(g > 180), share(g > 250)
+    in_range = share((g >= 70) & (g <= 180))
+    hyper = _div(_gsum(np.where(g > HYPER_ULTR, np.abs(g - HYPER_ULTR) ** HYPER_A, 0.0), grp, n), cnt * HYPER_C)
+    hypo = _div(_gsum(np.where(g < HYPO_LLTR, np.abs(HYPO_LLTR - g) ** HYPO_B, 0.0), grp, n), cnt * HYPO_D)
+
+    # ADRR: mean over local days of (max rl + max rh)
+    if g.size:
+        day_start = np.flatnonzero(np.append(True, (np.diff(grp) != 0) | (np.diff(r.local_day) != 0)))
+        day_risk = np.maximum.reduceat(rl, day_start) + np.maximum.reduceat(rh, day_start)
+        adrr_ = _gmean(day_risk, grp[day_start], n)
+        days_with_data = np.bincount(grp[day_start], minlength=n).astype(np.float64)
+    else:
+        adrr_ = np.full(n, np.nan)
+        days_with_data = np.zeros(n)
+
+    out = {
+        "reading_count": cnt,
+        "days_with_data": days_with_data,
+        "mean_glucose": mean,
+        "sd_glucose": sd,
+        "cv_glucose": 100.0 * _div(sd, mean),
+        "gmi": gmi_from_mean(mean),
+        "ea1c": (mean + 46.7) / 28.7,
+        "pct_very_low": very_low,
+        "pct_low": share((g >= 54) & (g < 70)),
+        "pct_in_range": in_range,
+        "pct_high": share((g > 180) & (g <= 250)),
+        "pct_very_high": very_high,
+        "pct_below_70": below_70,
+        "pct_above_180": above_180,
+        "pct_tight_range": share((g >= 70) & (g <= 140)),
+        "pct_63_140": share((g >= 63) & (g <= 140)),
+        "pct_above_140": share(g > 140),
+        "gri": gri_from_ranges(very_low, below_70 - very_low, above_180 - very_high, very_high),
+        "lbgi": _gmean(rl, grp, n),
+        "hbgi": _gmean(rh, grp, n),
+        "j_index": 0.001 * (mean + sd) ** 2,
+        "adrr": adrr_,
+        "min_glucose": q0,
+        "q1_glucose": q25,
+        "median_glucose": q50,
+        "q3_glucose": q75,
+        "max_glucose": q100,
+        "range_glucose": q100 - q0,
+        "iqr_glucose": q75 - q25,
+        "grade": _gmean(grade, grp, n),
+        "grade_hypo": 100.0 * _div(_gsum(np.where(g < GRADE_HYPO_BELOW, grade, 0.0), grp, n), grade_total),
+        "grade_eugly": 100.0
+        * _div(_gsum(np.where((g >= GRADE_EU_LOW) & (g <= GRADE_EU_HIGH), grade, 0.0), grp, n), grade_total),
+        "grade_hyper": 100.0 * _div(_gsum(np.where(g > GRADE_HYPER_ABOVE, grade, 0.0), grp, n), grade_total),
+        "m_value": _gmean(1000.0 * np.abs(np.log10(g / M_VALUE_R)) ** 3, grp, n),
+        "mad": MAD_CONSTANT * mad_median,
+        "hyper_index": hyper,
+        "hypo_index": hypo,
+        "igc": hyper + hypo,
+        "cogi": cogi_from(in_range, below_70, sd),
+        "active_percent": active_percent_of(r),
+    }
+    return out
+
+
+def cogi_from(in_range: FloatArray, below: FloatArray, sd: FloatArray) -> FloatArray:
+    """COGI (Leelarathna 2020, iglu ``cogi``) from TIR 70–180, TBR < 70 and SD."""
+    w1, w2, w3 = COGI_WEIGHTS
+    f1 = np.minimum((in_range > 0) * in_range / 100.0, 1.0) * w1
+    f2 = np.minimum((below < 15) * (below - 15.0) / (0.0 - 15.0), 1.0) * w2
+    f3 = np.minimum((sd < 108) * (sd - 108.0) / (18.0 - 108.0), 1.0) * w3
+    return 100.0 * (f1 + f2 + f3)
+
+
+def active_percent_of(r: GroupedReadings, dt0_minutes: float = GRID_MINUTES) -> FloatArray:
+    """iglu ``active_percent`` (range_type = 'automatic'): share of the expected readings between the
+    group's first and last reading that are there, where each gap longer than the CGM interval
+    misses round((gap − interval)/interval) readings (R's round: half to even)."""
+    n = r.n_groups
+    starts, counts = _group_bounds(r.group, n)
+    has = counts > 0
+    span = np.zeros(n)
+    span[has] = (r.t[starts[has] + counts[has] - 1] - r.t[starts[has]]) / 60.0
+    theoretical = np.round(np.round(span) / dt0_minutes) + 1
+    if r.t.size > 1:
+        diff = np.diff(r.t) / 60.0
+        same = r.group[1:] == r.group[:-1]
+        is_gap = same & (np.round(diff) > dt0_minutes)
+        gap_minutes = _gsum(np.where(is_gap, diff, 0.0), r.group[1:], n)
+        n_gaps = _gcount(is_gap, r.group[1:], n)
+    else:
+        gap_minutes = np.zeros(n)
+        n_gaps = np.zeros(n)
+    missing = np.round((gap_minutes - n_gaps * dt0_minutes) / dt0_minutes)
+    return np.where(has, 100.0 * (theoretical - missing) / theoretical, np.nan)
+
+
+# ---- grid metrics of many groups ---------------------------------------------------------------
+
+
+def grid_metrics(grid: Grid, *, with_mage: bool = True) -> dict[str, FloatArray]:
+    """Every metric defined on iglu's 5-minute grid, one value per group."""
+    n, per_day = grid.n_groups, READINGS_PER_DAY
+    out: dict[str, FloatArray] = {}
+    d288, g288 = _lag_diff(grid, per_day)
+    out["modd"] = _gmean(np.abs(d288), g288, n)
+    d12, g12 = _lag_diff(grid, 60 // GRID_MINUTES)
+    out["conga_1"] = _gsd(d12, g12, n)
+    out["conga_24"] = _gsd(d288, g288, n)
+    d1, g1 = _lag_diff(grid, 1)
+    ok1 = ~np.isnan(d1)
+    n1 = _gcount(ok1, g1, n)
+    # MAG: sum |Δg| over consecutive grid points / (number of differences · 5 min in hours)
+    out["mag"] = _div(_gsum(np.where(ok1, np.abs(d1), 0.0), g1, n), n1 * (GRID_MINUTES / 60.0))
+    # GVP: length of the trace over its idealised flat length, minus 1, in percent
+    added = np.where(ok1, np.sqrt(GRID_MINUTES**2 + np.where(ok1, d1, 0.0) ** 2), 0.0)
+    out["gvp"] = 100.0 * (_div(_gsum(added, g1, n), n1 * GRID_MINUTES) - 1.0)
+    lag_roc = SD_ROC_LAG_MINUTES // GRID_MINUTES
+    droc, groc = _lag_diff(grid, lag_roc)
+    out["sd_roc"] = _gsd(droc / SD_ROC_LAG_MINUTES, groc, n)
+
+    # day-by-day matrix measures (iglu cv_measures, sd_measures)
+    row = grid.row
+    row_group = np.zeros(int(row[-1]) + 1 if row.size else 0, dtype=np.int64)
+    row_group[row] = grid.group
+    n_rows = row_group.size
+    row_mean = _gmean(grid.v, row, n_rows)
+    row_sd = _gsd(grid.v, row, n_rows)
+    row_cv = 100.0 * _div(row_sd, row_mean)
+    out["cv_mean"] = _gmean(row_cv, row_group, n)
+    out["cv_sd"] = _gsd(row_cv, row_group, n)
+    out["sd_w"] = _gmean(row_sd, row_group, n)
+    out["sd_dm"] = _gsd(row_mean, row_group, n)
+    col = grid.group * per_day + grid.k % per_day
+    n_cols = n * per_day
+    col_group = np.repeat(np.arange(n, dtype=np.int64), per_day)
+    col_mean = _gmean(grid.v, col, n_cols)
+    out["sd_hhmm"] = _gsd(col_mean, col_group, n)
+    out["sd_b"] = _gmean(_gsd(grid.v, col, n_cols), col_group, n)
+    out["sd_b_dm"] = _gmean(_gsd(grid.v - row_mean[row] if row.size else grid.v, col, n_cols), col_group, n)
+    out["sd_ws_h"] = _sd_within_series(grid, SD_WSH_WINDOW)
+
+    # AUC: trapezoids between consecutive points of one day row; per day area / hours covered; mean
+    same_row = np.zeros(grid.v.size, dtype=bool)
+    if grid.v.size > 1:
+        same_row[1:] = row[1:] == row[:-1]
+    area = np.full(grid.v.size, np.nan)
+    area[1:] = (GRID_MINUTES / 60.0) * (grid.v[1:] + grid.v[:-1]) / 2.0
+    area = np.where(same_row, area, np.nan)
+    ok_area = ~np.isnan(area)
+    day_area = _gsum(np.where(ok_area, area, 0.0), row, n_rows)
+    day_hours = (GRID_MINUTES / 60.0) * _gcount(ok_area, row, n_rows)
+    out["auc_hourly"] = _gmean(_div(day_area, day_hours), row_group, n)
+
+    if with_mage:
+        out["mage"] = mage_of_groups(grid)
+    return out
+
+
+def _sd_within_series(grid: Grid, window: int, chunk: int = 1 << 20) -> FloatArray:
+    """iglu SDwsh: mean over every run of ``window`` consecutive grid points of a group of the sample
+    SD of its non-NaN points (caTools ``runsd``, endrule 'trim'; windows with < 2 points skipped)."""
+    n = grid.n_groups
+    total_sd = np.zeros(n)
+    total_n = np.zeros(n)
+    size = grid.v.size - window + 1
+    for lo in range(0, max(size, 0), chunk):
+        hi = min(lo + chunk, size)
+        view = np.lib.stride_tricks.sliding_window_view(grid.v[lo : hi + window - 1], window)
+        same = grid.group[lo:hi] == grid.group[lo + window - 1 : hi + window - 1]
+        ok = ~np.isnan(view)
+        cnt = ok.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(ok, view, 0.0).sum(axis=1) / cnt
+            ss = (np.where(ok, view - mean[:, None], 0.0) ** 2).sum(axis=1)
+            sd = np.sqrt(ss / (cnt - 1))
+        use = same & (cnt > 1)
+        total_sd += _gsum(np.where(use, sd, 0.0), grid.group[lo:hi], n)
+        total_n += _gcount(use, grid.group[lo:hi], n)
+    return _div(total_sd, total_n)
+
+
+def mage_of_groups(grid: Grid) -> FloatArray:
+    """MAGE (iglu ``mage``, moving-average method) of every group: one sequential walk per group."""
+    starts, counts = _group_bounds(grid.group, grid.n_groups)
+    out = np.full(grid.n_groups, np.nan)
+    for gi in np.flatnonzero(counts):
+        s = int(starts[gi])
+        out[gi] = _mage_grid(grid.v[s : s + int(counts[gi])], 5, 32, MAGE_MAX_GAP_MINUTES)
+    return out
+
+
+# ---- hypo- and hyperglycaemic episodes (iglu episode_calculation) -------------------------------
+
+EPISODE_KINDS: tuple[tuple[str, str, float, str], ...] = (
+    # (type, level, threshold mg/dL, comparison)
+    ("hypo", "1", HYPO_LV1, "<"),
+    ("hypo", "2", HYPO_LV2, "<"),
+    ("hypo", "extended", HYPO_LV1, "<"),
+    ("hyper", "1", HYPER_LV1, ">"),
+    ("hyper", "2", HYPER_LV2, ">"),
+)
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """Episodes of many groups: parallel arrays, one entry per episode."""
+
+    group: IntArray
+    type: npt.NDArray[np.str_]
+    level: npt.NDArray[np.str_]
+    exclusive: npt.NDArray[np.bool_]  # level 1 episodes that never reach level 2
+    first: IntArray  # index of the first grid point (into Grid arrays)
+    last: IntArray  # index of the last grid point
+    start: FloatArray  # epoch seconds
+    end: FloatArray
+    duration_minutes: FloatArray  # grid points · 5 min (iglu event_duration)
+    extreme: FloatArray  # nadir (hypo) or peak (hyper) of the interpolated glucose
+    mean: FloatArray  # mean interpolated glucose (iglu avg_ep_gl)
+
+
+def _events(
+    v: FloatArray, seg: IntArray, level: npt.NDArray[np.bool_], dur: int, end: int
+) -> tuple[IntArray, IntArray]:
+    """iglu ``event_class`` over the non-NaN points of all segments at once: an episode starts at a
+    run of ``level`` points at least ``dur`` long and lasts until the point before the next run of
+    non-level points at least ``end`` long (or the segment's end); later starts that would share the
+    same end belong to the first one. Returns (first, last) indices into ``v``."""
+    m = v.size
+    if m == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    run_start = np.flatnonzero(np.append(True, (np.diff(seg) != 0) | (level[1:] != level[:-1])))
+    run_len = np.diff(np.append(run_start, m))
+    run_level = level[run_start]
+    starts = run_start[run_level & (run_len >= dur)]
+    seg_end = np.flatnonzero(np.append(np.diff(seg) != 0, True)) + 1  # one past each segment
+    ends = np.sort(np.concatenate([run_start[~run_level & (run_len >= end)], seg_end]))
+    last = ends[np.searchsorted(ends, starts, side="right")] - 1
+    last, first_idx = np.unique(last, return_index=True)
+    return starts[first_idx].astype(np.int64), last.astype(np.int64)
+
+
+def episodes_of(
+    grid: Grid,
+    *,
+    duration_minutes: int = EPISODE_DURATION_MINUTES,
+    end_minutes: int = EPISODE_END_MINUTES,
+) -> Episodes:
+    """Every episode of every group on the grid (iglu ``episode_calculation`` with its defaults:
+    level 1 hypo < 70, level 2 < 54, level 1 hyper > 180, level 2 > 250, ≥ 15 minutes, ended by
+    ≥ 15 minutes out of the range; extended hypo: > 120 minutes < 70, ended by 15 minutes ≥ 70)."""
+    keep = np.flatnonzero(~np.isnan(grid.v))
+    v, grp, t = grid.v[keep], grid.group[keep], grid.t[keep]
+    # segments: runs of non-NaN grid points (a NaN point or a new group breaks a segment)
+    seg = np.cumsum(np.append(True, (np.diff(keep) != 1) | (np.diff(grp) != 0))) if keep.size else keep
+    dur = math.ceil(duration_minutes / GRID_MINUTES)
+    end = math.ceil(end_minutes / GRID_MINUTES)
+    parts: list[tuple[str, str, IntArray, IntArray]] = []
+    for kind, level, threshold, op in EPISODE_KINDS:
+        mask = v < threshold if op == "<" else v > threshold
+        d = EXTENDED_HYPO_MINUTES // GRID_MINUTES + 1 if level == "extended" else dur
+        first, last = _events(v, seg, mask, d, end)
+        parts.append((kind, level, first, last))
+    # level 1 episodes containing a point of a level 2 episode of the same type are not exclusive
+    exclusive_parts = []
+    for kind, level, first, last in parts:
+        if level != "1":
+            exclusive_parts.append(np.zeros(first.size, dtype=bool))
+            continue
+        lv2 = next(p for p in parts if p[0] == kind and p[1] == "2")
+        cover = np.zeros(v.size + 1, dtype=np.int64)
+        np.add.at(cover, lv2[2], 1)
+        np.add.at(cover, lv2[3] + 1, -1)
+        in_lv2 = np.cumsum(cover)[:-1] > 0
+        csum = np.concatenate([[0], np.cumsum(in_lv2)])
+        exclusive_parts.append((csum[last + 1] - csum[first]) == 0)
+    first = np.concatenate([p[2] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+    last = np.concatenate([p[3] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+    kinds = np.concatenate([np.full(p[2].size, p[0]) for p in parts]).astype(str)
+    levels = np.concatenate([np.full(p[2].size, p[1]) for p in parts]).astype(str)
+    exclusive = np.concatenate(exclusive_parts)
+    csum_v = np.concatenate([[0.0], np.cumsum(v)])
+    npts = (last - first + 1).astype(np.float64)
+    hypo = kinds == "hypo"
+    if first.size:
+        v_ext = np.append(v, np.nan)
+        bounds = np.column_stack([first, last + 1]).ravel()  # reduceat over [first, last] pairs
+        mins = np.minimum.reduceat(v_ext, bounds)[::2]
+        maxs = np.maximum.reduceat(v_ext, bounds)[::2]
+    else:
+        mins = maxs = np.empty(0)
+    return Episodes(
+        group=grp[first] if first.size else np.empty(0, dtype=np.int64),
+        type=kinds,
+        level=levels,
+        exclusive=exclusive,
+        first=keep[first] if first.size else first,
+        last=keep[last] if last.size else last,
+        start=t[first] if first.size else np.empty(0),
+        end=t[last] if last.size else np.empty(0),
+        duration_minutes=npts * GRID_MINUTES,
+        extreme=np.where(hypo, mins, maxs),
+        mean=(csum_v[last + 1] - csum_v[first]) / npts if first.size else np.empty(0),
+    )
+
+
+EPISODE_RATE_COLUMNS: dict[str, tuple[str, str, bool]] = {
+    # column: (type, level, exclusive only)
+    "hypo_lv1_per_day": ("hypo", "1", False),
+    "hypo_lv2_per_day": ("hypo", "2", False),
+    "hypo_extended_per_day": ("hypo", "extended", False),
+    "hyper_lv1_per_day": ("hyper", "1", False),
+    "hyper_lv2_per_day": ("hyper", "2", False),
+    "hypo_lv1_excl_per_day": ("hypo", "1", True),
+    "hyper_lv1_excl_per_day": ("hyper", "1", True),
+}
+
+
+def grid_days(grid: Grid) -> FloatArray:
+    """Days of interpolated glucose per group (non-NaN grid points · 5 min): iglu's denominator of
+    episodes per day."""
+    return _gcount(~np.isnan(grid.v), grid.group, grid.n_groups) * GRID_MINUTES / (24 * 60)
+
+
+def episode_rates(ep: Episodes, days: FloatArray) -> dict[str, FloatArray]:
+    """Episodes per day of every kind (iglu ``avg_ep_per_day``): count / days of grid data."""
+    n = days.size
+    out = {}
+    for column, (kind, level, excl) in EPISODE_RATE_COLUMNS.items():
+        mask = (ep.type == kind) & (ep.level == level) & (ep.exclusive if excl else True)
+        out[column] = _div(_gcount(mask, ep.group, n), days)
+    return out
+
+
+def pgs_from(gvp_: FloatArray, in_range: FloatArray, mean: FloatArray, grid: Grid) -> FloatArray:
+    """Personal Glycemic State (Hirsch 2017, iglu ``pgs``): GVP, TIR, mean and the weekly numbers of
+    < 54 and exclusive < 70 episodes (20-minute episodes ended by 30 minutes, iglu's pgs defaults)."""
+    ep = episodes_of(grid, duration_minutes=PGS_DURATION_MINUTES, end_minutes=PGS_END_MINUTES)
+    rates = episode_rates(ep, grid_days(grid))
+    f_gvp = 1 + 9 / (1 + np.exp(-0.049 * (gvp_ - 65.47)))
+    f_ptir = 1 + 9 / (1 + np.exp(0.0833 * (in_range - 55.04)))
+    f_mg = 1 + 9 * (1 / (1 + np.exp(0.1139 * (mean - 72.08))) + 1 / (1 + np.exp(-0.09195 * (mean - 157.57))))
+    f_h54 = 0.5 + 4.5 * (1 - np.exp(-0.81093 * rates["hypo_lv2_per_day"] * 7))
+    n70 = rates["hypo_lv1_excl_per_day"] * 7
+    f_h70 = np.where(n70 <= 7.65, 0.5714 * n70 + 0.625, 5.0)
+    return f_gvp + f_ptir + f_mg + f_h54 + f_h70
+
+
+def all_metrics(r: GroupedReadings, *, with_mage: bool = True) -> dict[str, FloatArray]:
+    """Every metric (readings, grid, episode rates, PGS) for every group, as columns."""
+    out = reading_metrics(r)
+    grid = build_grid(r)
+    out.update(grid_metrics(grid, with_mage=with_mage))
+    days = grid_days(grid)
+    out["grid_days"] = days
+    out.update(episode_rates(episodes_of(grid), days))
+    out["pgs"] = pgs_from(out["gvp"], out["pct_in_range"], out["mean_glucose"], grid)
+    return out
+
+
+# ---- AGP --------------------------------------------------------------------------------------
+
+AGP_PERCENTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))
+
+
+def agp_profile(r: GroupedReadings, group_tz: Sequence[str]) -> dict[str, npt.NDArray[Any]]:
+    """AGP of every group: percentiles 5/25/50/75/95 (R type 7) of the interpolated 5-minute grid
+    values per local time of day (iglu ``agp`` on ``CGMS2DayByDay``; unsmoothed). Returns columns
+    group, minute_of_day, grid_points, p05 … p95 (one row per group and 5-minute time of day)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    grid = build_grid(r)
+    ok = ~np.isnan(grid.v)
+    minute = np.zeros(grid.t.size, dtype=np.int64)
+    for gi in np.unique(grid.group):
+        sel = grid.group == gi
+        zone = ZoneInfo(group_tz[gi] or "UTC")
+        hour = (grid.t[sel] // 3600).astype(np.int64)
+        hours = np.unique(hour)  # UTC offsets per hour: a few DST changes at most
+        offs = np.array([(datetime.fromtimestamp(h * 3600, zone).utcoffset()).total_seconds() for h in hours])  # type: ignore[union-attr]
+        local = grid.t[sel] + offs[np.searchsorted(hours, hour)]
+        minute[sel] = ((local % SECONDS_PER_DAY) // 60).astype(np.int64)
+    slot = (minute // GRID_MINUTES) * GRID_MINUTES
+    keys, inverse = np.unique((grid.group * 1440 + slot)[ok], return_inverse=True)
+    qs = _gquantiles(grid.v[ok], inverse.reshape(-1).astype(np.int64), keys.size, [q for _, q in AGP_PERCENTILES])
+    out: dict[str, npt.NDArray[Any]] = {
+        "group": keys // 1440,
+        "minute_of_day": keys % 1440,
+        "grid_points": np.bincount(inverse.reshape(-1), minlength=keys.size),
+    }
+    for (name, _), q in zip(AGP_PERCENTILES, qs, strict=True):
+        out[name] = q
+    return out

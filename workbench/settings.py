@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     demo_days: float = Field(default=14, gt=0, description="days of history served")
     demo_seed: int = 42
     demo_end: datetime | None = Field(default=None, description="pin the demo clock (ISO time); default now")
+    # Reports
+    glucose_unit: Literal["mg/dL", "mmol/L"] = Field(default="mg/dL", description="unit of glucose in reports")
+    report_paper: Literal["A4", "Letter"] = Field(default="A4", description="paper of the AGP report (landscape)")
 
     @field_validator("home", "stack_cache", mode="before")
     @classmethod

@@ -38,7 +38,7 @@ def _facts(entries: pd.DataFrame, glucose: int = 120) -> pd.DataFrame:
 
 
 def _overview(pct: float = 80.0) -> pd.DataFrame:
-    return pd.DataFrame({"patient_id": ["p1"], "pct_low": [5.0], "pct_in_range": [pct], "pct_high": [15.0]})
+    return pd.DataFrame({"patient_id": ["p1"], "pct_below_70": [5.0], "pct_in_range": [pct], "pct_above_180": [15.0]})
 
 
 def _build(lh: Lakehouse, entries: pd.DataFrame, glucose: int = 120, pct: float = 80.0) -> None:

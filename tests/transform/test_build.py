@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,8 @@ MODELS = {
     "marts.mrt_glucose_period_metrics",
     "marts.mrt_agp_profile",
     "marts.mrt_glucose_weekly",
+    "marts.mrt_glucose_episodes",
+    "marts.mrt_treatments_daily",
 }
 DAY_KEYED = {
     "bronze.stg_glucose_entries",
@@ -36,7 +38,7 @@ DAY_KEYED = {
     "marts.mrt_glucose_overview",
     "marts.mrt_glucose_daily_metrics",
 }
-UNIT_TESTS = 7
+UNIT_TESTS = 6
 START = date(2026, 3, 1)
 DAYS = 6
 NEW_DAY = date(2026, 3, 7)
@@ -82,11 +84,15 @@ def _table(name: str, ref: str = "dev") -> pd.DataFrame:
             "patient_id",
             "reading_date",
             "reading_ts_utc",
-            "period_days",
+            "period",
             "minute_of_day",
+            "episode_type",
+            "episode_level",
+            "start_ts_utc",
             "week_start",
             "date_day",
             "treatment_id",
+            "treatment_date",
         )
         if c in frame.columns
     ]
@@ -174,18 +180,54 @@ def test_sql_metrics_agree_with_the_python_definitions(lake: Lake) -> None:
     assert merged["mage"].notna().all() and merged["modd"].isna().all()  # MODD needs two days
 
 
+def _grouped(group: pd.DataFrame, tz: str) -> metrics.GroupedReadings:
+    seconds = pd.to_datetime(group["reading_ts_utc"]).values.astype("datetime64[us]").astype("int64") / 1e6
+    local = pd.to_datetime(group["reading_ts_local"]).values.astype("datetime64[us]").astype("int64") / 1e6
+    days = pd.to_datetime(group["reading_date"]).values.astype("datetime64[D]").astype("int64")
+    return metrics.GroupedReadings.build(
+        np.zeros(len(group)), seconds, group["glucose_value"].to_numpy(float), days, local - seconds, group_tz=[tz]
+    )
+
+
 def test_period_metrics_agree_with_the_python_definitions(lake: Lake) -> None:
     fct = _table("silver.fct_glucose_readings")
     period = _table("marts.mrt_glucose_period_metrics")
-    assert set(period["period_days"]) == {14, 30, 90} and len(period) == 9
-    row = period[(period["patient_id"] == "p002") & (period["period_days"] == 14)].iloc[0]
+    assert set(period["period"]) == {"14d", "30d", "90d", "all"} and len(period) == 12
+    row = period[(period["patient_id"] == "p002") & (period["period"] == "14d")].iloc[0]
+    # the data (6 days, ingested on 2026-06-01) lies wholly in every window
     group = fct[fct["patient_id"] == "p002"]
-    seconds = (pd.to_datetime(group["reading_ts_utc"]).astype("int64") / 1e6).to_numpy()
+    seconds = pd.to_datetime(group["reading_ts_utc"]).values.astype("datetime64[us]").astype("int64") / 1e6
     expected = metrics.summarize(group["glucose_value"].to_numpy(float), seconds, group["reading_date"].to_numpy())
     for column in ("mean_glucose", "sd_glucose", "pct_in_range", "gri", "lbgi", "mage", "modd", "conga_1", "adrr"):
         assert row[column] == pytest.approx(getattr(expected, column), rel=1e-9), column
+    every = metrics.all_metrics(_grouped(group, str(group["patient_tz"].iloc[0])))
+    for column in ("median_glucose", "iqr_glucose", "grade", "m_value", "cogi", "gvp", "sd_b_dm", "auc_hourly",
+                   "hypo_lv1_per_day", "pgs", "active_percent", "conga_24"):  # fmt: skip
+        assert row[column] == pytest.approx(float(every[column][0]), rel=1e-9, nan_ok=True), column
     assert row["days_with_data"] == DAYS
     assert row["pct_readings_present"] == pytest.approx(100 * len(group) / (14 * 288))
+    assert row["period_end"] == pd.Timestamp(START + timedelta(days=DAYS - 1))
+    assert not row["sufficient"]  # 6 days are not enough (>= 14 days by consensus)
+    whole = period[(period["patient_id"] == "p002") & (period["period"] == "all")].iloc[0]
+    assert whole["period_days"] == DAYS and whole["reading_count"] == row["reading_count"]
+
+
+def test_episodes_mart_rows_give_the_period_rates(lake: Lake) -> None:
+    episodes = _table("marts.mrt_glucose_episodes")
+    period = _table("marts.mrt_glucose_period_metrics")
+    assert len(episodes) > 0 and set(episodes["episode_type"]) <= {"hypo", "hyper"}
+    assert (episodes["end_ts_utc"] >= episodes["start_ts_utc"]).all()
+    lv1 = episodes[(episodes["episode_type"] == "hypo") & (episodes["episode_level"] == "1")]
+    assert (lv1["extreme_glucose"] < 70).all()
+    for pid, row in period[period["period"] == "all"].set_index("patient_id").iterrows():
+        mine = episodes[episodes["patient_id"] == pid]
+        counts = {
+            (kind, level): int((mine["episode_type"].eq(kind) & mine["episode_level"].eq(level)).sum())
+            for kind, level in (("hypo", "1"), ("hyper", "1"), ("hyper", "2"))
+        }
+        # one denominator (days of grid data) for every kind: rate / count is the same number
+        ratios = {k: row[f"{k[0]}_lv{k[1]}_per_day"] / n for k, n in counts.items() if n}
+        assert ratios and max(ratios.values()) == pytest.approx(min(ratios.values()), rel=1e-9), ratios
 
 
 def test_seed_overview_and_agp(lake: Lake) -> None:
@@ -194,14 +236,20 @@ def test_seed_overview_and_agp(lake: Lake) -> None:
     day = fct[(fct["patient_id"] == "p001") & (fct["reading_date"] == fct["reading_date"].min())]
     first = overview.iloc[0]
     assert first["reading_count"] == len(day)
-    assert first["avg_glucose"] == pytest.approx(day["glucose_value"].mean())
-    assert first["pct_low"] == pytest.approx(100 * (day["glucose_value"] < 70).mean())
-    assert first["pct_high"] == pytest.approx(100 * (day["glucose_value"] > 180).mean())
+    assert first["mean_glucose"] == pytest.approx(day["glucose_value"].mean())
+    assert first["pct_below_70"] == pytest.approx(100 * (day["glucose_value"] < 70).mean())
+    assert first["pct_above_180"] == pytest.approx(100 * (day["glucose_value"] > 180).mean())
     agp = _table("marts.mrt_agp_profile")
-    assert set(agp.groupby("patient_id").size()) == {96}
-    bin_rows = fct[(fct["patient_id"] == "p001") & (fct["reading_minute_of_day"] // 15 == 32)]
+    assert set(agp.groupby("patient_id").size()) == {288}  # every 5-minute time of day
+    assert (agp["p05"] <= agp["p50"]).all() and (agp["p50"] <= agp["p95"]).all()
+    # p50 at 08:00 = the median of the interpolated grid values at 08:00 local over the days
+    group = fct[fct["patient_id"] == "p001"]
+    tz = str(group["patient_tz"].iloc[0])
+    grid = metrics.build_grid(_grouped(group, tz))
+    local = pd.to_datetime(grid.t, unit="s", utc=True).tz_convert(tz)
+    at_eight = grid.v[(local.hour == 8) & (local.minute == 0) & ~np.isnan(grid.v)]
     p50 = agp[(agp["patient_id"] == "p001") & (agp["minute_of_day"] == 480)]["p50"].iloc[0]
-    assert p50 == pytest.approx(round(float(np.percentile(bin_rows["glucose_value"], 50)), 1))
+    assert p50 == pytest.approx(float(np.percentile(at_eight, 50)), rel=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -350,3 +398,12 @@ def test_docs_generate_and_cli(lake: Lake) -> None:
     outcome = CliRunner().invoke(app, ["transform", "build", "--select", "gold", "--branch", "dev"])
     assert outcome.exit_code == 0, outcome.output
     assert "gold.dim_patient" in outcome.output and "0 failed" in outcome.output
+
+
+def test_treatments_daily_sums_the_treatments(lake: Lake) -> None:
+    treatments = _table("bronze.stg_treatments")
+    daily = _table("marts.mrt_treatments_daily")
+    assert len(daily) > 0
+    assert daily["carbs_grams"].sum() == pytest.approx(treatments["carbs_grams"].fillna(0).sum())
+    assert daily["bolus_units"].sum() == pytest.approx(treatments["insulin_units"].fillna(0).sum())
+    assert (daily["total_insulin_units"] == daily["bolus_units"] + daily["basal_units"]).all()

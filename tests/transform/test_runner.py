@@ -45,10 +45,12 @@ def test_layer_names_select_their_folder(monkeypatch: pytest.MonkeyPatch) -> Non
         return "ran"
 
     monkeypatch.setattr(runner, "run_dbt", fake_run_dbt)
+    monkeypatch.setattr(runner, "_compute", lambda *args: seen.setdefault("computed", True) and None)
     assert runner.build(select=["silver", "mrt_agp_profile+"], branch="b", full_refresh=True) == "ran"
     assert seen["command"] == "build"
     assert seen["select"] == ["path:models/silver", "mrt_agp_profile+"]
     assert seen["branch"] == "b" and seen["full_refresh"] is True
+    assert seen["computed"] is True  # a mart selector computes the Python metrics first
 
 
 def test_profiles_define_duckdb_and_trino_targets() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from workbench.errors import RefNotFoundError
@@ -21,7 +22,9 @@ def test_patients_from_the_daily_mart_with_display_names(demo_settings: Settings
     patients = data.patients()
     assert patients["patient_id"].tolist() == ["p001", "p002"]
     assert patients["display_name"].tolist() == ["Demo patient 1", "Demo patient 2"]
-    assert (patients["last_date"] - patients["first_date"]).map(lambda d: d.days).tolist() == [14, 14]
+    assert (patients["latest_date"] - patients["first_date"]).map(lambda d: d.days).tolist() == [14, 14]
+    # the last complete day: the day before the demo's day in progress
+    assert (patients["latest_date"] - patients["last_date"]).map(lambda d: d.days).isin([0, 1]).all()
     assert data.source_of("marts.mrt_glucose_daily_metrics") == "lake@main"  # no PostgreSQL running
 
 
@@ -55,14 +58,23 @@ def test_agp_uses_the_mart_for_its_window_and_readings_otherwise(demo_settings: 
     last = data.patient("p002")["last_date"]
     start = last - timedelta(days=13)
     mart, source = data.agp_profile("p002", start, last)
-    assert source == "lake@main" and len(mart) == 96
+    assert source == "lake@main" and len(mart) == 288
     computed = data.agp_from_readings("p002", start, last)
     columns = ["p05", "p25", "p50", "p75", "p95"]
-    np.testing.assert_allclose(computed[columns], mart[columns], atol=0.051)  # the mart rounds to 0.1
-    assert computed["reading_count"].tolist() == mart["reading_count"].tolist()
+    np.testing.assert_allclose(computed[columns], mart[columns], rtol=1e-12)  # one definition
+    assert computed["grid_points"].tolist() == mart["grid_points"].tolist()
     week, source = data.agp_profile("p002", last - timedelta(days=6), last)
     assert "silver.fct_glucose_readings" in source
-    assert week["reading_count"].sum() < mart["reading_count"].sum()
+    assert week["grid_points"].sum() < mart["grid_points"].sum()
+
+
+def test_last_date_is_the_last_complete_day_of_the_period_mart(demo_settings: Settings) -> None:
+    data = GlucoseData("main", settings=demo_settings)
+    row = data.patient("p002")
+    ends = data.query("marts.mrt_glucose_period_metrics", "select period_end from marts.mrt_glucose_period_metrics "
+                      "where patient_id = 'p002' and period = 'all'")  # fmt: skip
+    assert row["last_date"] == pd.to_datetime(ends["period_end"]).dt.date.iloc[0]
+    assert row["last_date"] <= row["latest_date"]
 
 
 def test_load_view_defaults_to_the_last_14_days_of_the_first_patient(demo_settings: Settings) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,10 @@ from plotly.offline import get_plotlyjs
 
 from workbench.settings import Settings
 from workbench.viz.report import export_report, export_reports, find_chromium
+
+
+def find_pdftoppm() -> str | None:
+    return shutil.which("pdftoppm")
 
 
 def test_report_is_one_self_contained_html_file(demo_settings: Settings, tmp_path: Path) -> None:
@@ -23,10 +29,15 @@ def test_report_is_one_self_contained_html_file(demo_settings: Settings, tmp_pat
     rest = before + after
     assert get_plotlyjs() not in rest
     assert not re.search(r"<script[^>]*\bsrc=", rest) and "cdn" not in rest.lower() and "<link" not in rest
-    for chart in ("agp", "time_in_ranges", "daily_trend"):
+    for chart in ("agp", "time_in_ranges", "daily_profiles"):
         assert f'"meta":{{"chart":"{chart}"}}' in page
-    assert page.count('class="cascade-card"') == 10 and "Demo patient 2 (p002)" in page
-    assert "(7 days)" in page
+    for part in ("stats", "tir", "agp", "daily-profiles", "treatments-page"):
+        assert f'data-part="{part}"' in page, part
+    assert "Demo patient 2 (p002)" in page and "(7 days)" in page
+    # every figure static, without the plotly toolbar (nothing printed over titles): 4 with treatments
+    assert page.count('"staticPlot": true') == page.count('"displayModeBar": false') == 4
+    assert "size: A4 landscape" in page and "glucose in mg/dL" in page
+    assert 'data-part="insufficient"' in page  # 7 days are not enough by consensus
 
 
 def test_export_reports_writes_one_per_patient(demo_settings: Settings, tmp_path: Path) -> None:
@@ -36,11 +47,47 @@ def test_export_reports_writes_one_per_patient(demo_settings: Settings, tmp_path
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="needs Chromium (Debian package chromium)")
-def test_pdf_is_printed_by_headless_chromium(demo_settings: Settings, tmp_path: Path) -> None:
-    paths = export_report("p001", tmp_path, pdf=True, settings=demo_settings)
+@pytest.mark.parametrize(("paper", "unit"), [("A4", "mg/dL"), ("Letter", "mmol/L")])
+def test_pdf_is_one_landscape_page_plus_treatments(
+    demo_settings: Settings, tmp_path: Path, paper: str, unit: str
+) -> None:
+    from pypdf import PdfReader
+
+    settings = demo_settings.model_copy(update={"report_paper": paper, "glucose_unit": unit})
+    paths = export_report("p001", tmp_path, pdf=True, settings=settings)
     assert [p.suffix for p in paths] == [".html", ".pdf"]
-    pdf = paths[1].read_bytes()
-    assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
+    reader = PdfReader(paths[1])
+    assert len(reader.pages) == 2  # the AGP page and the treatments page (the demo has treatments)
+    for page in reader.pages:
+        width, height = float(page.mediabox.width), float(page.mediabox.height)
+        assert width > height  # landscape
+        expected = (842, 595) if paper == "A4" else (792, 612)
+        assert (round(width), round(height)) == pytest.approx(expected, abs=2)
+    # NFKC: Chromium's PDF text uses ligatures (ﬁ)
+    first, second = (unicodedata.normalize("NFKC", page.extract_text()) for page in reader.pages)
+    for part in ("Glucose statistics and targets", "Time in ranges", "Ambulatory glucose profile",
+                 "Daily glucose profiles", f"glucose in {unit}", "Time in range 70–180"):  # fmt: skip
+        assert part in first, part
+    assert "Treatments" in second and "bolus (U)" in second and "carbs (g)" in second
+    if find_pdftoppm() is not None:  # keep a picture of the first page for people to look at
+        artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        subprocess.run([find_pdftoppm(), "-r", "80", "-png", "-f", "1", "-l", "1", str(paths[1]),
+                        str(artifacts / f"agp-report-{paper}")], check=True, timeout=60)  # fmt: skip
+
+
+def test_no_treatments_page_without_treatments(demo_settings: Settings) -> None:
+    import pandas as pd
+
+    from workbench.viz.report import report_data, report_html
+    from workbench.viz.view import load_view
+
+    view = load_view(patient="p001", settings=demo_settings)
+    data = report_data(view, demo_settings)
+    assert len(data.treatments_daily) > 0
+    empty = data.__class__(**{**data.__dict__, "treatments_daily": pd.DataFrame(), "treatments": pd.DataFrame()})
+    page = report_html(view, demo_settings, empty)
+    assert 'data-part="treatments-page"' not in page and 'data-part="daily-profiles"' in page
 
 
 def test_cli_report_and_its_errors(demo_env: dict[str, str], tmp_path: Path) -> None:

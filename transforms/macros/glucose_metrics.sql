@@ -69,26 +69,3 @@
     avg(risk_high) as hbgi,
     0.001 * power(avg(cast({{ g }} as double)) + stddev_samp(cast({{ g }} as double)), 2) as j_index,
 {%- endmacro %}
-
-{#- Time-based variability (MAGE, MODD, CONGA-1) of a group of readings: computed by the Python
-    functions in workbench/metrics.py (the DuckDB UDF cascade_variability registered by
-    workbench.transform.plugin, one call per group: DuckDB evaluates the repeated identical call
-    once), so the definition exists once. Trino has no such UDF: the columns are null there. -#}
-{% macro glucose_variability_columns(g='glucose_value', ts='reading_ts_utc') -%}
-    {{ return(adapter.dispatch('glucose_variability_columns', 'cascade')(g, ts)) }}
-{%- endmacro %}
-
-{% macro default__glucose_variability_columns(g, ts) -%}
-    {%- set call -%}
-        cascade_variability(list(cast({{ g }} as double) order by {{ ts }}), list(cast(epoch({{ ts }}) as double) order by {{ ts }}))
-    {%- endset -%}
-    {{ call }}.mage as mage,
-    {{ call }}.modd as modd,
-    {{ call }}.conga_1 as conga_1,
-{%- endmacro %}
-
-{% macro trino__glucose_variability_columns(g, ts) -%}
-    cast(null as double) as mage,
-    cast(null as double) as modd,
-    cast(null as double) as conga_1,
-{%- endmacro %}

@@ -18,8 +18,8 @@ compared as (
     select
         overview.patient_id,
         overview.reading_date,
-        overview.pct_low + overview.pct_in_range + overview.pct_high as share_total,
-        overview.pct_low - daily.pct_below_70 as low_difference,
+        overview.pct_below_70 + overview.pct_in_range + overview.pct_above_180 as share_total,
+        overview.pct_below_70 - daily.pct_below_70 as low_difference,
         overview.reading_count - daily.reading_count as count_difference
 
     from overview

@@ -24,7 +24,7 @@ ENTRIES = "raw.glucose_entries"
 REJECTS = "raw.glucose_entries_rejects"
 # (table, column) pairs that are percentages
 PERCENT_COLUMNS = (
-    ("marts.mrt_glucose_overview", ("pct_low", "pct_in_range", "pct_high")),
+    ("marts.mrt_glucose_overview", ("pct_below_70", "pct_in_range", "pct_above_180")),
     (
         "marts.mrt_glucose_daily_metrics",
         ("pct_very_low", "pct_low", "pct_in_range", "pct_high", "pct_very_high", "pct_readings_present"),

@@ -2,9 +2,9 @@
 
 Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin``, alias ``cascade``):
 
-- ``configure_connection``: registers the metric UDF ``cascade_variability`` (MAGE, MODD, CONGA-1
-  by the Python functions of ``workbench.metrics``) and, with ``lake: true``,
-  attaches every table of the ref as ``schema.table`` views (``workbench.sql.duckdb.attach_ref``);
+- ``configure_connection``: with ``lake: true``, attaches every table of the ref as ``schema.table``
+  views (``workbench.sql.duckdb.attach_ref``); the Python metrics are not UDFs but tables computed
+  before the marts (``workbench.transform.computed``), so they serve every engine;
 - ``store``: called by the project's ``table``/``incremental`` materializations; runs the model's SQL
   and writes the result through ``Lakehouse(ref=...).write`` (overwrite, or overwrite by filter on
   the model's ``unique_key`` days), then re-attaches the view. With ``lake: false`` (target
@@ -15,7 +15,6 @@ Every write is recorded in ``WRITES`` so the runner can report rows per model.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import warnings
@@ -28,9 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import TargetConfig
-from duckdb.func import FunctionNullHandling
 
-from workbench import metrics
 from workbench.errors import SchemaError
 from workbench.settings import Settings, get_settings, load_settings
 from workbench.transform.errors import ModelWriteError
@@ -52,38 +49,6 @@ class ModelWrite:
 
 WRITES: dict[str, ModelWrite] = {}
 _WRITES_LOCK = threading.Lock()
-
-
-def _nullable(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def _udf_variability(glucose: list[float] | None, times: list[float] | None) -> dict[str, float | None]:
-    values = metrics.variability(glucose or [], times or [])
-    return {name: _nullable(v) for name, v in zip(("mage", "modd", "conga_1"), values, strict=True)}
-
-
-VARIABILITY_TYPE = "STRUCT(mage DOUBLE, modd DOUBLE, conga_1 DOUBLE)"
-
-
-def register_metric_udfs(con: duckdb.DuckDBPyConnection) -> None:
-    """Register ``cascade_variability(glucose[], epoch_seconds[])`` -> {mage, modd, conga_1}: the
-    Python functions of ``workbench.metrics`` computed on one interpolated grid (DuckDB evaluates a
-    repeated identical call once, so ``cascade_variability(..).mage`` and ``..modd`` cost one call)."""
-    existing = {
-        row[0]
-        for row in con.execute(
-            "select function_name from duckdb_functions() where function_name = 'cascade_variability'"
-        ).fetchall()
-    }
-    if not existing:
-        con.create_function(
-            "cascade_variability",
-            _udf_variability,
-            ["DOUBLE[]", "DOUBLE[]"],
-            VARIABILITY_TYPE,
-            null_handling=FunctionNullHandling.SPECIAL,
-        )
 
 
 def _quote(name: str) -> str:
@@ -110,9 +75,8 @@ class Plugin(BasePlugin):
         self._lock = threading.Lock()
 
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
-        """Register UDFs and attach the branch's tables (lake mode)."""
+        """Attach the branch's tables (lake mode)."""
         self._conn = conn
-        register_metric_udfs(conn)
         if self.lake:
             self._attach(conn)
 

@@ -71,6 +71,7 @@ class BuildResult:
     error: str | None = None
     target_path: Path | None = None
     settings: Settings | None = field(default=None, repr=False)
+    computed: Any = None  # workbench.transform.computed.ComputeResult when the metrics were computed
 
     @property
     def models_built(self) -> int:
@@ -326,16 +327,55 @@ def build(
     excluded = [exclude] if isinstance(exclude, str) else list(exclude or [])
     if selectors:
         excluded.append("test_name:relationships")
-    return run_dbt(
-        "build",
-        branch=branch,
-        select=selectors or None,
-        exclude=excluded or None,
-        full_refresh=full_refresh,
-        target=target,
-        extra_vars=extra_vars,
-        settings=settings,
+    kwargs: dict[str, Any] = {
+        "branch": branch,
+        "full_refresh": full_refresh,
+        "target": target,
+        "extra_vars": extra_vars,
+        "settings": settings,
+    }
+    if not selectors:
+        # The whole project: layers up to gold, the Python metrics, then the marts that read them.
+        before = run_dbt("build", exclude=[*excluded, MARTS_PATH], **kwargs)
+        if not before.success:
+            return before
+        computed = _compute(branch, full_refresh, settings, extra_vars)
+        after = run_dbt("build", select=[MARTS_PATH], exclude=excluded or None, **kwargs)
+        return _merge(before, after, computed)
+    computed = (
+        _compute(branch, full_refresh, settings, extra_vars) if any(_reads_computed(s) for s in selectors) else None
     )
+    result = run_dbt("build", select=selectors, exclude=excluded or None, **kwargs)
+    return _merge(None, result, computed)
+
+
+MARTS_PATH = "path:models/marts"
+
+
+def _reads_computed(selector: str) -> bool:
+    """Whether a selector can build a mart (which reads the Python-computed gold tables)."""
+    return "marts" in selector or "mrt_" in selector or selector.startswith("+") or selector.startswith("tag:")
+
+
+def _compute(branch: str, full_refresh: bool, settings: Settings | None, extra_vars: dict[str, Any] | None) -> Any:
+    from workbench.transform.computed import AGP_DAYS, materialise
+
+    agp_days = int((extra_vars or {}).get("agp_days", AGP_DAYS))
+    return materialise(branch, settings=settings or get_settings(), full_refresh=full_refresh, agp_days=agp_days)
+
+
+def _merge(before: BuildResult | None, after: BuildResult, computed: Any) -> BuildResult:
+    """One result for a build done in parts (dbt before the metrics, the metrics, dbt after)."""
+    if before is not None:
+        after.models = before.models + after.models
+        after.tests = before.tests + after.tests
+        after.other = before.other + after.other
+        after.seconds += before.seconds
+        after.success = before.success and after.success
+    if computed is not None:
+        after.computed = computed
+        after.seconds += computed.seconds
+    return after
 
 
 def docs_generate(branch: str = "dev", *, settings: Settings | None = None) -> Path:

@@ -26,10 +26,10 @@ SourceChoice = Literal["auto", "postgres", "lake"]
 
 DAILY = "marts.mrt_glucose_daily_metrics"
 AGP = "marts.mrt_agp_profile"
+PERIOD = "marts.mrt_glucose_period_metrics"
 READINGS = "silver.fct_glucose_readings"
 PATIENTS = "gold.dim_patient"
-AGP_BIN_MINUTES = 15  # as marts.mrt_agp_profile
-PERCENTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))
+PERCENTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))  # as metrics.AGP_PERCENTILES
 
 
 def published_url(settings: Settings | None = None) -> str | None:
@@ -117,7 +117,11 @@ class GlucoseData:
 
     # ---- readers -------------------------------------------------------------------------------
     def patients(self) -> pd.DataFrame:
-        """Patients with data: patient_id, display_name, first_date, last_date, reading_count."""
+        """Patients with data: patient_id, display_name, first_date, last_date, latest_date, reading_count.
+
+        ``last_date`` is the last COMPLETE local day (the period mart's end: periods, the AGP, trends
+        and reports stop there); ``latest_date`` is the last day with readings, later than
+        ``last_date`` while today's day is still in progress ("today so far")."""
         try:
             frame = self.query(
                 DAILY,
@@ -131,11 +135,25 @@ class GlucoseData:
         if frame.empty:
             raise NoGlucoseDataError(f"{DAILY} on {self.ref!r} has no rows; ingest and build first")
         frame["first_date"] = _dates(frame["first_date"])
-        frame["last_date"] = _dates(frame["last_date"])
+        frame["latest_date"] = _dates(frame["last_date"])
+        complete = self._last_complete_days()
+        frame["last_date"] = [
+            complete.get(p, d) for p, d in zip(frame["patient_id"], frame["latest_date"], strict=True)
+        ]
         frame["reading_count"] = frame["reading_count"].astype("int64")
         names = self._display_names()
         frame["display_name"] = [names.get(p, p) for p in frame["patient_id"]]
-        return frame[["patient_id", "display_name", "first_date", "last_date", "reading_count"]]
+        return frame[["patient_id", "display_name", "first_date", "last_date", "latest_date", "reading_count"]]
+
+    def _last_complete_days(self) -> dict[str, date]:
+        """Each patient's last complete day (end of the whole-history period), when the mart exists."""
+        try:
+            frame = self.query(PERIOD, f"select patient_id, period_end from {PERIOD} where period = 'all'")
+        except (TableNotFoundError, NoGlucoseDataError):
+            return {}
+        except CascadeError:
+            return {}
+        return dict(zip(frame["patient_id"], _dates(frame["period_end"]), strict=True))
 
     def _display_names(self) -> dict[str, str]:
         if self.source == "postgres":
@@ -168,7 +186,7 @@ class GlucoseData:
         return frame.drop(columns=[c for c in frame.columns if c.endswith("_identity")])
 
     def agp_profile(self, patient_id: str, start: date, end: date) -> tuple[pd.DataFrame, str]:
-        """AGP percentiles (p05..p95) by 15-minute bin of the local day, and where they came from.
+        """AGP percentiles (p05..p95) per 5-minute time of the local day, and where they came from.
 
         The AGP mart covers each patient's last 14 days; it is used when the period is exactly that
         window. Otherwise the same percentiles are computed from the readings in the lake.
@@ -186,15 +204,34 @@ class GlucoseData:
         return self.agp_from_readings(patient_id, start, end), f"lake@{self.ref} ({READINGS})"
 
     def agp_from_readings(self, patient_id: str, start: date, end: date) -> pd.DataFrame:
-        """The AGP percentiles computed from the lake's readings (same bins and percentile
-        definition as `marts.mrt_agp_profile`: 15-minute bins, continuous quantiles)."""
-        quantiles = ", ".join(f"quantile_cont(glucose_value, {q}) as {name}" for name, q in PERCENTILES)
-        return self.lakehouse.sql(
-            f"select cast(floor(reading_minute_of_day / {AGP_BIN_MINUTES}e0) * {AGP_BIN_MINUTES} as integer) "
-            f"as minute_of_day, count(*) as reading_count, {quantiles} from {READINGS} "
-            "where patient_id = ? and reading_date between ? and ? group by 1 order by 1",
+        """The AGP percentiles computed from the lake's readings by the same definition as
+        `marts.mrt_agp_profile` (`workbench.metrics.agp_profile`: 5-minute interpolated grid)."""
+        import numpy as np
+
+        from workbench import metrics
+
+        rows = self.lakehouse.sql_arrow(
+            f"select reading_ts_utc, reading_ts_local, reading_date, glucose_value, patient_tz from {READINGS} "
+            "where patient_id = ? and reading_date between ? and ?",
             [patient_id, start, end],
         )
+        columns = ["minute_of_day", "grid_points", *(name for name, _ in PERCENTILES)]
+        if rows.num_rows == 0:
+            return pd.DataFrame(columns=columns)
+        utc = rows["reading_ts_utc"].to_numpy(zero_copy_only=False).astype("datetime64[us]").astype(np.int64) / 1e6
+        local = rows["reading_ts_local"].to_numpy(zero_copy_only=False).astype("datetime64[us]").astype(np.int64) / 1e6
+        days = rows["reading_date"].to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64)
+        tz = str(rows["patient_tz"][0].as_py() or "UTC")
+        grouped = metrics.GroupedReadings.build(
+            np.zeros(rows.num_rows),
+            utc,
+            rows["glucose_value"].to_numpy(zero_copy_only=False),
+            days,
+            local - utc,
+            group_tz=[tz],
+        )
+        profile = metrics.agp_profile(grouped, [tz])
+        return pd.DataFrame({c: profile[c] for c in columns})
 
     def _agp_mart(self, patient_id: str) -> pd.DataFrame | None:
         try:

@@ -6,6 +6,8 @@ Each figure carries `layout.meta = {"chart": <name>}` so tests and the browser c
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -200,3 +202,168 @@ def cards_html(cards: list[Card]) -> str:
             f'<div style="font-size:11px;color:{color}">{target}</div></div>'
         )
     return f'<div class="cascade-cards" style="display:flex;flex-wrap:wrap;gap:8px">{"".join(parts)}</div>'
+
+
+# ---- the one-page AGP report (fixed sizes for print; no toolbar, static) ---------------------------
+
+#: Plotly config of every report figure: static (nothing to hover or click on paper), no toolbar.
+PRINT_CONFIG = {"staticPlot": True, "displayModeBar": False}
+AGP_SCALE_MGDL = (0.0, 350.0)  # the AGP report's fixed glucose axis
+MARKER_LINES_MGDL = (54.0, 250.0)  # thin reference lines beside the 70–180 target band
+
+
+def _to_unit(values: Any, unit: str) -> Any:
+    from workbench.metrics import MGDL_PER_MMOLL
+
+    return values if unit == "mg/dL" else values / MGDL_PER_MMOLL  # type: ignore[operator]
+
+
+def _print_layout(fig: go.Figure, chart: str, width: int, height: int, title: str | None = None) -> go.Figure:
+    fig.update_layout(
+        meta={"chart": chart},
+        width=width,
+        height=height,
+        autosize=False,
+        margin={"l": 44, "r": 8, "t": 26 if title else 6, "b": 26},
+        template="plotly_white",
+        font={"family": _FONT, "size": 10},
+        showlegend=False,
+        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 12}} if title else None,
+    )
+    return fig
+
+
+def report_tir_figure(summary: PeriodSummary, width: int = 330, height: int = 235) -> go.Figure:
+    """The time-in-ranges bar of the AGP report: five stacked bands, each labelled beside the bar
+    with its range and share (labels never inside the bar, never overlapping: spread apart)."""
+    fig = go.Figure()
+    values = [float(getattr(summary, r.column)) for r in RANGES]
+    for r, value in zip(RANGES, values, strict=True):
+        fig.add_trace(go.Bar(x=[0], y=[value], marker_color=r.color, width=0.6, hoverinfo="skip"))
+    # label positions: the middle of each band, pushed apart to at least 13 % from each other
+    centers, bottom = [], 0.0
+    for value in values:
+        centers.append(bottom + value / 2)
+        bottom += value
+    # forward: at least `gap` apart from 2 % up; backward: at most 98 % at the top (always fits)
+    gap, n = 12.0, len(centers)
+    positions: list[float] = []
+    for i, center in enumerate(centers):
+        positions.append(max(center, 2.0 + i * gap, positions[-1] + gap if positions else 0.0))
+    for i in range(n - 1, -1, -1):
+        positions[i] = min(positions[i], 98.0 - (n - 1 - i) * gap, positions[i + 1] - gap if i < n - 1 else 98.0)
+    for r, value, y, center in zip(RANGES, values, positions, centers, strict=True):
+        fig.add_annotation(
+            x=0.42, y=y, xref="x", yref="y", text=f"<b>{value:.0f} %</b>  {html.escape(r.label)}",
+            showarrow=False, xanchor="left", font={"size": 10, "color": "#111827"},
+        )  # fmt: skip
+        fig.add_shape(type="line", x0=0.3, x1=0.4, y0=center, y1=y, line={"color": "#9ca3af", "width": 0.8})
+    fig.update_layout(barmode="stack", bargap=0)
+    fig.update_xaxes(range=[-0.35, 2.2], visible=False)
+    fig.update_yaxes(range=[0, 100], visible=False)
+    return _print_layout(fig, "time_in_ranges", width, height, "Time in ranges")
+
+
+def report_agp_figure(profile: pd.DataFrame, unit: str = "mg/dL", width: int = 990, height: int = 235) -> go.Figure:
+    """AGP on the fixed 0–350 mg/dL scale: 5–95 and 25–75 % bands and the median, smoothed as the
+    AGP report draws them (the mart keeps the unsmoothed values), the 70–180 target band and thin
+    lines at 54 and 250 mg/dL."""
+    frame = profile.sort_values("minute_of_day")
+    hours = frame["minute_of_day"].to_numpy() / 60.0
+
+    def smooth(column: str) -> Any:
+        # a centred moving average over 7 points (35 minutes), circular over midnight
+        values = frame[column].astype(float)
+        wrapped = pd.concat([values.iloc[-3:], values, values.iloc[:3]])
+        return _to_unit(wrapped.rolling(7, center=True, min_periods=1).mean().iloc[3:-3].to_numpy(), unit)
+
+    fig = go.Figure()
+    low, high = _to_unit(float(TARGET_LOW), unit), _to_unit(float(TARGET_HIGH), unit)
+    fig.add_hrect(y0=low, y1=high, fillcolor=BAND_COLOR, line_width=0, layer="below")
+    for level in (TARGET_LOW, TARGET_HIGH):
+        fig.add_hline(y=_to_unit(float(level), unit), line={"color": "#31a354", "width": 1.2})
+    for marker in MARKER_LINES_MGDL:
+        fig.add_hline(y=_to_unit(marker, unit), line={"color": "#9ca3af", "width": 0.8, "dash": "dot"})
+    for upper, lower, color in (("p95", "p05", "rgba(8, 81, 156, 0.15)"), ("p75", "p25", "rgba(8, 81, 156, 0.38)")):
+        fig.add_trace(go.Scatter(x=hours, y=smooth(upper), mode="lines", line={"width": 0.6, "color": color}))
+        fig.add_trace(
+            go.Scatter(x=hours, y=smooth(lower), mode="lines", line={"width": 0.6, "color": color}, fill="tonexty",
+                       fillcolor=color)
+        )  # fmt: skip
+    fig.add_trace(go.Scatter(x=hours, y=smooth("p50"), mode="lines", line={"color": MEDIAN_COLOR, "width": 2.5}))
+    fig.update_xaxes(
+        range=[0, 24], tickvals=list(range(0, 25, 3)), ticktext=[f"{h % 24:02d}:00" for h in range(0, 25, 3)]
+    )
+    scale = [_to_unit(v, unit) for v in AGP_SCALE_MGDL]
+    ticks = [_to_unit(float(v), unit) for v in (0, 54, 70, 180, 250, 350)]
+    fig.update_yaxes(range=scale, tickvals=ticks, ticktext=[f"{t:.0f}" if unit == "mg/dL" else f"{t:.1f}" for t in ticks],
+                     title_text=unit)  # fmt: skip
+    return _print_layout(fig, "agp", width, height, "Ambulatory glucose profile (AGP): median, 25–75 % and 5–95 %")
+
+
+def report_daily_profiles_figure(
+    readings: pd.DataFrame,
+    days: Sequence[object],
+    treatments: pd.DataFrame | None = None,
+    unit: str = "mg/dL",
+    width: int = 990,
+    height: int = 200,
+) -> go.Figure:
+    """One small chart per day (two rows of seven): glucose over the local day on the fixed scale
+    with the 70–180 band; carbohydrate (orange triangle) and bolus (blue bar) markers at the foot."""
+    from plotly.subplots import make_subplots
+
+    cols = 7
+    rows = max(1, (len(days) + cols - 1) // cols)
+    titles = [f"{pd.Timestamp(d):%a %d %b}" for d in days]
+    fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.006, vertical_spacing=0.14,
+                        subplot_titles=titles)  # fmt: skip
+    local = pd.to_datetime(readings["reading_ts_local"]) if len(readings) else pd.Series([], dtype="datetime64[ns]")
+    dates = pd.to_datetime(readings["reading_date"]).dt.date if len(readings) else pd.Series([], dtype=object)
+    t_local = pd.to_datetime(treatments["treatment_ts_local"]) if treatments is not None and len(treatments) else None
+    low, high = _to_unit(float(TARGET_LOW), unit), _to_unit(float(TARGET_HIGH), unit)
+    top = _to_unit(AGP_SCALE_MGDL[1], unit)
+    for i, day in enumerate(days):
+        row, col = i // cols + 1, i % cols + 1
+        mine = dates == day
+        hours = (local[mine] - pd.Timestamp(day)).dt.total_seconds() / 3600.0
+        fig.add_hrect(y0=low, y1=high, fillcolor=BAND_COLOR, line_width=0, layer="below", row=row, col=col)
+        values = _to_unit(readings.loc[mine, "glucose_value"].astype(float), unit)
+        fig.add_trace(
+            go.Scatter(x=hours, y=values, mode="lines", line={"color": MEDIAN_COLOR, "width": 1}), row=row, col=col
+        )
+        if t_local is not None:
+            on_day = t_local.dt.date == day
+            th = (t_local[on_day] - pd.Timestamp(day)).dt.total_seconds() / 3600.0
+            carbs = treatments.loc[on_day, "carbs_grams"].fillna(0) > 0  # type: ignore[union-attr]
+            bolus = treatments.loc[on_day, "insulin_units"].fillna(0) > 0  # type: ignore[union-attr]
+            fig.add_trace(go.Scatter(x=th[carbs], y=[top * 0.06] * int(carbs.sum()), mode="markers",
+                                     marker={"symbol": "triangle-up", "size": 5, "color": "#e6550d"}), row=row, col=col)  # fmt: skip
+            fig.add_trace(go.Scatter(x=th[bolus], y=[top * 0.015] * int(bolus.sum()), mode="markers",
+                                     marker={"symbol": "line-ns-open", "size": 7, "color": "#2563eb"}), row=row, col=col)  # fmt: skip
+        fig.update_xaxes(range=[0, 24], tickvals=[0, 12, 24], ticktext=["", "12", ""], row=row, col=col)
+    labels = [f"{v:.0f}" if unit == "mg/dL" else f"{v:.1f}" for v in (low, high)]
+    fig.update_yaxes(range=[0, top], tickvals=[low, high], ticktext=labels)
+    fig.update_annotations(font={"size": 9})
+    _print_layout(fig, "daily_profiles", width, height)
+    fig.update_layout(margin={"t": 16})
+    return fig
+
+
+def report_treatments_figure(daily: pd.DataFrame, width: int = 990, height: int = 300) -> go.Figure:
+    """Daily insulin (bolus and basal stacked) and carbohydrates (right axis) for the treatments page."""
+    from plotly.subplots import make_subplots
+
+    frame = daily.sort_values("treatment_date")
+    x = [f"{pd.Timestamp(d):%d %b}" for d in frame["treatment_date"]]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=x, y=frame["bolus_units"], name="bolus", marker_color="#2563eb"))
+    fig.add_trace(go.Bar(x=x, y=frame["basal_units"], name="basal", marker_color="#93c5fd"))
+    fig.add_trace(go.Scatter(x=x, y=frame["carbs_grams"], name="carbs (g)", mode="lines+markers",
+                             line={"color": "#e6550d"}), secondary_y=True)  # fmt: skip
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title_text="insulin (U)", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(title_text="carbs (g)", secondary_y=True, rangemode="tozero", showgrid=False)
+    _print_layout(fig, "treatments", width, height, "Daily insulin and carbohydrates")
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
+    return fig

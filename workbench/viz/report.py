@@ -1,5 +1,9 @@
-"""Static AGP reports: one self-contained HTML file per patient (plotly.js inlined, no CDN), and a
-PDF printed from it by headless Chromium when Chromium is installed.
+"""The AGP report clinicians know (International Diabetes Center layout): one landscape page —
+glucose statistics and targets, the time-in-ranges bar, the AGP on the fixed 0–350 mg/dL scale and
+one small profile per day — plus a treatments page when there are treatments. A self-contained HTML
+file per patient (plotly.js inlined, no CDN, static figures: print-clean), and a PDF printed from it
+by headless Chromium when Chromium is installed. Paper (A4/Letter) and unit (mg/dL, mmol/L) come
+from the settings CASCADE_REPORT_PAPER and CASCADE_GLUCOSE_UNIT.
 
 ```python
 from workbench.viz.report import export_report, export_reports
@@ -14,58 +18,187 @@ import html
 import shutil
 import subprocess
 import tempfile
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from workbench.errors import CascadeError
+from workbench.metrics import SUFFICIENT_ACTIVE_PERCENT, SUFFICIENT_DAYS
 from workbench.settings import Settings, get_settings
+from workbench.viz import figures
 from workbench.viz.data import GlucoseData, SourceChoice
 from workbench.viz.errors import PdfExportError, VizError
+from workbench.viz.summary import gri_zone
 from workbench.viz.view import DEFAULT_DAYS, GlucoseView, load_view
+
+TREATMENTS_DAILY = "marts.mrt_treatments_daily"
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _PDF_TIMEOUT_S = 120
 
 
 def _figure_div(fig: go.Figure) -> str:
-    return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+    return str(fig.to_html(full_html=False, include_plotlyjs=False, config=figures.PRINT_CONFIG))
 
 
-def report_html(view: GlucoseView) -> str:
-    """The whole report page for one view, with plotly.js inlined (works offline)."""
+#: Printable area (CSS px at 96 dpi) of a landscape page with 8 mm margins, per paper.
+PAGES = {"A4": ("A4 landscape", 1060), "Letter": ("letter landscape", 995)}
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything one AGP report shows."""
+
+    view: GlucoseView
+    readings: pd.DataFrame
+    treatments: pd.DataFrame  # treatment events of the period (local times), may be empty
+    treatments_daily: pd.DataFrame  # marts.mrt_treatments_daily rows of the period, may be empty
+    unit: str
+    paper: str
+
+
+def report_data(view: GlucoseView, settings: Settings) -> ReportData:
+    """Read the readings and treatments of the view's period (the lake of the view's ref)."""
+    data = view.data
+    readings = data.readings(view.patient_id, view.start, view.end)
+    try:
+        events = data.lakehouse.sql(
+            "select treatment_ts_local, treatment_date, event_type, insulin_units, carbs_grams "
+            "from bronze.stg_treatments where patient_id = ? and treatment_date between ? and ? "
+            "order by treatment_ts_local",
+            [view.patient_id, view.start, view.end],
+        )
+    except CascadeError:
+        events = pd.DataFrame()
+    try:
+        daily = data.query(
+            TREATMENTS_DAILY,
+            f"select * from {TREATMENTS_DAILY} where patient_id = ? and treatment_date between ? and ? "
+            "order by treatment_date",
+            [view.patient_id, view.start, view.end],
+        )
+    except CascadeError:
+        daily = pd.DataFrame()
+    return ReportData(view, readings, events, daily, settings.glucose_unit, settings.report_paper)
+
+
+def _stats_html(view: GlucoseView, unit: str) -> str:
+    s = view.summary
+    assert s is not None
+    mean = figures._to_unit(s.mean_glucose, unit)
+    sufficient = s.days_with_data >= SUFFICIENT_DAYS and s.pct_readings_present >= SUFFICIENT_ACTIVE_PERCENT
+
+    def row(label: str, value: str, target: str = "", met: bool | None = None) -> str:
+        mark = "" if met is None else ('<span class="ok">✓</span>' if met else '<span class="miss">✗</span>')
+        return f"<tr><th>{label}</th><td>{value}</td><td class='target'>{target} {mark}</td></tr>"
+
+    rows = [
+        row("Period", f"{view.start:%d %b %Y} – {view.end:%d %b %Y} ({view.days} days)"),
+        row("Days with data", f"{s.days_with_data} of {view.days}", "≥ 14", s.days_with_data >= SUFFICIENT_DAYS),
+        row(
+            "CGM active",
+            f"{s.pct_readings_present:.1f} %",
+            "≥ 70 %",
+            s.pct_readings_present >= SUFFICIENT_ACTIVE_PERCENT,
+        ),
+        row("Mean glucose", f"{mean:.1f} {unit}" if unit != "mg/dL" else f"{mean:.0f} {unit}"),
+        row("GMI", f"{s.gmi:.1f} %"),
+        row("Glucose variability (CV)", f"{s.cv_glucose:.1f} %", "≤ 36 %", s.cv_glucose <= 36),
+        row("Time in range 70–180", f"{s.pct_in_range:.1f} %", "> 70 %", s.pct_in_range > 70),
+        row("Below 70 (incl. < 54)", f"{s.pct_below_70:.1f} %", "< 4 %", s.pct_below_70 < 4),
+        row("Below 54", f"{s.pct_very_low:.1f} %", "< 1 %", s.pct_very_low < 1),
+        row("Above 180 (incl. > 250)", f"{s.pct_above_180:.1f} %", "< 25 %", s.pct_above_180 < 25),
+        row("Above 250", f"{s.pct_very_high:.1f} %", "< 5 %", s.pct_very_high < 5),
+        row("GRI", f"{s.gri:.0f} (zone {gri_zone(s.gri)})"),
+    ]
+    warning = (
+        ""
+        if sufficient
+        else '<p class="warning" data-part="insufficient">Not enough data for a reliable AGP: the consensus '
+        "asks for ≥ 14 days with ≥ 70 % of CGM data.</p>"
+    )
+    return f'<table class="stats" data-part="stats">{"".join(rows)}</table>{warning}'
+
+
+def report_html(view: GlucoseView, settings: Settings | None = None, data: ReportData | None = None) -> str:
+    """The AGP report of one view: a landscape page (statistics and targets, time-in-ranges bar,
+    AGP, 14 daily profiles) and, when there are treatments, a second page with daily insulin and
+    carbohydrates. plotly.js is inlined (works offline); figures are static (print-clean)."""
     if view.summary is None:
         raise VizError(view.error or f"no data for {view.patient_id}")
+    settings = settings or get_settings()
+    data = data or report_data(view, settings)
+    unit = data.unit
+    page_size, width = PAGES[data.paper]
+    name = view.patients.set_index("patient_id").loc[view.patient_id, "display_name"]
+    title = f"AGP report · {name} ({view.patient_id}) · {view.start} – {view.end}"
+    days = [view.start + timedelta(days=i) for i in range(view.days)]
+    tir = figures.report_tir_figure(view.summary, width=330, height=235)
+    agp = figures.report_agp_figure(view.agp, unit, width=width, height=230)
+    profiles = figures.report_daily_profiles_figure(data.readings, days, data.treatments, unit, width=width, height=205)
+    second = ""
+    if len(data.treatments_daily):
+        table = data.treatments_daily[
+            ["treatment_date", "bolus_units", "basal_units", "total_insulin_units", "carbs_grams", "bolus_count"]
+        ].copy()
+        table["treatment_date"] = pd.to_datetime(table["treatment_date"]).dt.strftime("%a %d %b")
+        table["bolus_count"] = table["bolus_count"].astype("int64")
+        table.columns = ["day", "bolus (U)", "basal (U)", "total (U)", "carbs (g)", "boluses"]
+        treatments_table = table.round(1).to_html(index=False, border=0, classes="treat")
+        chart = _figure_div(figures.report_treatments_figure(data.treatments_daily, width=width, height=300))
+        second = f"""<section class="page" data-part="treatments-page">
+<header><h1>Treatments · {html.escape(str(name))} ({html.escape(view.patient_id)})</h1>
+<span>{view.start:%d %b %Y} – {view.end:%d %b %Y}</span></header>
+<div data-part="treatments-chart">{chart}</div>
+<div data-part="treatments-table">{treatments_table}</div>
+</section>"""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    stats = view.stats_frame().to_html(index=False, border=0, classes="stats", na_rep="–")
-    title = f"AGP report · {view.patient_id} · {view.start} – {view.end}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 24px; color: #111827; }}
-.row {{ display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }}
-.row > div.plot {{ flex: 1 1 480px; }}
-table.stats {{ border-collapse: collapse; font-size: 12px; }}
-table.stats th, table.stats td {{ padding: 3px 8px; border-bottom: 1px solid #e5e7eb; text-align: right; }}
-footer {{ margin-top: 16px; font-size: 11px; color: #6b7280; }}
-@media print {{ body {{ margin: 8mm; }} .plot {{ break-inside: avoid; }} }}
+@page {{ size: {page_size}; margin: 8mm; }}
+* {{ box-sizing: border-box; }}
+body {{ font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 0; color: #111827; font-size: 11px; }}
+.page {{ width: {width}px; overflow: hidden; }}
+.page + .page {{ break-before: page; }}
+header {{ display: flex; justify-content: space-between; align-items: baseline; border-bottom: 2px solid #08519c;
+  margin-bottom: 4px; white-space: nowrap; }}
+h1 {{ font-size: 15px; margin: 0; }}
+h2 {{ font-size: 12px; margin: 2px 0; }}
+.top {{ display: flex; gap: 16px; align-items: flex-start; height: 240px; }}
+table.stats {{ border-collapse: collapse; white-space: nowrap; }}
+table.stats th {{ text-align: left; font-weight: 500; padding: 1px 10px 1px 0; color: #374151; }}
+table.stats td {{ text-align: right; padding: 1px 8px; font-weight: 600; }}
+table.stats td.target {{ text-align: left; font-weight: 400; color: #6b7280; }}
+.ok {{ color: #15803d; }} .miss {{ color: #b91c1c; }}
+.warning {{ color: #b91c1c; font-weight: 600; margin: 4px 0; white-space: normal; width: 560px; }}
+table.treat {{ border-collapse: collapse; white-space: nowrap; margin-top: 6px; }}
+table.treat th, table.treat td {{ padding: 1px 10px; border-bottom: 1px solid #e5e7eb; text-align: right; }}
+footer {{ font-size: 9px; color: #6b7280; }}
+.js-plotly-plot, .plot-container {{ break-inside: avoid; }}
 </style>
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>
-{view.header_html()}
-<h3>Glucose statistics and targets</h3>
-{view.cards_html()}
-<div class="row">
-<div class="plot" style="flex:0 0 300px">{_figure_div(view.time_in_ranges_figure())}</div>
-<div class="plot">{_figure_div(view.agp_figure())}</div>
+<section class="page" data-part="agp-page">
+<header><h1>AGP report · {html.escape(str(name))} ({html.escape(view.patient_id)})</h1>
+<span>{view.start:%a %d %b %Y} – {view.end:%a %d %b %Y} · {view.days} days · glucose in {html.escape(unit)}</span></header>
+<div class="top">
+<div><h2>Glucose statistics and targets</h2>{_stats_html(view, unit)}</div>
+<div data-part="tir">{_figure_div(tir)}</div>
 </div>
-<div class="plot">{_figure_div(view.trend_figure())}</div>
-<h3>Daily statistics</h3>
-{stats}
-<footer>Targets: International Consensus on Time in Range (Battelino et al., Diabetes Care 2019).
-GMI = 3.31 + 0.02392·mean; GRI (Klonoff 2023). Percentages are shares of readings.
-Generated {generated} by Cascade.</footer>
+<div data-part="agp">{_figure_div(agp)}</div>
+<h2>Daily glucose profiles <span style="font-weight:400;color:#6b7280">(each midnight to midnight;
+▲ carbohydrates, | bolus)</span></h2>
+<div data-part="daily-profiles">{_figure_div(profiles)}</div>
+<footer>Targets: International Consensus on Time in Range (Battelino 2019, 2023). GMI (Bergenstal 2018), GRI
+(Klonoff 2023). AGP: 5-minute interpolated grid, 5/25/50/75/95th percentiles. Generated {generated} by Cascade
+(ref {html.escape(view.ref)}).</footer>
+</section>
+{second}
 </body></html>
 """
 
@@ -136,7 +269,7 @@ def export_report(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"agp_{view.patient_id}_{view.start}_{view.end}.html"
-    target.write_text(report_html(view), encoding="utf-8")
+    target.write_text(report_html(view, settings or view.data.settings), encoding="utf-8")
     written = [target]
     if pdf:
         written.append(html_to_pdf(target, target.with_suffix(".pdf")))

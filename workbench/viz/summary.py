@@ -16,9 +16,10 @@ from datetime import date
 
 import pandas as pd
 
+from workbench import metrics
 from workbench.viz.errors import NoGlucoseDataError
 
-READINGS_PER_DAY = 24 * 60 // 5  # one CGM reading every 5 minutes
+READINGS_PER_DAY = metrics.READINGS_PER_DAY  # one CGM reading every 5 minutes
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ class PeriodSummary:
 
 
 def gri(very_low: float, low: float, high: float, very_high: float) -> float:
-    """Glycemia Risk Index from the four range percentages, capped at 100 (Klonoff 2023)."""
-    return min(100.0, 3.0 * very_low + 2.4 * low + 1.6 * very_high + 0.8 * high)
+    """Glycemia Risk Index from the four range percentages (the one definition in workbench.metrics)."""
+    return float(metrics.gri_from_ranges(very_low, low, high, very_high))
 
 
 def gri_zone(value: float) -> str:
@@ -120,7 +121,7 @@ def summarize_period(daily: pd.DataFrame, patient_id: str, start: date, end: dat
         mean_glucose=mean,
         sd_glucose=sd,
         cv_glucose=100.0 * sd / mean if mean else math.nan,
-        gmi=3.31 + 0.02392 * mean,
+        gmi=float(metrics.gmi_from_mean(mean)),
         pct_very_low=very_low,
         pct_low=low,
         pct_in_range=in_range,

@@ -7,6 +7,12 @@ readings as (
 
 ),
 
+computed as (
+
+    select * from {{ source('computed', 'glucose_metrics_daily') }}
+
+),
+
 {% if is_incremental() %}
 changed_days as (
 
@@ -24,7 +30,6 @@ daily as (
         reading_date,
         {{ glucose_summary_columns('glucose_value') }}
         max(risk_low) + max(risk_high) as daily_risk_range,
-        {{ glucose_variability_columns('glucose_value', 'reading_ts_utc') }}
         least(100e0, 100e0 * count(*) / ({{ 24 * 60 }} / {{ var('cgm_interval_minutes') }})) as pct_readings_present,
         max(ingested_at) as source_ingested_at
 
@@ -34,6 +39,54 @@ daily as (
     {% endif %}
     group by patient_id, reading_date
 
+),
+
+final as (
+
+    select
+        daily.*,
+        computed.min_glucose,
+        computed.q1_glucose,
+        computed.median_glucose,
+        computed.q3_glucose,
+        computed.max_glucose,
+        computed.range_glucose,
+        computed.iqr_glucose,
+        computed.pct_63_140,
+        computed.pct_above_140,
+        computed.grade,
+        computed.grade_hypo,
+        computed.grade_eugly,
+        computed.grade_hyper,
+        computed.m_value,
+        computed.mad,
+        computed.cogi,
+        computed.hyper_index,
+        computed.hypo_index,
+        computed.igc,
+        computed.active_percent,
+        computed.mage,
+        computed.modd,
+        computed.conga_1,
+        computed.mag,
+        computed.gvp,
+        computed.sd_roc,
+        computed.auc_hourly,
+        computed.sd_ws_h,
+        computed.hypo_lv1_per_day,
+        computed.hypo_lv2_per_day,
+        computed.hypo_extended_per_day,
+        computed.hyper_lv1_per_day,
+        computed.hyper_lv2_per_day,
+        computed.hypo_lv1_excl_per_day,
+        computed.hyper_lv1_excl_per_day
+
+    from daily
+    left join computed
+        on
+            daily.patient_id = computed.patient_id
+            and daily.reading_date = computed.reading_date
+
 )
 
-select * from daily
+select * from final

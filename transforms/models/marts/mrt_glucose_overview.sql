@@ -1,4 +1,6 @@
-{#- The seed's daily overview, per patient and patient-local day. Incremental by day. -#}
+{#- The seed's daily overview, per patient and patient-local day, in the marts' one column vocabulary
+    (the seed's avg_glucose, pct_low (< 70) and pct_high (> 180) are mean_glucose, pct_below_70 and
+    pct_above_180 here, as in every other mart). Incremental by day. -#}
 with
 
 readings as (
@@ -23,12 +25,12 @@ daily_stats as (
         patient_id,
         reading_date,
         count(*) as reading_count,
-        avg(cast(glucose_value as double)) as avg_glucose,
+        avg(cast(glucose_value as double)) as mean_glucose,
         min(glucose_value) as min_glucose,
         max(glucose_value) as max_glucose,
-        {{ pct_readings("glucose_category = 'Low'") }} as pct_low,
+        {{ pct_readings("glucose_category = 'Low'") }} as pct_below_70,
         {{ pct_readings("glucose_category = 'Normal'") }} as pct_in_range,
-        {{ pct_readings("glucose_category = 'High'") }} as pct_high,
+        {{ pct_readings("glucose_category = 'High'") }} as pct_above_180,
         max(ingested_at) as source_ingested_at
 
     from readings

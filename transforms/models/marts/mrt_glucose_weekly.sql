@@ -8,6 +8,12 @@ readings as (
 
 ),
 
+computed as (
+
+    select * from {{ source('computed', 'glucose_metrics_weekly') }}
+
+),
+
 {% if is_incremental() %}
 changed_weeks as (
 
@@ -25,7 +31,6 @@ weekly as (
         {{ iso_week_start('reading_date') }} as week_start,
         count(distinct reading_date) as days_with_data,
         {{ glucose_summary_columns('glucose_value') }}
-        {{ glucose_variability_columns('glucose_value', 'reading_ts_utc') }}
         least(100e0, 100e0 * count(*) / (7 * {{ 24 * 60 }} / {{ var('cgm_interval_minutes') }})) as pct_readings_present,
         max(ingested_at) as source_ingested_at
 
@@ -35,6 +40,35 @@ weekly as (
     {% endif %}
     group by patient_id, {{ iso_week_start('reading_date') }}
 
+),
+
+final as (
+
+    select
+        weekly.*,
+        computed.mage,
+        computed.modd,
+        computed.conga_1,
+        computed.conga_24,
+        computed.mag,
+        computed.gvp,
+        computed.sd_roc,
+        computed.cv_mean,
+        computed.cv_sd,
+        computed.auc_hourly,
+        computed.sd_w,
+        computed.sd_hhmm,
+        computed.sd_ws_h,
+        computed.sd_dm,
+        computed.sd_b,
+        computed.sd_b_dm
+
+    from weekly
+    left join computed
+        on
+            weekly.patient_id = computed.patient_id
+            and weekly.week_start = computed.week_start
+
 )
 
-select * from weekly
+select * from final

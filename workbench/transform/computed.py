@@ -1,0 +1,490 @@
+"""The metrics that SQL cannot express portably, computed once in Python and stored as Iceberg tables
+that the dbt marts read on every engine.
+
+``materialise(branch)`` reads ``silver.fct_glucose_readings`` as Arrow through the ref's SQL session
+(engine-neutral SQL: plain selects, no engine functions), computes with ``workbench.metrics``
+(vectorised over all series of a batch of patients at once) and writes, on the same branch:
+
+- ``gold.glucose_metrics_daily``  every metric per patient-local day (incremental: only the days whose
+  readings changed since the last run are recomputed and replaced);
+- ``gold.glucose_metrics_weekly`` the time-based metrics per ISO week (weeks with changed days);
+- ``gold.glucose_metrics_period`` every metric per patient over the last 14, 30 and 90 complete days
+  and the whole history, with data sufficiency;
+- ``gold.glucose_episodes``       one row per hypo-/hyperglycaemic episode (whole history);
+- ``gold.glucose_agp``            AGP percentiles per 5-minute time of day over the last 14 complete days.
+
+The period, episode and AGP tables are rewritten only when a reading changed or the last complete day
+moved. "Complete" is judged against ``as_of`` (the pinned demo clock ``CASCADE_DEMO_END`` when set,
+else the latest ingestion time — never the wall clock): a patient's local day is complete once it has ended in the patient's time zone; the
+current partial day ("today so far") is left out of periods, episodes' rates and the AGP.
+The runner (``workbench.transform.runner.build``) calls this before it builds the marts layer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+
+from workbench import metrics
+from workbench.errors import TableNotFoundError
+from workbench.settings import Settings, get_settings
+
+FACT = "silver.fct_glucose_readings"
+DAILY = "gold.glucose_metrics_daily"
+WEEKLY = "gold.glucose_metrics_weekly"
+PERIOD = "gold.glucose_metrics_period"
+EPISODES = "gold.glucose_episodes"
+AGP = "gold.glucose_agp"
+PERIODS: tuple[tuple[str, int | None], ...] = (("14d", 14), ("30d", 30), ("90d", 90), ("all", None))
+AGP_DAYS = 14
+SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
+SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
+AGP_PERCENTILES = metrics.AGP_PERCENTILES
+BATCH_READINGS = 2_000_000  # readings per batch of patients (bounds memory)
+EPOCH = date(1970, 1, 1)
+
+# Metric columns of the computed tables, in order (names are the marts' vocabulary).
+READING_COLUMNS = (
+    "reading_count", "days_with_data", "mean_glucose", "sd_glucose", "cv_glucose", "gmi", "ea1c",
+    "pct_very_low", "pct_low", "pct_in_range", "pct_high", "pct_very_high", "pct_below_70", "pct_above_180",
+    "pct_tight_range", "pct_63_140", "pct_above_140", "gri", "lbgi", "hbgi", "j_index", "adrr",
+    "min_glucose", "q1_glucose", "median_glucose", "q3_glucose", "max_glucose", "range_glucose", "iqr_glucose",
+    "grade", "grade_hypo", "grade_eugly", "grade_hyper", "m_value", "mad", "cogi", "hyper_index", "hypo_index",
+    "igc", "active_percent",
+)  # fmt: skip
+GRID_COLUMNS = (
+    "mage", "modd", "conga_1", "conga_24", "mag", "gvp", "sd_roc", "cv_mean", "cv_sd", "auc_hourly",
+    "sd_w", "sd_hhmm", "sd_ws_h", "sd_dm", "sd_b", "sd_b_dm",
+)  # fmt: skip
+EPISODE_COLUMNS = tuple(metrics.EPISODE_RATE_COLUMNS)
+ALL_COLUMNS = (*READING_COLUMNS, *GRID_COLUMNS, *EPISODE_COLUMNS, "pgs")
+
+
+@dataclass
+class ComputeResult:
+    """What one ``materialise`` run did."""
+
+    branch: str
+    as_of: datetime
+    tables: dict[str, int] = field(default_factory=dict)  # table -> rows written
+    skipped: list[str] = field(default_factory=list)  # tables left untouched (nothing changed)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Patient:
+    patient_id: str
+    tz: str
+    last_complete: date | None  # last local day with readings that has ended by as_of
+
+
+def default_as_of(settings: Settings, latest_ingestion: datetime | None) -> datetime:
+    """The clock of the transforms: the pinned demo clock when set, else the latest ingestion time
+    (what the lake knows; never the wall clock, so a rebuild of the same data gives the same marts)."""
+    pinned = settings.demo_end
+    if pinned is not None:
+        return pinned if pinned.tzinfo else pinned.replace(tzinfo=UTC)
+    if latest_ingestion is not None:
+        return latest_ingestion if latest_ingestion.tzinfo else latest_ingestion.replace(tzinfo=UTC)
+    return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def local_today(as_of: datetime, tz: str) -> date:
+    """The patient-local date at ``as_of``."""
+    return as_of.astimezone(ZoneInfo(tz or "UTC")).date()
+
+
+def _table_exists(lh: Any, table: str) -> bool:
+    try:
+        lh.sql_arrow(f"select 1 from {table} limit 0")
+    except TableNotFoundError:
+        return False
+    return True
+
+
+def _days(values: Any) -> np.ndarray:
+    """Arrow date32 / timestamp column -> days since 1970-01-01 (int64)."""
+    arr = values.to_numpy(zero_copy_only=False)
+    return arr.astype("datetime64[D]").astype(np.int64)
+
+
+def _seconds(values: Any) -> np.ndarray:
+    arr = values.to_numpy(zero_copy_only=False)
+    return arr.astype("datetime64[us]").astype(np.int64) / 1e6
+
+
+def _as_date(day: int) -> date:
+    return EPOCH + timedelta(days=int(day))
+
+
+def _readings(lh: Any, patients: list[str], since: dict[str, date] | None = None) -> pa.Table:
+    """Readings of some patients (optionally only from a date per patient on), engine-neutral SQL."""
+    quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in patients)
+    where = f"patient_id in ({quoted})"
+    if since:
+        lowest = min(since.values())
+        where += f" and reading_date >= date '{lowest.isoformat()}'"
+    return lh.sql_arrow(
+        "select patient_id, reading_ts_utc, reading_ts_local, reading_date, glucose_value, ingested_at "
+        f"from {FACT} where {where}"
+    )
+
+
+def _batches(sizes: dict[str, int]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    total = 0
+    for pid, n in sorted(sizes.items()):
+        if batch and total + n > BATCH_READINGS:
+            yield batch
+            batch, total = [], 0
+        batch.append(pid)
+        total += n
+    if batch:
+        yield batch
+
+
+def _grouped(
+    t: np.ndarray, g: np.ndarray, day: np.ndarray, offset: np.ndarray, group: np.ndarray, tzs: list[str]
+) -> metrics.GroupedReadings:
+    return metrics.GroupedReadings.build(group, t, g, day, offset, n_groups=len(tzs), group_tz=tzs)
+
+
+def _columns(values: dict[str, np.ndarray], names: tuple[str, ...], rows: np.ndarray) -> dict[str, pa.Array]:
+    out: dict[str, pa.Array] = {}
+    for name in names:
+        col = np.asarray(values[name], dtype=np.float64)[rows]
+        if name in ("reading_count", "days_with_data"):
+            out[name] = pa.array(col.astype(np.int64))
+        else:
+            out[name] = pa.array(col, mask=np.isnan(col))
+    return out
+
+
+def materialise(
+    branch: str = "dev",
+    *,
+    settings: Settings | None = None,
+    as_of: datetime | None = None,
+    full_refresh: bool = False,
+    agp_days: int = AGP_DAYS,
+) -> ComputeResult:
+    """Compute and write the tables of the module docstring on ``branch`` (the AGP over the last
+    ``agp_days`` complete days: dbt var ``agp_days``, 14 by consensus)."""
+    from workbench.lakehouse import Lakehouse
+
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    lh = Lakehouse(ref=branch, settings=settings)
+    if not _table_exists(lh, FACT):
+        return ComputeResult(
+            branch, as_of or default_as_of(settings, None), skipped=[DAILY, WEEKLY, PERIOD, EPISODES, AGP]
+        )
+    days = lh.sql_arrow(
+        f"select patient_id, max(patient_tz) as patient_tz, reading_date, count(*) as n, "
+        f"max(ingested_at) as ingested_at from {FACT} group by patient_id, reading_date"
+    )
+    latest = max((v for v in days["ingested_at"].to_pylist() if v is not None), default=None)
+    as_of = as_of or default_as_of(settings, latest)
+    result = ComputeResult(branch, as_of)
+    pids = days["patient_id"].to_pylist()
+    tz_of = dict(zip(pids, [t or "UTC" for t in days["patient_tz"].to_pylist()], strict=True))
+    dates = [_as_date(d) for d in _days(days["reading_date"])]
+    ingested = days["ingested_at"].to_pylist()
+    counts = days["n"].to_pylist()
+    sizes: dict[str, int] = {}
+    last_complete: dict[str, date | None] = {}
+    for pid, d, n in zip(pids, dates, counts, strict=True):
+        sizes[pid] = sizes.get(pid, 0) + int(n)
+        if d < local_today(as_of, tz_of[pid]):
+            prev = last_complete.get(pid)
+            last_complete[pid] = d if prev is None or d > prev else prev
+        else:
+            last_complete.setdefault(pid, None)
+    patients = {p: _Patient(p, tz_of[p], last_complete.get(p)) for p in sizes}
+
+    # ---- which days changed since the last run ---------------------------------------------------
+    previous = None
+    if not full_refresh and _table_exists(lh, DAILY):
+        previous = lh.sql_arrow(f"select max(source_ingested_at) as m from {DAILY}")["m"][0].as_py()
+    changed_days: set[date] = set()
+    for d, ing in zip(dates, ingested, strict=True):
+        if previous is None or (ing is not None and _naive(ing) > _naive(previous)):
+            changed_days.add(d)
+    # a changed day is replaced for every patient (as the incremental SQL marts replace days)
+    changed = {pid: changed_days for pid in sizes} if changed_days else {}
+    bounds_key = sorted((p.patient_id, str(p.last_complete)) for p in patients.values())
+    period_fresh = False
+    if not full_refresh and not changed and _table_exists(lh, PERIOD):
+        stored = lh.sql_arrow(f"select distinct patient_id, period_end from {PERIOD} where period = 'all'")
+        stored_key = sorted(
+            zip(stored["patient_id"].to_pylist(), [str(d) for d in stored["period_end"].to_pylist()], strict=True)
+        )
+        period_fresh = stored_key == bounds_key
+        if _table_exists(lh, AGP):
+            stored_days = lh.sql_arrow(f"select distinct period_days from {AGP}")["period_days"].to_pylist()
+            period_fresh = period_fresh and stored_days in ([agp_days], [])
+    if not changed:
+        result.skipped += [DAILY, WEEKLY]
+    if period_fresh:
+        result.skipped += [PERIOD, EPISODES, AGP]
+        result.seconds = time.perf_counter() - started
+        return result
+
+    daily_parts: list[pa.Table] = []
+    weekly_parts: list[pa.Table] = []
+    period_parts: list[pa.Table] = []
+    episode_parts: list[pa.Table] = []
+    agp_parts: list[pa.Table] = []
+    for batch in _batches(sizes):
+        data = _readings(lh, batch)
+        if data.num_rows == 0:
+            continue
+        arrays = _Arrays.of(data, batch)
+        if changed:
+            daily_parts.append(_daily(arrays, patients, changed))
+            weekly_parts.append(_weekly(arrays, patients, changed))
+        period_parts.append(_periods(arrays, patients))
+        episode_parts.append(_episodes(arrays, patients))
+        agp_parts.append(_agp(arrays, patients, agp_days))
+
+    def write(table: str, parts: list[pa.Table], where: str | None = None) -> None:
+        full = [p for p in parts if p.num_rows]
+        if not full:
+            if not parts or _table_exists(lh, table):
+                return
+            full = [max(parts, key=lambda p: p.num_columns)]  # an empty table, so the marts can read it
+        data = pa.concat_tables(full)
+        message = f"metrics: {table} ({data.num_rows} rows, as of {as_of.isoformat(timespec='seconds')})"
+        if where is not None:
+            lh.write(table, data, mode="overwrite", where=where, message=message)
+        else:
+            lh.write(table, data, mode="overwrite", message=message)
+        result.tables[table] = data.num_rows
+
+    if changed:
+        incremental = previous is not None
+        all_days = sorted({d for ds in changed.values() for d in ds})
+        weeks = sorted({d - timedelta(days=d.weekday()) for d in all_days})
+        write(DAILY, daily_parts, _in("reading_date", all_days) if incremental else None)
+        write(WEEKLY, weekly_parts, _in("week_start", weeks) if incremental else None)
+    write(PERIOD, period_parts)
+    write(EPISODES, episode_parts)
+    write(AGP, agp_parts)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _in(column: str, days: list[date]) -> str:
+    return f"{column} in ({', '.join(repr(d.isoformat()) for d in days)})"
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    """One batch of readings as numpy arrays."""
+
+    pid: np.ndarray  # index into `patients`
+    patients: list[str]
+    t: np.ndarray
+    offset: np.ndarray
+    day: np.ndarray
+    g: np.ndarray
+    ingested: np.ndarray  # epoch µs
+
+    @classmethod
+    def of(cls, data: pa.Table, patients: list[str]) -> _Arrays:
+        index = {p: i for i, p in enumerate(patients)}
+        pid = np.array([index[p] for p in data["patient_id"].to_pylist()], dtype=np.int64)
+        t = _seconds(data["reading_ts_utc"])
+        local = _seconds(data["reading_ts_local"])
+        ing = data["ingested_at"].to_numpy(zero_copy_only=False).astype("datetime64[us]").astype(np.int64)
+        return cls(
+            pid,
+            patients,
+            t,
+            local - t,
+            _days(data["reading_date"]),
+            data["glucose_value"].to_numpy(zero_copy_only=False).astype(np.float64),
+            ing,
+        )
+
+    def select(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.t[mask], self.g[mask], self.day[mask], self.offset[mask]
+
+
+def _group_ids(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense group ids of the rows' key tuples, and the row index of each group's first row."""
+    stacked = np.column_stack(keys)
+    uniq, first, inverse = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64), first
+
+
+def _daily(a: _Arrays, patients: dict[str, _Patient], changed: dict[str, set[date]]) -> pa.Table:
+    wanted = {(i, (d - EPOCH).days) for i, p in enumerate(a.patients) for d in changed.get(p, ())}
+    if not wanted:
+        return _empty_daily()
+    keys = a.pid * 1_000_000 + a.day
+    mask = np.isin(keys, np.array([i * 1_000_000 + d for i, d in wanted], dtype=np.int64))
+    if not mask.any():
+        return _empty_daily()
+    group, first = _group_ids(a.pid[mask], a.day[mask])
+    tzs = [patients[a.patients[a.pid[mask][f]]].tz for f in first]
+    r = _grouped(*a.select(mask), group=group, tzs=tzs)
+    values = metrics.all_metrics(r)
+    n = len(first)
+    rows = np.arange(n)
+    ing = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(ing, group, a.ingested[mask])
+    cols: dict[str, Any] = {
+        "patient_id": pa.array([a.patients[a.pid[mask][f]] for f in first]),
+        "reading_date": pa.array(a.day[mask][first].astype("datetime64[D]")),
+    }
+    cols.update(_columns(values, ALL_COLUMNS, rows))
+    cols["source_ingested_at"] = pa.array(ing.astype("datetime64[us]"))
+    return pa.table(cols)
+
+
+def _empty_daily() -> pa.Table:
+    return pa.table({"patient_id": pa.array([], pa.string())}).slice(0, 0)
+
+
+def _weekly(a: _Arrays, patients: dict[str, _Patient], changed: dict[str, set[date]]) -> pa.Table:
+    # ISO weeks start on Monday; 1970-01-01 was a Thursday (days + 3) % 7 is the weekday.
+    week = a.day - (a.day + 3) % 7
+    wanted = {
+        (i, (d - EPOCH).days - ((d - EPOCH).days + 3) % 7) for i, p in enumerate(a.patients) for d in changed.get(p, ())
+    }
+    keys = a.pid * 1_000_000 + week
+    mask = np.isin(keys, np.array([i * 1_000_000 + w for i, w in wanted], dtype=np.int64))
+    if not mask.any():
+        return _empty_daily()
+    group, first = _group_ids(a.pid[mask], week[mask])
+    tzs = [patients[a.patients[a.pid[mask][f]]].tz for f in first]
+    r = _grouped(*a.select(mask), group=group, tzs=tzs)
+    values = metrics.grid_metrics(metrics.build_grid(r))
+    cols: dict[str, Any] = {
+        "patient_id": pa.array([a.patients[a.pid[mask][f]] for f in first]),
+        "week_start": pa.array(week[mask][first].astype("datetime64[D]")),
+    }
+    cols.update(_columns(values, GRID_COLUMNS, np.arange(len(first))))
+    return pa.table(cols)
+
+
+def _periods(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
+    """Every metric per patient and period, over the complete days of the window."""
+    group_parts, index_parts, labels = [], [], []
+    for i, pid in enumerate(a.patients):
+        end = patients[pid].last_complete
+        if end is None:
+            continue
+        end_day = (end - EPOCH).days
+        mine = np.flatnonzero((a.pid == i) & (a.day <= end_day))
+        if not mine.size:
+            continue
+        first_day = int(a.day[mine].min())
+        for name, length in PERIODS:
+            start_day = first_day if length is None else end_day - length + 1
+            sel = mine[a.day[mine] >= start_day]
+            if not sel.size:
+                continue
+            labels.append((pid, name, end_day - start_day + 1, start_day, end_day))
+            group_parts.append(np.full(sel.size, len(labels) - 1))
+            index_parts.append(sel)
+    if not labels:
+        return pa.table({"patient_id": pa.array([], pa.string())})
+    idx = np.concatenate(index_parts)
+    group = np.concatenate(group_parts)
+    tzs = [patients[lab[0]].tz for lab in labels]
+    r = _grouped(a.t[idx], a.g[idx], a.day[idx], a.offset[idx], group=group, tzs=tzs)
+    values = metrics.all_metrics(r)
+    n = len(labels)
+    period_days = np.array([lab[2] for lab in labels], dtype=np.int64)
+    count = np.asarray(values["reading_count"])
+    present = np.minimum(100.0, 100.0 * count / (period_days * metrics.READINGS_PER_DAY))
+    sufficient = (np.asarray(values["days_with_data"]) >= SUFFICIENT_DAYS) & (
+        np.nan_to_num(values["active_percent"]) >= SUFFICIENT_ACTIVE_PERCENT
+    )
+    cols: dict[str, Any] = {
+        "patient_id": pa.array([lab[0] for lab in labels]),
+        "period": pa.array([lab[1] for lab in labels]),
+        "period_days": pa.array(period_days),
+        "period_start": pa.array(np.array([lab[3] for lab in labels]).astype("datetime64[D]")),
+        "period_end": pa.array(np.array([lab[4] for lab in labels]).astype("datetime64[D]")),
+    }
+    cols.update(_columns(values, ALL_COLUMNS, np.arange(n)))
+    cols["pct_readings_present"] = pa.array(present)
+    cols["sufficient"] = pa.array(sufficient)
+    return pa.table(cols)
+
+
+def _episodes(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
+    """Every episode of every patient's complete days (iglu episode_calculation)."""
+    keep = np.zeros(a.pid.size, dtype=bool)
+    for i, pid in enumerate(a.patients):
+        end = patients[pid].last_complete
+        if end is not None:
+            keep |= (a.pid == i) & (a.day <= (end - EPOCH).days)
+    group = a.pid[keep]
+    tzs = [patients[p].tz for p in a.patients]
+    r = _grouped(*a.select(keep), group=group, tzs=tzs)
+    ep = metrics.episodes_of(metrics.build_grid(r))
+    # raw readings within each episode
+    key = r.group * 10**11 + np.round(r.t).astype(np.int64)
+    lo = np.searchsorted(key, ep.group * 10**11 + np.ceil(ep.start).astype(np.int64), side="left")
+    hi = np.searchsorted(key, ep.group * 10**11 + np.floor(ep.end).astype(np.int64), side="right")
+    ts = lambda s: pa.array((s * 1e6).astype(np.int64).astype("datetime64[us]"))  # noqa: E731
+    return pa.table(
+        {
+            "patient_id": pa.array([a.patients[i] for i in ep.group], pa.string()),
+            "episode_type": pa.array(ep.type.tolist(), pa.string()),
+            "episode_level": pa.array(ep.level.tolist(), pa.string()),
+            "is_exclusive": pa.array(ep.exclusive),
+            "start_ts_utc": ts(ep.start),
+            "end_ts_utc": ts(ep.end),
+            "duration_minutes": pa.array(ep.duration_minutes),
+            "extreme_glucose": pa.array(ep.extreme),
+            "mean_glucose": pa.array(ep.mean),
+            "reading_count": pa.array((hi - lo).astype(np.int64)),
+        }
+    )
+
+
+def _agp(a: _Arrays, patients: dict[str, _Patient], agp_days: int = AGP_DAYS) -> pa.Table:
+    """AGP percentiles per patient and 5-minute local time of day over the last 14 complete days, on
+    iglu's interpolated grid (no interpolation across gaps > 45 minutes; unsmoothed)."""
+    keep = np.zeros(a.pid.size, dtype=bool)
+    for i, pid in enumerate(a.patients):
+        end = patients[pid].last_complete
+        if end is not None:
+            end_day = (end - EPOCH).days
+            keep |= (a.pid == i) & (a.day <= end_day) & (a.day > end_day - agp_days)
+    if not keep.any():
+        return pa.table({"patient_id": pa.array([], pa.string())})
+    tzs = [patients[p].tz for p in a.patients]
+    r = _grouped(*a.select(keep), group=a.pid[keep], tzs=tzs)
+    prof = metrics.agp_profile(r, tzs)
+    keys = prof["group"] * 1440 + prof["minute_of_day"]
+    points = prof["grid_points"]
+    qs = [prof[name] for name, _ in AGP_PERCENTILES]
+    patient_idx = keys // 1440
+    end_of = {i: patients[p].last_complete for i, p in enumerate(a.patients)}
+    cols: dict[str, Any] = {
+        "patient_id": pa.array([a.patients[i] for i in patient_idx], pa.string()),
+        "minute_of_day": pa.array((keys % 1440).astype(np.int32)),
+        "period_days": pa.array(np.full(keys.size, agp_days, dtype=np.int32)),
+        "period_end": pa.array([end_of[int(i)] for i in patient_idx], pa.date32()),
+        "grid_points": pa.array(points.astype(np.int64)),
+    }
+    for (name, _), q in zip(AGP_PERCENTILES, qs, strict=True):
+        cols[name] = pa.array(q)
+    return pa.table(cols)
