@@ -152,6 +152,10 @@ def env_overrides(pipeline: Path, settings: Settings, run_id: str | None = None)
     (Ploomber rejects unknown keys): `products` goes under CASCADE_HOME, and `run_id` is the
     current run (so a notebook can `track_task(run_id, ...)` its rows and commit ids)."""
     env_file = pipeline.with_name("env.yaml")
+    if env_file.is_file():
+        from workbench.config import validate_env
+
+        validate_env(env_file)  # strict schema: a misspelled parameter is one line, not a silent default
     try:
         declared = yaml.safe_load(env_file.read_text()) or {}
     except (OSError, yaml.YAMLError):
