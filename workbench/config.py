@@ -166,6 +166,8 @@ def _fail(
     if err["type"] == "extra_forbidden":
         allowed = _allowed(model, loc)
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        if model is SitesFile and loc and loc[-1] in ("secret", "api_secret", "token", "password"):
+            hint = "; never put a secret in the file: put it in an environment variable and name it with secret_env"
         return ConfigError(f"{where}: {key}: unknown key{hint}")
     if err["type"] == "missing":
         return ConfigError(f"{where}: {key}: required key is missing")

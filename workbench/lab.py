@@ -23,6 +23,7 @@ from pathlib import Path
 
 CONTENTS_MANAGER = "workbench.lab.ContentsManager"
 SERVER_CONFIG = {"ServerApp": {"contents_manager_class": CONTENTS_MANAGER}}
+VOILA_TEMPLATE = "cascade"
 DOCMANAGER = "@jupyterlab/docmanager-extension:plugin"
 DEFAULT_VIEWERS = {"python": "Jupytext Notebook"}
 
@@ -67,6 +68,23 @@ def install_config(prefix: Path | None = None) -> Path:
     overrides = json.loads(overrides_file.read_text()) if overrides_file.is_file() else {}
     overrides.setdefault(DOCMANAGER, {}).setdefault("defaultViewers", {}).update(DEFAULT_VIEWERS)
     overrides_file.write_text(json.dumps(overrides, indent=2) + "\n")
+    install_voila_template(prefix)
+    return target
+
+
+def voila_template_dir(prefix: Path | None = None) -> Path:
+    """Where the dashboard's Voila template `cascade` is installed (a Jupyter data folder)."""
+    return Path(prefix or sys.prefix) / "share" / "jupyter" / "voila" / "templates" / VOILA_TEMPLATE
+
+
+def install_voila_template(prefix: Path | None = None) -> Path:
+    """Copy `workbench/viz/templates/cascade` (Voila's lab template without CDN links) into place."""
+    import shutil
+
+    source = Path(__file__).parent / "viz" / "templates" / VOILA_TEMPLATE
+    target = voila_template_dir(prefix)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
     return target
 
 

@@ -101,9 +101,12 @@ def load_sites(path: Path | str | None = None) -> list[Site]:
         if explicit:
             raise SitesConfigError(f"sites file {file} does not exist")
         return []
-    from workbench.config import validate_sites
+    from workbench.config import ConfigError, validate_sites
 
-    doc = validate_sites(file)  # strict schema: unknown keys, wrong top level, empty file → one line
+    try:
+        doc = validate_sites(file)  # strict schema: unknown keys, wrong top level, empty file → one line
+    except ConfigError as exc:
+        raise SitesConfigError(str(exc)) from None
     raw_sites = doc.get("sites", []) if isinstance(doc, dict) else None
     if not isinstance(raw_sites, list):
         raise SitesConfigError(f"{file}: expected a top-level 'sites:' list")

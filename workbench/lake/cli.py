@@ -177,9 +177,10 @@ def reset(branch: str, to: Annotated[str, typer.Option("--to", help="commit, tag
 
 def tables(ref: RefOption = "main") -> None:
     """List the tables on a ref.  Example: cascade tables --ref dev"""
-    names = _lakehouse(ref).tables()
+    lake = _lake()  # the ref's table list is catalog metadata: no SQL engine needed
+    names = sorted(lake.state(ref))
     if not names:
-        commit = _lake().resolve(ref).commit_id
+        commit = lake.resolve(ref).commit_id
         typer.echo(
             f"no tables on '{ref}' (commit {commit[:12]}); load some with `cascade ingest` or `cascade load`", err=True
         )

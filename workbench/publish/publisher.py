@@ -95,10 +95,13 @@ def find_config(start: Path | None = None) -> Path:
 
 def load_config(path: Path | None = None) -> PublishConfig:
     """Read and validate `publish.yaml` (see the file at the project root for the format)."""
-    from workbench.config import validate_publish
+    from workbench.config import ConfigError, validate_publish
 
     path = path or find_config()
-    raw = validate_publish(path)  # strict schema: unknown keys, wrong top level, empty file → one line
+    try:
+        raw = validate_publish(path)  # strict schema: unknown keys, wrong top level, empty file → one line
+    except ConfigError as exc:
+        raise PublishConfigError(str(exc)) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("tables"), list):
         raise PublishConfigError(f"{path}: expected a mapping with a `tables:` list")
     schema = _check_name(str(raw.get("schema", "marts")), f"{path}: schema")
