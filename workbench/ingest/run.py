@@ -83,7 +83,12 @@ class IngestReport:
         return pd.DataFrame(rows, columns=["site_id", "reason", "count"])
 
     def summary(self) -> str:
-        lines = [f"ingested into branch {self.branch}" + (" (demo Nightscout server)" if self.demo else "")]
+        lines = [
+            f"DEMO DATA: no sites file (./sites.yaml or CASCADE_HOME/sites.yaml), so the built-in demo Nightscout "
+            f"server was ingested into branch {self.branch}"
+            if self.demo
+            else f"ingested into branch {self.branch}"
+        ]
         for s in self.sites:
             latest = f"{s.latest_reading:%Y-%m-%d %H:%M} UTC" if s.latest_reading else "none"
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items()))
