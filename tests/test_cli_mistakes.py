@@ -112,6 +112,7 @@ USER_MISTAKES = [
     (("sql", "select 1; select 2", "--ref", "dev"), "one SQL statement"),
     (("show", "nope"), "unknown ref"),
     (("diff", "main", "dev", "--rows", "raw.nope"), "does not exist"),
+    (("publish", "--ref", "dev"), "refusing to publish 'dev'"),
 ]
 
 

@@ -54,35 +54,27 @@ def test_the_shipped_files_are_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("name", "text", "expected"),
     [
-        ("schema: marts\ntables:\n  - name: a\n    primary_keys: [x]\n", ":4: tables[0].primary_keys: unknown key"),
-        ("schema: marts\ntable:\n  - a\n", ":2: table: unknown key"),
-        ("", "the file is empty"),
+        (
+            "publish.yaml",
+            "schema: marts\ntables:\n  - name: a\n    primary_keys: [x]\n",
+            ":4: tables[0].primary_keys: unknown key",
+        ),
+        ("publish.yaml", "schema: marts\ntable:\n  - a\n", ":2: table: unknown key"),
+        ("publish.yaml", "", "the file is empty"),
+        ("env.yaml", "products: x\nbranchh: dev\n", ":2: branchh: unknown key"),
+        ("env.yaml", "products: x\naudit:\n  max_gap_hours: x\n", ":3: audit.max_gap_hours"),
+        ("env.yaml", "products: x\naudit:\n  max_stale_hours: 3\n", ":3: audit.max_stale_hours: unknown key"),
     ],
 )
-def test_bad_publish_files(tmp_path: Path, text: str, expected: str) -> None:
-    path = tmp_path / "publish.yaml"
+def test_bad_publish_and_env_files(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    path = tmp_path / name
     path.write_text(text)
+    validate = validate_publish if name == "publish.yaml" else validate_env
     with pytest.raises(ConfigError) as info:
-        validate_publish(path)
-    assert expected in str(info.value), str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("products: x\nbranchh: dev\n", ":2: branchh: unknown key"),
-        ("products: x\naudit:\n  max_gap_hours: x\n", ":3: audit.max_gap_hours"),
-        ("products: x\naudit:\n  max_stale_hours: 3\n", ":3: audit.max_stale_hours: unknown key"),
-    ],
-)
-def test_bad_env_files(tmp_path: Path, text: str, expected: str) -> None:
-    path = tmp_path / "env.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as info:
-        validate_env(path)
-    assert expected in str(info.value), str(info.value)
+        validate(path)
+    assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
 @pytest.mark.parametrize("text", ["site:\n  - id: a\n    url: http://x\n", ""])
