@@ -77,7 +77,7 @@ class PublishFile(_Strict):
 class EnvFile(_Strict):
     """The pipeline parameters (Ploomber `env.yaml`)."""
 
-    products: str
+    products: str | None = None
     branch: str = "dev"
     baseline: str = "main"
     sites: str | None = None
