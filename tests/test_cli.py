@@ -45,13 +45,11 @@ def test_lake_workflow_through_the_cli(tmp_path: Path) -> None:
         home=home,
         check=True,
     )
-    assert json.loads(js.stdout) == {"n": 3}
+    assert json.loads(js.stdout) == [{"n": 3}]  # one JSON array
 
-    log = run_cli("log", "main", "--format", "json", home=home, check=True).stdout.splitlines()
-    assert json.loads(log[0])["operation"] == "merge"
-    first_load = [
-        json.loads(line) for line in run_cli("log", "dev", "--format", "json", home=home).stdout.splitlines()
-    ][-2]
+    log = json.loads(run_cli("log", "main", "--format", "json", home=home, check=True).stdout)
+    assert log[0]["operation"] == "merge"
+    first_load = json.loads(run_cli("log", "dev", "--format", "json", home=home).stdout)[-2]
 
     run_cli("branch", "create", "exp", "--from", first_load["id"], home=home, check=True)
     assert "exp" in run_cli("branch", "list", home=home, check=True).stdout

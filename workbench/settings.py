@@ -310,3 +310,9 @@ def load_settings(**overrides: Any) -> Settings:
 def get_settings() -> Settings:
     """Process-wide settings (cached). Tests call `get_settings.cache_clear()` after changing env."""
     return load_settings()
+
+
+def debug_enabled() -> bool:
+    """`CASCADE_DEBUG=1`: let the CLI show tracebacks of unexpected errors (read straight from the
+    environment, because it must work even when the other settings are invalid)."""
+    return os.environ.get("CASCADE_DEBUG", "").strip().lower() in ("1", "true", "yes")

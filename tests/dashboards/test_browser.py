@@ -26,8 +26,6 @@ RENDER_TIMEOUT_S = 240
 
 # Browser-log errors that are not ours, each with the reason it is tolerated; anything else fails.
 KNOWN_NOISE = (
-    # Voila's page template links a web font from a CDN; the test machine is offline.
-    re.compile(r"^https://cdn\.jsdelivr\.net/\S+ - Failed to load resource"),
     # jupyterlab-plotly stores a PNG snapshot through `model.setData` after drawing; Voila 0.5's output
     # model has no setData. The chart is already drawn when this fires.
     re.compile(r"jupyterlab-plotly/static/\S+ \d+:\d+ Uncaught TypeError: r\.setData is not a function"),
@@ -164,4 +162,35 @@ def test_dashboard_draws_the_charts_and_follows_the_patient_picker(dashboard_url
     assert new_agp["median"] != agp["median"]
     assert new_ranges != ranges
     browser.save_screenshot(str(ARTIFACTS / "dashboard_glucose_overview_p002.png"))
+    assert _errors(browser) == []
+
+
+LOCAL_ONLY_JS = """
+return performance.getEntriesByType('resource').map(function (e) { return e.name; })
+  .concat(Array.from(document.querySelectorAll('link[href],script[src]')).map(function (e) {
+    return e.href || e.src; }));
+"""
+
+
+def test_bad_input_shows_a_notice_with_the_controls_and_nothing_from_the_network(
+    dashboard_url: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(dashboard_url + "?patient=nobody&ref=nope&start=2026-11-30&end=2026-11-01")
+    _charts(browser)
+    notices = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".cascade-notice")]
+    assert any("unknown ref 'nope'" in n for n in notices), notices
+    assert any("unknown patient 'nobody'" in n for n in notices), notices
+    assert any("after it ends" in n for n in notices), notices
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+    assert browser.find_element(By.ID, "cascade-patient").is_enabled()
+    refs = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#cascade-ref option")]
+    assert refs[0] == "main" and "ops" not in refs
+    assert "ref main @ " in browser.find_element(By.ID, "cascade-provenance").text
+    origin = dashboard_url.rstrip("/")
+    remote = [u for u in browser.execute_script(LOCAL_ONLY_JS) if u and not u.startswith((origin, "data:", "blob:"))]
+    assert remote == [], remote
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_bad_input.png"))
     assert _errors(browser) == []

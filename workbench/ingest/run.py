@@ -152,7 +152,12 @@ class IngestReport:
         return pd.DataFrame(rows, columns=["site_id", "reason", "count"])
 
     def summary(self) -> str:
-        lines = [f"ingested into branch {self.branch}" + (" (demo Nightscout server)" if self.demo else "")]
+        lines = [
+            f"DEMO DATA: no sites file (./sites.yaml or CASCADE_HOME/sites.yaml), so the built-in demo Nightscout "
+            f"server was ingested into branch {self.branch}"
+            if self.demo
+            else f"ingested into branch {self.branch}"
+        ]
         for s in self.sites:
             if s.error is not None:
                 lines.append(f"  {s.site_id} ({s.patient_id}): FAILED: {s.error}")

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml  # type: ignore[import-untyped]
-
 from workbench.ingest.errors import SitesConfigError
 from workbench.settings import SECRET_ENV_PREFIXES, Settings, env_value, get_settings
 
@@ -37,6 +35,8 @@ class Site:
     # per-site audit thresholds over env.yaml's `audit:` (same keys), e.g. {"max_staleness_hours": 72}
     audit: dict[str, Any] = field(default_factory=dict, compare=False)
     secret: str | None = field(default=None, repr=False, compare=False)
+    # per-site audit limits (same keys as env.yaml's `audit:`; checked by workbench.config)
+    audit: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def with_secret(self) -> Site:
         """A copy with the secret read from `secret_env` (one clear error when it is not set)."""
@@ -108,6 +108,7 @@ def _site(raw: Any, index: int) -> Site:
         display_name=raw.get("display_name"),
         overlap_minutes=float(raw.get("overlap_minutes", 360)),
         devicestatus=bool(raw.get("devicestatus", False)),
+        audit=raw.get("audit"),
     )
 
 
@@ -119,10 +120,12 @@ def load_sites(path: Path | str | None = None) -> list[Site]:
         if explicit:
             raise SitesConfigError(f"sites file {file} does not exist")
         return []
+    from workbench.config import ConfigError, validate_sites
+
     try:
-        doc = yaml.safe_load(file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SitesConfigError(f"cannot read sites file {file}: {exc}") from None
+        doc = validate_sites(file)  # strict schema: unknown keys, wrong top level, empty file → one line
+    except ConfigError as exc:
+        raise SitesConfigError(str(exc)) from None
     raw_sites = doc.get("sites", []) if isinstance(doc, dict) else None
     if not isinstance(raw_sites, list):
         raise SitesConfigError(f"{file}: expected a top-level 'sites:' list")

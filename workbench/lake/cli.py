@@ -5,12 +5,29 @@ from __future__ import annotations
 import json
 import sys
 from datetime import timedelta
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from workbench.errors import CascadeError, InputFileError, WriteError
+from workbench.cli_options import (
+    REF_HELP,
+    BranchOption,
+    FormatOption,
+    LimitOption,
+    MessageOption,
+    OutputFormat,
+    RefOption,
+)
+from workbench.errors import CascadeError, InputFileError
+
+
+class WriteMode(str, Enum):
+    append = "append"
+    overwrite = "overwrite"
+    upsert = "upsert"
+
 
 branch_app = typer.Typer(help="List, create and delete branches.", no_args_is_help=True)
 tag_app = typer.Typer(help="List, create and delete tags.", no_args_is_help=True)
@@ -29,14 +46,14 @@ def _lake() -> Any:
     return open_lake(get_settings())
 
 
-def _print_frame(frame: Any, fmt: str) -> None:
-    """Print a DataFrame as a table, CSV or JSON lines."""
-    if fmt == "csv":
+def _print_frame(frame: Any, fmt: OutputFormat | str) -> None:
+    """Print a DataFrame as a table, CSV or one JSON array."""
+    fmt = OutputFormat(fmt)
+    if fmt is OutputFormat.csv:
         sys.stdout.write(frame.to_csv(index=False))
-    elif fmt == "json":
+    elif fmt is OutputFormat.json:
         clean = frame.astype(object).where(frame.notna(), None)
-        for record in clean.to_dict(orient="records"):
-            sys.stdout.write(json.dumps(record, default=_json_value) + "\n")
+        _print_json(clean.to_dict(orient="records"))
     else:
         from rich.console import Console
         from rich.table import Table
@@ -48,6 +65,11 @@ def _print_frame(frame: Any, fmt: str) -> None:
             table.add_row(*["" if _isnull(v) else str(v) for v in row])
         Console(width=max(120, Console().width)).print(table)
         typer.echo(f"({len(frame)} row{'s' if len(frame) != 1 else ''})")
+
+
+def _print_json(records: list[Any]) -> None:
+    """One JSON array (strict JSON: null, ISO dates)."""
+    sys.stdout.write(json.dumps(records, default=_json_value) + "\n")
 
 
 def _json_value(value: Any) -> Any:
@@ -107,16 +129,25 @@ _ref_commands("tag", tag_app, "v1")
 
 
 def log(
-    ref: Annotated[str, typer.Argument(help="branch, tag or commit")] = "main",
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
-    fmt: Annotated[str, typer.Option("--format", help="text|json")] = "text",
+    ref: Annotated[str, typer.Argument(help=REF_HELP)] = "main",
+    limit: LimitOption = 20,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show commits (id, time, author, message, tables changed).  Example: cascade log dev -n 5"""
     commits = _lake().log(ref, limit)
+    if fmt is not OutputFormat.table:
+        records = [c.to_dict() for c in commits]
+        if fmt is OutputFormat.json:
+            _print_json(records)
+        else:
+            import pandas as pd
+
+            frame = pd.DataFrame(records, columns=list(records[0]) if records else ["id"])
+            if "tables" in frame:
+                frame["tables"] = frame["tables"].map(" ".join)
+            _print_frame(frame, fmt)
+        return
     for c in commits:
-        if fmt == "json":
-            typer.echo(json.dumps(c.to_dict()))
-            continue
         merge = f" (merge of {c.merge_parent_id})" if c.merge_parent_id else ""
         typer.echo(f"commit {c.id}{merge}")
         typer.echo(f"  {c.created_at:%Y-%m-%d %H:%M:%S} UTC  {c.author}  [{c.operation}]")
@@ -128,7 +159,7 @@ def log(
 def merge(
     source: str,
     into: Annotated[str, typer.Option("--into", help="target branch")],
-    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    message: MessageOption = None,
 ) -> None:
     """Merge a branch (or tag/commit) into a branch atomically.  Example: cascade merge dev --into main"""
     commit = _lake().merge(source, into, message)
@@ -144,46 +175,57 @@ def reset(branch: str, to: Annotated[str, typer.Option("--to", help="commit, tag
     typer.echo(f"reset {branch} to {commit}")
 
 
-def tables(ref: Annotated[str, typer.Option("--ref")] = "main") -> None:
+def tables(ref: RefOption = "main") -> None:
     """List the tables on a ref.  Example: cascade tables --ref dev"""
-    for name in _lakehouse(ref).tables():
+    lake = _lake()  # the ref's table list is catalog metadata: no SQL engine needed
+    names = sorted(lake.state(ref))
+    if not names:
+        commit = lake.resolve(ref).commit_id
+        typer.echo(
+            f"no tables on '{ref}' (commit {commit[:12]}); load some with `cascade ingest` or `cascade load`", err=True
+        )
+    for name in names:
         typer.echo(name)
 
 
-def history(
-    table: str,
-    ref: Annotated[str, typer.Option("--ref")] = "main",
-    fmt: Annotated[str, typer.Option("--format", help="table|csv|json")] = "table",
-) -> None:
+def history(table: str, ref: RefOption = "main", fmt: FormatOption = OutputFormat.table) -> None:
     """Snapshots of a table on a ref.  Example: cascade history raw.glucose_entries --ref dev"""
     _print_frame(_lakehouse(ref).history(table), fmt)
 
 
 def sql(
     query: str,
-    ref: Annotated[str, typer.Option("--ref")] = "main",
+    ref: RefOption = "main",
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO timestamp (UTC if no zone)")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table|csv|json")] = "table",
+    fmt: FormatOption = OutputFormat.table,
+    message: MessageOption = None,
 ) -> None:
-    """Run SQL on a ref (DuckDB).  Example: cascade sql "select count(*) from raw.glucose_entries" --ref dev"""
-    if fmt not in ("table", "csv", "json"):
-        raise WriteError(f"unknown format '{fmt}'; use table, csv or json")
-    # via Arrow, so DATE columns stay dates (DuckDB's own pandas conversion makes them midnight timestamps)
-    _print_frame(_lakehouse(ref, as_of).sql_arrow(query).to_pandas(), fmt)
+    """Run SQL on a ref (DuckDB).  Example: cascade sql "select count(*) from raw.glucose_entries" --ref dev
+
+    On a branch, `create table … as select`, `insert into`, `delete from` and `drop table` are
+    performed as one commit each (Iceberg writes); on a tag or commit they are refused.
+    """
+    from workbench.sql.writes import run_statement
+
+    result = run_statement(_lakehouse(ref, as_of), query, message=message)
+    if result.frame is not None:
+        _print_frame(result.frame, fmt)
+    else:
+        typer.echo(result.summary)
 
 
 def load(
     table: str,
     file: Path,
-    branch: Annotated[str, typer.Option("--branch")] = "dev",
-    mode: Annotated[str, typer.Option("--mode", help="append|overwrite|upsert")] = "append",
+    branch: BranchOption = "dev",
+    mode: Annotated[WriteMode, typer.Option("--mode", help="append, overwrite or upsert")] = WriteMode.append,
     key: Annotated[list[str] | None, typer.Option("--key", help="key column (upsert); repeat for several")] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m")] = None,
+    message: MessageOption = None,
 ) -> None:
     """Load a CSV, Parquet or JSON file into a table on a branch.  Example: cascade load raw.notes notes.csv --branch dev"""
     data = read_file(file)
     result = _lakehouse(branch).write(
-        table, data, mode=mode, key=key, message=message or f"load {file.name} into {table} ({mode})"
+        table, data, mode=mode.value, key=key, message=message or f"load {file.name} into {table} ({mode.value})"
     )
     typer.echo(
         f"{table} on {branch}: {result.rows_written} row(s) written, {result.rows_deleted} replaced/removed "
@@ -232,10 +274,82 @@ def maintain(
     typer.echo(report.summary())
 
 
+def diff(
+    ref_from: Annotated[str, typer.Argument(metavar="REF1", help=REF_HELP)],
+    ref_to: Annotated[str, typer.Argument(metavar="REF2", help=REF_HELP)],
+    rows: Annotated[str | None, typer.Option("--rows", help="also list the rows of this table added/removed")] = None,
+    limit: LimitOption = 50,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Tables added, removed and changed from REF1 to REF2, with row counts (--rows TABLE: the rows).
+
+    Example: cascade diff main dev --rows raw.glucose_entries
+    """
+    from workbench.lake.diff import diff_refs, diff_rows
+
+    lake = _lake()
+    if rows is not None:
+        frame = diff_rows(ref_from, ref_to, rows, limit)
+        _print_frame(frame, fmt)
+        return
+    changes = diff_refs(lake, ref_from, ref_to)
+    if fmt is not OutputFormat.table:
+        import pandas as pd
+
+        columns = ["table", "change", "rows_from", "rows_to"]
+        _print_frame(pd.DataFrame([c.to_dict() for c in changes], columns=columns), fmt)
+        return
+    if not changes:
+        typer.echo(f"no differences between '{ref_from}' and '{ref_to}'")
+    for c in changes:
+        counts = {
+            "added": f"{c.rows_to} rows",
+            "removed": f"{c.rows_from} rows",
+            "changed": f"{c.rows_from} -> {c.rows_to} rows",
+        }[c.change]
+        typer.echo(f"{c.change:8} {c.table:40} {counts}")
+
+
+def show(
+    commit: Annotated[str, typer.Argument(help="commit id (or prefix), branch or tag; main~1 = its parent")],
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """One commit: id, parents, time, author, message, and the tables it changed with row counts.
+
+    Example: cascade show main~1
+    """
+    from workbench.lake.diff import diff_refs
+
+    lake = _lake()
+    resolved = lake.resolve(commit)
+    c = lake.log(resolved.commit_id, 1)[0]
+    changes = diff_refs(lake, c.parent_id, c.id) if c.parent_id else []
+    if fmt is OutputFormat.json:
+        _print_json([{**c.to_dict(), "changes": [x.to_dict() for x in changes]}])
+        return
+    if fmt is OutputFormat.csv:
+        import pandas as pd
+
+        _print_frame(
+            pd.DataFrame([x.to_dict() for x in changes], columns=["table", "change", "rows_from", "rows_to"]), fmt
+        )
+        return
+    typer.echo(f"commit {c.id}")
+    typer.echo(f"parent {c.parent_id or '-'}" + (f"  merge parent {c.merge_parent_id}" if c.merge_parent_id else ""))
+    typer.echo(f"date   {c.created_at:%Y-%m-%d %H:%M:%S} UTC  author {c.author}  [{c.operation}] on {c.branch or '-'}")
+    typer.echo(f"\n    {c.message}\n")
+    for x in changes:
+        before = "-" if x.rows_from is None else x.rows_from
+        after = "-" if x.rows_to is None else x.rows_to
+        typer.echo(f"  {x.change:8} {x.table:40} {before} -> {after} rows")
+    if not changes:
+        typer.echo("  (no table changes)" if c.parent_id else "  (first commit)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(branch_app, name="branch")
     app.add_typer(tag_app, name="tag")
-    for fn in (log, merge, reset, tables, history, sql, load, maintain):
+    for fn in (log, show, diff, merge, reset, tables, history, sql, load, maintain):
         app.command(fn.__name__)(fn)
 
 

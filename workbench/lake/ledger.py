@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -80,6 +81,10 @@ _FIRST_PARENT_CHAIN = """
 
 
 Change = tuple[str | None, str | None]  # (expected current location, new location); None = absent
+
+
+_ANCESTRY_RE = re.compile(r"(?:~\d*|\^+)+$")
+_ANCESTRY_STEP_RE = re.compile(r"(~)(\d*)|(\^+)")
 
 
 def _now() -> str:
@@ -275,7 +280,20 @@ class Ledger:
         return [Ref(*row) for row in rows]
 
     def resolve(self, ref: str) -> ResolvedRef:
-        """A branch name, a tag name, or a commit id (or a unique prefix of at least 6 characters)."""
+        """A branch name, a tag name, or a commit id (or a unique prefix of at least 6 characters),
+        optionally followed by git-style ancestry: `main~1` (first parent), `dev~3`, `v1^`, `main^^`."""
+        ancestry = _ANCESTRY_RE.search(ref)
+        if ancestry and ancestry.start() > 0:
+            base = self.resolve(ref[: ancestry.start()])
+            steps = 0
+            for tilde, count, carets in _ANCESTRY_STEP_RE.findall(ancestry.group(0)):
+                steps += (int(count) if count else 1) if tilde else len(carets)
+            chain = self.log(base.commit_id, steps + 1)
+            if len(chain) <= steps:
+                raise RefNotFoundError(
+                    f"unknown ref '{ref}': {ref[: ancestry.start()]} has only {len(chain) - 1} ancestor commit(s)"
+                )
+            return ResolvedRef(chain[steps].id, "commit", chain[steps].id)
         with self._read() as con:
             row = con.execute("select name, kind, commit_id from cascade_refs where name = ?", (ref,)).fetchone()
             if row:

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from workbench.publish import postgres
-
 
 def register(app: typer.Typer) -> None:
     """Add the `postgres` command group and the `publish` command."""
@@ -20,6 +18,8 @@ def register(app: typer.Typer) -> None:
 
         Example: psql "$(cascade postgres url)"
         """
+        from workbench.publish import postgres
+
         typer.echo(postgres.connection_url())
 
     @pg.command("status")
@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
 
         Example: cascade postgres status
         """
+        from workbench.publish import postgres
+
         for line in postgres.status().lines():
             typer.echo(line)
 
@@ -37,20 +39,30 @@ def register(app: typer.Typer) -> None:
 
         Example: cascade postgres stop
         """
+        from workbench.publish import postgres
+
         typer.echo("stopped" if postgres.stop() else "not running")
 
     app.add_typer(pg, name="postgres")
 
     @app.command("publish")
     def publish_command(
-        ref: Annotated[str, typer.Option(help="lake ref the marts are read from")] = "main",
+        ref: Annotated[str, typer.Option("--ref", "-r", help="lake ref the marts are read from")] = "main",
         config: Annotated[Path | None, typer.Option(help="publish.yaml to use (default: nearest)")] = None,
+        force: Annotated[bool, typer.Option("--force", help="publish a ref other than main (un-audited)")] = False,
     ) -> None:
         """Publish the marts listed in publish.yaml from the lake to PostgreSQL schema `marts`.
 
-        Example: cascade publish --ref main
+        Only `main` (audited, promoted) is published unless --force.  Example: cascade publish
         """
+        from workbench.errors import RefError
         from workbench.publish.publisher import load_config, publish_marts
+
+        if ref != "main" and not force:
+            raise RefError(
+                f"refusing to publish '{ref}': readers of the published marts expect audited data from main; "
+                f"promote it (`cascade merge {ref} --into main`) or pass --force"
+            )
 
         summary = publish_marts(ref, config=load_config(config))
         for line in summary.lines():

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
-import yaml  # type: ignore[import-untyped]  # no stubs pinned (types-PyYAML)
 
 from workbench.publish.errors import PublishConfigError, PublishError, UnsupportedTypeError
 from workbench.publish.postgres import connection_url, redact_url
@@ -96,11 +95,13 @@ def find_config(start: Path | None = None) -> Path:
 
 def load_config(path: Path | None = None) -> PublishConfig:
     """Read and validate `publish.yaml` (see the file at the project root for the format)."""
+    from workbench.config import ConfigError, validate_publish
+
     path = path or find_config()
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise PublishConfigError(f"cannot read {path}: {exc}") from None
+        raw = validate_publish(path)  # strict schema: unknown keys, wrong top level, empty file → one line
+    except ConfigError as exc:
+        raise PublishConfigError(str(exc)) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("tables"), list):
         raise PublishConfigError(f"{path}: expected a mapping with a `tables:` list")
     schema = _check_name(str(raw.get("schema", "marts")), f"{path}: schema")

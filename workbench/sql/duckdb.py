@@ -123,7 +123,11 @@ class RefSession:
             self._configure_s3()
 
     def _new_connection(self) -> duckdb.DuckDBPyConnection:
-        config: dict[str, Any] = {"memory_limit": self.settings.duckdb_memory_limit}
+        # No replacement scans: an unknown table is "does not exist on <ref>", never a Python variable.
+        config: dict[str, Any] = {
+            "memory_limit": self.settings.duckdb_memory_limit,
+            "python_enable_replacements": False,
+        }
         if self.settings.duckdb_threads:
             config["threads"] = self.settings.duckdb_threads
         return duckdb.connect(":memory:", config=config)

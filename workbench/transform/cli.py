@@ -42,15 +42,32 @@ def build_command(
 
 @transform_app.command("docs")
 def docs_command(
-    branch: Annotated[str, typer.Option("--branch", "-b", help="branch whose tables are documented")] = "dev",
+    ref: Annotated[
+        str, typer.Option("--ref", "-r", "--branch", "-b", help="branch whose tables are documented")
+    ] = "dev",
+    serve: Annotated[bool, typer.Option("--serve", help="serve the docs on 127.0.0.1 (Ctrl-C stops)")] = False,
+    port: Annotated[int, typer.Option(help="with --serve: port on 127.0.0.1 (0 = a free one)")] = 8580,
 ) -> None:
-    """Generate the dbt docs site (index.html, catalog.json) for a branch and print its folder.
+    """Generate the dbt docs site (index.html, catalog.json) for a branch and print its folder;
+    with --serve, serve it over HTTP on 127.0.0.1 with a token and print the URL.
 
-    Example: cascade transform docs --branch dev
+    Example: cascade transform docs --ref dev --serve
     """
     from workbench.transform.runner import docs_generate
 
-    typer.echo(str(docs_generate(branch=branch)))
+    folder = docs_generate(branch=ref)
+    typer.echo(str(folder))
+    if serve:
+        from workbench.transform.docs_server import make_server
+
+        server, url = make_server(folder, port)
+        typer.echo(f"dbt docs: {url}")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
 
 
 def register(app: typer.Typer) -> None:

@@ -248,9 +248,38 @@ class GlucoseData:
         )
 
     def refs(self) -> list[str]:
-        """Branch and tag names of the lake (main first)."""
-        names = [r.name for r in self.lakehouse.refs()]
+        """Branches and tags that hold the glucose marts (main first); not e.g. the run-history
+        branch `ops`. Decided from the refs' table lists (catalog metadata, no data read)."""
+        lake = self.lakehouse.lake
+        names = [r.name for r in lake.refs() if DAILY in lake.state(r.name)]
         return sorted(names, key=lambda n: (n != "main", n != "dev", n))
+
+    def commit_id(self) -> str:
+        """The lake commit this ref points at now."""
+        return str(self.lakehouse.lake.resolve(self.ref).commit_id)
+
+    def published_commit(self) -> str | None:
+        """The lake commit the published daily mart was copied from (None when not read from PostgreSQL)."""
+        if DAILY not in self._pg_tables or self._pg_url is None:
+            return None
+        import psycopg
+
+        try:
+            with psycopg.connect(self._pg_url, connect_timeout=5) as con:
+                row = con.execute(
+                    "select commit_id from marts._cascade_publish where table_name = %s", [DAILY.split(".", 1)[1]]
+                ).fetchone()
+        except psycopg.Error:
+            return None
+        return str(row[0]) if row and row[0] else None
+
+    def provenance(self) -> str:
+        """Which ref and commit the page reads: 'ref main @ 1a2b3c4d' (+ the published commit)."""
+        text = f"ref {self.ref} @ {self.commit_id()[:12]}"
+        published = self.published_commit()
+        if published is not None:
+            text += f" · PostgreSQL marts published from commit {published[:12]}"
+        return text
 
 
 def _dates(values: pd.Series) -> pd.Series:

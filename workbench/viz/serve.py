@@ -73,7 +73,15 @@ def voila_command(
         "--MappingKernelManager.cull_connected=False",
         # lab extensions installed for JupyterLab that cannot activate inside Voila
         f"--VoilaConfiguration.extension_denylist={json.dumps(list(DENIED_EXTENSIONS))}",
+        *_template_option(),
     ]
+
+
+def _template_option() -> list[str]:
+    """Voila's lab template without CDN links (workbench/viz/templates/cascade), once `make setup` installed it."""
+    from workbench.lab import VOILA_TEMPLATE, voila_template_dir
+
+    return [f"--template={VOILA_TEMPLATE}"] if voila_template_dir().is_dir() else []
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 60.0) -> None:

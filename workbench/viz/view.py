@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from workbench.settings import Settings, env_value, get_settings
 from workbench.viz import figures
 from workbench.viz.data import GlucoseData, SourceChoice
-from workbench.viz.errors import NoGlucoseDataError, VizError
+from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError, VizError
 from workbench.viz.summary import Card, PeriodSummary, headline_cards, summarize_period
 
 DEFAULT_DAYS = 14  # the consensus AGP period
@@ -108,6 +108,7 @@ class GlucoseView:
     agp: pd.DataFrame = field(repr=False)
     agp_source: str
     error: str | None = None
+    notices: list[str] = field(default_factory=list)  # what the page asked for and could not get
 
     @property
     def ref(self) -> str:
@@ -143,10 +144,12 @@ class GlucoseView:
         return figures.daily_stats_frame(self.daily)
 
     def show(self, part: str) -> Any:
-        """A displayable part: 'cards', 'trend', 'ranges', 'agp' or 'stats' (a notice when empty)."""
-        if self.error:
-            return self._notice()
+        """A displayable part: 'cards', 'trend', 'ranges', 'agp' or 'stats'. When the period has no
+        data the notice is shown once (with 'cards', the first part) and the other parts are empty."""
         from IPython.display import HTML
+
+        if self.error:
+            return self._notice() if part == "cards" else HTML("")
 
         builders: dict[str, Any] = {
             "cards": lambda: HTML(self.cards_html()),
@@ -165,10 +168,14 @@ class GlucoseView:
     def header_html(self) -> str:
         name = self.patients.set_index("patient_id").loc[self.patient_id, "display_name"]
         sources = {self.data.source_of("marts.mrt_glucose_daily_metrics"), self.agp_source}
+        notices = "".join(
+            f'<p class="cascade-notice" style="color:#b91c1c;margin:4px 0">{html.escape(n)}</p>' for n in self.notices
+        )
         return (
+            f"{notices}"
             f'<h2 style="margin:4px 0">{html.escape(str(name))} ({html.escape(self.patient_id)})</h2>'
             f'<p style="margin:0;color:#4b5563">{self.start:%a %d %b %Y} – {self.end:%a %d %b %Y} '
-            f"({self.days} days) · ref <b>{html.escape(self.ref)}</b> · data from "
+            f'({self.days} days) · <b id="cascade-provenance">{html.escape(self.data.provenance())}</b> · data from '
             f"{html.escape(', '.join(sorted(sources)))}</p>"
         )
 
@@ -225,6 +232,8 @@ def load_view(
     if start_d is None:
         start_d = end_d - timedelta(days=days - 1)
     assert start_d is not None and end_d is not None
+    if start_d > end_d:
+        raise VizError(f"the period starts ({start_d}) after it ends ({end_d}); pick a start before the end")
     daily = data.daily_metrics(patient_id, start_d, end_d)
     try:
         summary = summarize_period(daily, patient_id, start_d, end_d)
@@ -233,3 +242,51 @@ def load_view(
         return GlucoseView(data, patients, patient_id, start_d, end_d, daily, None, empty, "", error=str(exc))
     agp, agp_source = data.agp_profile(patient_id, start_d, end_d)
     return GlucoseView(data, patients, patient_id, start_d, end_d, daily, summary, agp, agp_source)
+
+
+def dashboard_view(
+    query: str | None = None,
+    *,
+    data: GlucoseData,
+    ref: str = "main",
+    patient: str | None = None,
+    days: int = DEFAULT_DAYS,
+    start: str | date | None = None,
+    end: str | date | None = None,
+    source: SourceChoice = "auto",
+) -> GlucoseView:
+    """The dashboard's view: `load_view` for what the page asks (`query`, default Voila's query
+    string), and when a part of that cannot be shown — an unknown ref or patient, unreadable or
+    reversed dates — the nearest view that can, with one notice per problem above the controls.
+    `data` is the warmed-up reader of the notebook's default `ref`."""
+    from workbench.errors import RefError
+
+    defaults: dict[str, Any] = {"ref": ref, "patient": patient, "days": days, "start": start, "end": end}
+    notices: list[str] = []
+    try:
+        chosen = query_params(query, source=source, **defaults)
+    except VizError as exc:
+        notices.append(str(exc))
+        chosen = {**defaults, "source": source}
+    if chosen["ref"] != data.ref:
+        try:
+            data = GlucoseData(ref=chosen["ref"], source=source, settings=data.settings)
+            data.patients()
+        except (RefError, NoGlucoseDataError) as exc:
+            notices.append(f"{exc} — showing '{data.ref}' instead")
+    chosen["ref"] = data.ref
+    for attempt in range(3):
+        try:
+            view = load_view(**chosen, data=data)
+        except UnknownPatientError as exc:
+            notices.append(f"{exc} — showing the first patient instead")
+            chosen["patient"] = None
+        except VizError as exc:
+            if attempt == 2 or (chosen["start"] is None and chosen["end"] is None):
+                raise
+            notices.append(f"{exc} — showing the last {chosen['days']} days instead")
+            chosen["start"] = chosen["end"] = None
+        else:
+            view.notices = notices
+            return view
+    raise VizError("; ".join(notices))  # pragma: no cover - three fallbacks cover every parameter

@@ -1,0 +1,260 @@
+"""`cascade lab` in a real JupyterLab server: the contents API lists, opens and saves every notebook
+(jupytext `.py` notebooks with Ploomber's contents manager), a kernel runs cells of
+`91_tour_of_the_lake` over the server's REST + websocket API, and headless Chromium opens a notebook
+in the JupyterLab UI (screenshot under test-artifacts/).
+
+The project's notebooks, dashboards and pipeline.yaml are copied to a temporary folder, so saving
+does not touch the checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.viz.report import CHROMIUM_FLAGS
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+TOKEN = uuid.uuid4().hex
+STARTUP_S = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Lab:
+    def __init__(self, base: str, root: Path) -> None:
+        self.base = base
+        self.root = root
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            text = resp.read().decode()
+            return json.loads(text) if text else None
+
+
+@pytest.fixture(scope="module")
+def lab(demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    project = tmp_path_factory.mktemp("lab-project")
+    for name in ("notebooks", "dashboards"):
+        shutil.copytree(ROOT / name, project / name)
+    for name in ("pipeline.yaml", "env.yaml"):
+        shutil.copy(ROOT / name, project / name)
+    port = _free_port()
+    log = project.parent / "cascade-lab.log"
+    cascade = Path(sys.executable).with_name("cascade")
+    env = {
+        **demo_env,
+        "JUPYTER_TOKEN": TOKEN,
+        "PYTHONUNBUFFERED": "1",
+        # a workspace of its own: JupyterLab reopens a remembered tab with the viewer it had then
+        "JUPYTERLAB_WORKSPACES_DIR": str(project.parent / "workspaces"),
+        "JUPYTERLAB_SETTINGS_DIR": str(project.parent / "user-settings"),
+    }
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(cascade), "lab", "--no-browser", "--port", str(port)],
+            cwd=project / "notebooks",  # `cascade lab` finds the project root (pipeline.yaml) upwards
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            try:
+                Lab(base, project).request("GET", "/api/status")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"cascade lab did not start: {log.read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield Lab(base, project)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def test_server_listens_only_on_loopback_and_needs_the_token(lab: Lab) -> None:
+    req = urllib.request.Request(lab.base + "/api/contents/notebooks")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=30)
+    assert info.value.code == 403
+
+
+def test_contents_api_lists_and_opens_every_notebook(lab: Lab) -> None:
+    expected = {f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.py")} | {
+        f"dashboards/{p.name}" for p in (ROOT / "dashboards").glob("*.ipynb")
+    }
+    listed: dict[str, str] = {}
+    for folder in ("notebooks", "dashboards"):
+        for entry in lab.request("GET", f"/api/contents/{folder}")["content"]:
+            listed[entry["path"]] = entry["type"]
+    assert expected <= set(listed)
+    for path in sorted(expected):
+        assert listed[path] == "notebook", f"{path} is listed as {listed[path]}, not as a notebook"
+        model = lab.request("GET", f"/api/contents/{path}?content=1")
+        assert model["type"] == "notebook" and model["content"]["cells"], path
+
+
+def test_a_notebook_is_edited_and_saved_as_percent_py(lab: Lab) -> None:
+    path = "notebooks/91_tour_of_the_lake.py"
+    model = lab.request("GET", f"/api/contents/{path}?content=1")
+    marker = f"print('edited in JupyterLab {uuid.uuid4().hex[:8]}')"
+    model["content"]["cells"].append(
+        {"cell_type": "code", "source": marker, "metadata": {}, "outputs": [], "execution_count": None}
+    )
+    lab.request("PUT", f"/api/contents/{path}", {"type": "notebook", "format": "json", "content": model["content"]})
+    text = (lab.root / path).read_text()
+    assert marker in text and "# %%" in text  # still a percent-format script, not JSON
+    again = lab.request("GET", f"/api/contents/{path}?content=1")
+    assert any(marker in "".join(c["source"]) for c in again["content"]["cells"])
+
+
+def _execute(ws: Any, code: str, timeout_s: float = 180) -> tuple[str, list[str]]:
+    """Send one execute_request on a kernel's websocket; (status, text outputs)."""
+    msg_id = uuid.uuid4().hex
+    ws.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "username": "test",
+                    "session": "t",
+                    "version": "5.3",
+                    "date": "",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                    "stop_on_error": True,
+                },
+                "channel": "shell",
+                "buffers": [],
+            }
+        )
+    )
+    outputs: list[str] = []
+    status = ""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv())
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = msg["msg_type"]
+        if kind == "stream":
+            outputs.append(msg["content"]["text"])
+        elif kind in ("execute_result", "display_data"):
+            outputs.append(msg["content"]["data"].get("text/plain", ""))
+        elif kind == "error":
+            outputs.append("\n".join(msg["content"]["traceback"]))
+        elif kind == "execute_reply":
+            status = msg["content"]["status"]
+        if status and kind == "status" and msg["content"]["execution_state"] == "idle":
+            return status, outputs
+    raise AssertionError(f"no reply within {timeout_s}s; outputs so far: {outputs}")
+
+
+def test_a_kernel_runs_cells_of_the_tour_notebook(lab: Lab) -> None:
+    import websocket
+
+    path = "notebooks/91_tour_of_the_lake.py"
+    cells = [
+        "".join(c["source"])
+        for c in lab.request("GET", f"/api/contents/{path}?content=1")["content"]["cells"]
+        if c["cell_type"] == "code"
+    ]
+    session = lab.request(
+        "POST", "/api/sessions", {"path": path, "type": "notebook", "name": "", "kernel": {"name": "python3"}}
+    )
+    kernel_id = session["kernel"]["id"]
+    ws = websocket.create_connection(
+        f"{lab.base.replace('http', 'ws')}/api/kernels/{kernel_id}/channels?token={TOKEN}", timeout=180
+    )
+    try:
+        # the parameters cell, the Lakehouse cell, the "tables by layer" cell
+        for code in cells[:2]:
+            status, outputs = _execute(ws, code)
+            assert status == "ok", outputs
+        status, outputs = _execute(ws, cells[2])
+        assert status == "ok", outputs
+        assert "'marts'" in "".join(outputs) and "'raw'" in "".join(outputs)
+    finally:
+        ws.close()
+        lab.request("DELETE", f"/api/sessions/{session['id']}")
+
+
+@pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs the Debian packages chromium and chromium-driver (.ci/system-deps.sh installs them)",
+)
+def test_jupyterlab_ui_opens_a_notebook_in_chromium(lab: Lab) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (*CHROMIUM_FLAGS, "--window-size=1400,1000"):
+        options.add_argument(arg)
+    profile = tempfile.mkdtemp(prefix="cascade-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(STARTUP_S)
+    try:
+        driver.get(f"{lab.base}/lab/tree/notebooks/92_time_travel.py?token={TOKEN}")
+        deadline = time.monotonic() + STARTUP_S
+        text = ""
+        while time.monotonic() < deadline:
+            cells = driver.find_elements("css selector", ".jp-NotebookPanel .jp-Cell")
+            text = " ".join(c.text for c in cells[:6])
+            if len(cells) >= 3 and "Time travel" in text:
+                break
+            time.sleep(0.5)
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "jupyterlab_92_time_travel.png"))
+        assert "Time travel" in text, driver.find_element("tag name", "body").text[:2000]
+        tab = driver.find_elements("css selector", ".lm-TabBar-tab.jp-mod-current")
+        assert any("92_time_travel.py" in t.text for t in tab)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
