@@ -32,11 +32,9 @@ class Site:
     display_name: str | None = None
     overlap_minutes: float = 360.0
     devicestatus: bool = False
-    # per-site audit thresholds over env.yaml's `audit:` (same keys), e.g. {"max_staleness_hours": 72}
+    # per-site audit thresholds over env.yaml's `audit:` (same keys, checked by workbench.config)
     audit: dict[str, Any] = field(default_factory=dict, compare=False)
     secret: str | None = field(default=None, repr=False, compare=False)
-    # per-site audit limits (same keys as env.yaml's `audit:`; checked by workbench.config)
-    audit: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def with_secret(self) -> Site:
         """A copy with the secret read from `secret_env` (one clear error when it is not set)."""
@@ -108,7 +106,6 @@ def _site(raw: Any, index: int) -> Site:
         display_name=raw.get("display_name"),
         overlap_minutes=float(raw.get("overlap_minutes", 360)),
         devicestatus=bool(raw.get("devicestatus", False)),
-        audit=raw.get("audit"),
     )
 
 
