@@ -93,7 +93,11 @@ class StackHome:
         self.run = self.root / "run"
 
     def prepare(self) -> None:
-        for folder in (self.root, self.logs, self.run, self.root / "s3" / "meta", self.root / "s3" / "data"):
+        # stack/ itself stays traversable (0711, not listable): PostgreSQL runs as an unprivileged
+        # system user when we are root and must reach stack/postgres/data; everything else is 0700/0600.
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o711)
+        for folder in (self.logs, self.run, self.root / "s3" / "meta", self.root / "s3" / "data"):
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(0o700)
 
