@@ -95,8 +95,9 @@ def test_bare_cascade_prints_help_and_exits_2(lake: Path) -> None:
 def test_version_and_completion(lake: Path) -> None:
     proc = run_cli("--version", home=lake)
     assert proc.returncode == 0 and proc.stdout.strip().startswith("cascade 0."), proc.stdout
-    show = run_cli("--show-completion", "bash", home=lake)
-    assert show.returncode == 0 and "complete" in show.stdout and "_CASCADE_COMPLETE" in show.stdout
+    env = {**os.environ, "CASCADE_HOME": str(lake), "SHELL": "/bin/bash"}  # the shell is detected from $SHELL
+    show = subprocess.run([str(CASCADE), "--show-completion"], capture_output=True, text=True, env=env, timeout=120)
+    assert show.returncode == 0 and "complete" in show.stdout and "_CASCADE_COMPLETE" in show.stdout, show.stderr
 
 
 USER_MISTAKES = [
