@@ -194,6 +194,10 @@ class EmbeddedPostgres:
         """The read-only role's URL, with its password (starts the server if needed)."""
         return self._url_with_password(self.start(), READER_ROLE)
 
+    def password(self, role: str = SUPERUSER) -> str:
+        """A role's generated password (for services Cascade configures itself, e.g. the stack's Nessie)."""
+        return self._password(role)
+
     def destroy(self) -> None:
         """Stop the server and delete its data directory, log and passwords (tests, `rm -rf` homes)."""
         self.stop()

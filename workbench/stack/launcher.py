@@ -35,7 +35,6 @@ PORTS = {"s3": 7070, "nessie": 19120, "nessie-management": 9001, "trino": 8080}
 BUCKET = "lake"
 WAREHOUSE = f"s3://{BUCKET}/warehouse"
 PG_USER = "postgres"
-PG_DATABASE = "cascade"
 SERVICES = ("postgres", "s3", "nessie", "trino")
 READY_TIMEOUT_S = {"postgres": 60.0, "s3": 30.0, "nessie": 180.0, "trino": 300.0}
 JAVA_CANDIDATES = ("/usr/lib/jvm/temurin-25-jdk-amd64", "/usr/lib/jvm/temurin-25-jdk", "/opt/java/openjdk")
@@ -172,7 +171,7 @@ def service_env(home: StackHome, pg_port: int) -> dict[str, str]:
         "CASCADE_STACK_PG_HOST": BIND,
         "CASCADE_STACK_PG_PORT": str(pg_port),
         "CASCADE_STACK_PG_USER": PG_USER,
-        "CASCADE_STACK_PG_PASSWORD": "",
+        "CASCADE_STACK_PG_PASSWORD": _postgres(home).password(PG_USER),
         "CASCADE_STACK_S3_HOST": BIND,
         "CASCADE_STACK_S3_PORT": str(PORTS["s3"]),
         "CASCADE_STACK_NESSIE_HOST": BIND,
@@ -199,7 +198,9 @@ def client_env(home: Path) -> dict[str, str]:
         "CASCADE_TRINO_PORT": str(PORTS["trino"]),
     }
     if pg.running and pg.port:
-        values["CASCADE_POSTGRES_URL"] = f"postgresql://{PG_USER}@{BIND}:{pg.port}/{PG_DATABASE}"
+        server = _postgres(stack)
+        values["CASCADE_POSTGRES_URL"] = server.url()
+        values["CASCADE_POSTGRES_READER_URL"] = server.reader_url()
     return values
 
 
@@ -380,7 +381,7 @@ def up(home: Path | None = None, *, say: Callable[[str], None] = print, quiet: b
         t0 = time.monotonic()
         pg = _postgres(stack).start()
         for database in stack_databases():
-            _ensure_database(pg.port, database)
+            _ensure_database(_postgres(stack).url(), database)
         timings["postgres"] = time.monotonic() - t0
         env = service_env(stack, pg.port)
         timings["s3"] = _start("s3", stack, env, say, quiet)
@@ -414,10 +415,10 @@ def stack_databases() -> list[str]:
     return re.findall(r"^\s*create database (\w+)", text, flags=re.I | re.M)
 
 
-def _ensure_database(port: int, name: str) -> None:
+def _ensure_database(url: str, name: str) -> None:
     import psycopg
 
-    with psycopg.connect(f"postgresql://{PG_USER}@{BIND}:{port}/postgres", autocommit=True, connect_timeout=10) as con:
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
         if con.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is None:
             con.execute(f'create database "{name}"')
 
