@@ -29,6 +29,8 @@ MARTS = {
     "marts.mrt_glucose_period_metrics",
     "marts.mrt_agp_profile",
     "marts.mrt_glucose_weekly",
+    "marts.mrt_glucose_episodes",
+    "marts.mrt_treatments_daily",
 }
 LAYERS = {"raw.glucose_entries", "raw.treatments", "bronze.stg_glucose_entries", "silver.fct_glucose_readings"}
 

@@ -66,8 +66,9 @@ def test_pdf_is_one_landscape_page_plus_treatments(
     # NFKC: Chromium's PDF text uses ligatures (ﬁ)
     first, second = (unicodedata.normalize("NFKC", page.extract_text()) for page in reader.pages)
     for part in ("Glucose statistics and targets", "Time in ranges", "Ambulatory glucose profile",
-                 "Daily glucose profiles", f"glucose in {unit}", "Time in range 70–180"):  # fmt: skip
+                 "Daily glucose profiles", f"glucose in {unit}", "Time in range 70–180", "Targets:"):  # fmt: skip
         assert part in first, part
+    assert "Treatments ·" not in first  # the treatments page starts on its own page
     assert "Treatments" in second and "bolus (U)" in second and "carbs (g)" in second
     if find_pdftoppm() is not None:  # keep a picture of the first page for people to look at
         artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -134,12 +134,19 @@ def report_html(view: GlucoseView, settings: Settings | None = None, data: Repor
     data = data or report_data(view, settings)
     unit = data.unit
     page_size, width = PAGES[data.paper]
-    name = view.patients.set_index("patient_id").loc[view.patient_id, "display_name"]
+    patient = view.patients.set_index("patient_id").loc[view.patient_id]
+    name = patient["display_name"]
+    latest = patient.get("latest_date")
+    today = (
+        f" · {latest:%d %b} (today so far) not included"
+        if latest is not None and not pd.isna(latest) and latest > view.end
+        else ""
+    )
     title = f"AGP report · {name} ({view.patient_id}) · {view.start} – {view.end}"
     days = [view.start + timedelta(days=i) for i in range(view.days)]
-    tir = figures.report_tir_figure(view.summary, width=330, height=235)
-    agp = figures.report_agp_figure(view.agp, unit, width=width, height=230)
-    profiles = figures.report_daily_profiles_figure(data.readings, days, data.treatments, unit, width=width, height=205)
+    tir = figures.report_tir_figure(view.summary, width=330, height=228)
+    agp = figures.report_agp_figure(view.agp, unit, width=width, height=222)
+    profiles = figures.report_daily_profiles_figure(data.readings, days, data.treatments, unit, width=width, height=196)
     second = ""
     if len(data.treatments_daily):
         table = data.treatments_daily[
@@ -163,13 +170,13 @@ def report_html(view: GlucoseView, settings: Settings | None = None, data: Repor
 @page {{ size: {page_size}; margin: 8mm; }}
 * {{ box-sizing: border-box; }}
 body {{ font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 0; color: #111827; font-size: 11px; }}
-.page {{ width: {width}px; overflow: hidden; }}
-.page + .page {{ break-before: page; }}
+.page {{ width: {width}px; height: 728px; overflow: hidden; break-inside: avoid; }}
+.page + .page {{ break-before: page; page-break-before: always; }}
 header {{ display: flex; justify-content: space-between; align-items: baseline; border-bottom: 2px solid #08519c;
   margin-bottom: 4px; white-space: nowrap; }}
 h1 {{ font-size: 15px; margin: 0; }}
 h2 {{ font-size: 12px; margin: 2px 0; }}
-.top {{ display: flex; gap: 16px; align-items: flex-start; height: 240px; }}
+.top {{ display: flex; gap: 16px; align-items: flex-start; height: 232px; }}
 table.stats {{ border-collapse: collapse; white-space: nowrap; }}
 table.stats th {{ text-align: left; font-weight: 500; padding: 1px 10px 1px 0; color: #374151; }}
 table.stats td {{ text-align: right; padding: 1px 8px; font-weight: 600; }}
@@ -185,7 +192,7 @@ footer {{ font-size: 9px; color: #6b7280; }}
 </head><body>
 <section class="page" data-part="agp-page">
 <header><h1>AGP report · {html.escape(str(name))} ({html.escape(view.patient_id)})</h1>
-<span>{view.start:%a %d %b %Y} – {view.end:%a %d %b %Y} · {view.days} days · glucose in {html.escape(unit)}</span></header>
+<span>{view.start:%a %d %b %Y} – {view.end:%a %d %b %Y} · {view.days} days{today} · glucose in {html.escape(unit)}</span></header>
 <div class="top">
 <div><h2>Glucose statistics and targets</h2>{_stats_html(view, unit)}</div>
 <div data-part="tir">{_figure_div(tir)}</div>
