@@ -136,10 +136,10 @@ def main() -> None:
     parser.add_argument("--tools", type=Path, default=Path(tempfile.gettempdir()) / "cascade-bench-tools")
     args = parser.parse_args()
 
+    from workbench.demo.lake import demo_lake
     from workbench.publish.postgres import reader_url
     from workbench.publish.publisher import load_config, publish_marts
     from workbench.settings import load_settings
-    from workbench.viz.demo import demo_lake
 
     vegeta = vegeta_binary(args.tools)
     home = demo_lake(args.home)

@@ -25,8 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="cascade-bench-dash-")) / "home"
     os.environ.setdefault("CASCADE_DEMO_END", "2026-11-30T12:00:00+00:00")
+    from workbench.demo.lake import demo_lake
     from workbench.settings import load_settings
-    from workbench.viz.demo import demo_lake
 
     if not (home / "catalog.db").is_file():
         demo_lake(home)
