@@ -97,11 +97,11 @@ def pipeline_run(private_home: Path, tmp_path_factory: pytest.TempPathFactory) -
             name: ingest
             product:
               nb: "{{{{products}}}}/10_ingest_nightscout.ipynb"
+              report: "{{{{products}}}}/ingest.json"
             params:
               branch: dev
               sites: null
               full_resync: false
-              fetched_at: "{{{{now}}}}"
         """)
     )
     shutil.copy(ROOT / "env.yaml", folder / "env.yaml")

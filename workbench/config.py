@@ -82,8 +82,8 @@ class EnvFile(_Strict):
     baseline: str = "main"
     sites: str | None = None
     full_resync: bool = False
+    backfill: bool = False
     full_refresh: bool = False
-    fetched_at: str | None = None
     run_id: str | None = None
     audit: dict[str, Any] | None = None  # checked against audit_limits_model() below
 

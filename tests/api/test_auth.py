@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -18,10 +19,13 @@ import jwt
 import pytest
 
 from tests.api.conftest import RATE_LIMIT, SECRET, Api, published_rows
+from tests.conftest import demo_end
 from workbench.api.auth import ALGORITHM, AUDIENCE, ISSUER
 
+DAY = (demo_end() - timedelta(days=3)).date().isoformat()  # a whole day of the pinned demo lake
+
 ENDPOINTS = [
-    ("api/v1/glucose/readings", {"date": "2026-11-20"}),
+    ("api/v1/glucose/readings", {"date": DAY}),
     ("api/v1/glucose/daily", {}),
     ("api/v1/glucose/overview", {}),
     ("api/v1/glucose/periods", {}),
@@ -76,7 +80,7 @@ def test_no_token_is_401_everywhere(api: Api, path: str, params: dict[str, str])
     ],
 )
 def test_broken_tokens_are_401(api: Api, token: str) -> None:
-    assert_401(api.client(token).get("api/v1/glucose/readings", params={"date": "2026-11-20"}))
+    assert_401(api.client(token).get("api/v1/glucose/readings", params={"date": DAY}))
 
 
 def test_tampered_payload_is_401(api: Api) -> None:
@@ -113,7 +117,7 @@ def test_a_patient_cursor_for_another_patient_reads_nothing_of_theirs(api: Api) 
     """A cursor names a position, not a permission: the patient filter still applies."""
     cursor = base64.urlsafe_b64encode(json.dumps(["p000", "2000-01-01T00:00:00+00:00"]).encode()).decode()
     with api.client(api.token(patient="p001")) as client:
-        answer = client.get("api/v1/glucose/readings", params={"date": "2026-11-20", "cursor": cursor.rstrip("=")})
+        answer = client.get("api/v1/glucose/readings", params={"date": DAY, "cursor": cursor.rstrip("=")})
     assert answer.status_code == 200 and {r["patient_id"] for r in answer.json()} <= {"p001"}
 
 
@@ -127,7 +131,7 @@ def test_admin_only_things(api: Api) -> None:
 
 def test_excessive_data_exposure(api: Api) -> None:
     with api.client(api.token(admin=True)) as client:
-        reading = client.get("api/v1/glucose/readings", params={"date": "2026-11-20", "limit": 1}).json()[0]
+        reading = client.get("api/v1/glucose/readings", params={"date": DAY, "limit": 1}).json()[0]
         patient = client.get("api/v1/patients").json()[0]
     assert set(reading) == {
         "patient_id", "reading_timestamp", "reading_date", "glucose_value", "units", "glucose_category",
@@ -142,21 +146,21 @@ def test_excessive_data_exposure(api: Api) -> None:
 @pytest.mark.parametrize(
     ("path", "params"),
     [
-        ("api/v1/glucose/readings", {"date": "2026-11-20", "patient": "p001' or '1'='1"}),
-        ("api/v1/glucose/readings", {"date": "2026-11-20'; drop table marts.fct_glucose_readings; --"}),
+        ("api/v1/glucose/readings", {"date": DAY, "patient": "p001' or '1'='1"}),
+        ("api/v1/glucose/readings", {"date": f"{DAY}'; drop table marts.fct_glucose_readings; --"}),
         ("api/v1/glucose/readings", {"date": "2026-13-45"}),
-        ("api/v1/glucose/readings", {"date": "2026-11-20", "limit": "0"}),
-        ("api/v1/glucose/readings", {"date": "2026-11-20", "limit": "1000000"}),
-        ("api/v1/glucose/readings", {"date": "2026-11-20", "limit": "1; select 1"}),
-        ("api/v1/glucose/readings", {"date": "2026-11-20", "cursor": "'; drop table x; --"}),
+        ("api/v1/glucose/readings", {"date": DAY, "limit": "0"}),
+        ("api/v1/glucose/readings", {"date": DAY, "limit": "1000000"}),
+        ("api/v1/glucose/readings", {"date": DAY, "limit": "1; select 1"}),
+        ("api/v1/glucose/readings", {"date": DAY, "cursor": "'; drop table x; --"}),
         (
             "api/v1/glucose/readings",
-            {"date": "2026-11-20", "cursor": base64.urlsafe_b64encode(b'["p1\' or 1=1", "x"]').decode()},
+            {"date": DAY, "cursor": base64.urlsafe_b64encode(b'["p1\' or 1=1", "x"]').decode()},
         ),
         ("api/v1/glucose/readings", {"start": "yesterday", "end": "today"}),
-        ("api/v1/glucose/readings", {"date": "2026-11-20", "ref": "main; drop table x"}),
-        ("api/v1/glucose/readings", {"date": "2026-11-20", "ref": "../../etc/passwd"}),
-        ("api/v1/glucose/daily", {"start": "2026-11-20 or 1=1"}),
+        ("api/v1/glucose/readings", {"date": DAY, "ref": "main; drop table x"}),
+        ("api/v1/glucose/readings", {"date": DAY, "ref": "../../etc/passwd"}),
+        ("api/v1/glucose/daily", {"start": f"{DAY} or 1=1"}),
         ("api/v1/glucose/agp", {"patient": "p" * 65}),
         ("api/v1/glucose/agp", {"units": "'; select pg_sleep(5); --"}),
     ],
@@ -205,6 +209,7 @@ def test_token_cli(api: Api, tmp_path: Path) -> None:
         )
         assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
     home = tmp_path / "fresh-home"
+    home.mkdir()  # a new lake's home (`cascade init`) without an API key yet
     fresh = subprocess.run(
         [cascade, "token", "create", "--admin"],
         env={**env, "CASCADE_HOME": str(home)},

@@ -12,6 +12,7 @@ CASCADE = Path(sys.executable).with_name("cascade")
 
 
 def _run(*args: str, home: Path, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    home.mkdir(parents=True, exist_ok=True)  # an existing lake's home, as after `cascade init`
     env = {**os.environ, "CASCADE_HOME": str(home), "CASCADE_PROFILE": "embedded"}
     if path is not None:
         env["PATH"] = path

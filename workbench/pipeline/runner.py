@@ -185,10 +185,12 @@ def env_overrides(
     given with `--audit KEY=VALUE` replace env.yaml's one by one, and `--backfill` sets `backfill`
     and `full_resync`."""
     env_file = pipeline.with_name("env.yaml")
-    if env_file.is_file():
+    if env_file.is_file() and pipeline.name == "pipeline.yaml":
         from workbench.config import validate_env
 
-        validate_env(env_file)  # strict schema: a misspelled parameter is one line, not a silent default
+        # strict schema for Cascade's own pipeline: a misspelled parameter is one line, not a silent
+        # default (other Ploomber projects run with `cascade run` declare parameters of their own)
+        validate_env(env_file)
     try:
         declared = yaml.safe_load(env_file.read_text()) or {}
     except (OSError, yaml.YAMLError):

@@ -35,6 +35,7 @@ PORTS = {"s3": 7070, "nessie": 19120, "nessie-management": 9001, "trino": 8080}
 BUCKET = "lake"
 WAREHOUSE = f"s3://{BUCKET}/warehouse"
 PG_USER = "postgres"
+PG_DATABASE = "cascade"  # the publishing database (EmbeddedPostgres creates it; Compose: init.sql)
 SERVICES = ("postgres", "s3", "nessie", "trino")
 READY_TIMEOUT_S = {"postgres": 60.0, "s3": 30.0, "nessie": 180.0, "trino": 300.0}
 JAVA_CANDIDATES = ("/usr/lib/jvm/temurin-25-jdk-amd64", "/usr/lib/jvm/temurin-25-jdk", "/opt/java/openjdk")
