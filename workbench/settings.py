@@ -253,6 +253,12 @@ def _default_author() -> str:
         return "cascade"
 
 
+def page_query_string() -> str:
+    """The query string of the Voila page being rendered (Voila passes it as QUERY_STRING); not a
+    secret, so it is not subject to `env_value`'s prefix rule."""
+    return os.environ.get("QUERY_STRING", "")
+
+
 def env_value(name: str, default: str | None = None) -> str | None:
     """Read one variable by name (used for secrets whose *name* is configured, e.g. per site).
     Only names with a documented prefix (`SECRET_ENV_PREFIXES`) can be read this way, so a

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench.settings import Settings, env_value, get_settings
+from workbench.settings import Settings, get_settings, page_query_string
 from workbench.viz import figures
 from workbench.viz.data import GlucoseData, SourceChoice
 from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError, VizError
@@ -73,9 +73,9 @@ def request_query() -> str:
     try:
         from voila.utils import wait_for_request
     except ImportError:  # pragma: no cover - voila is a dependency
-        return env_value("QUERY_STRING") or ""
+        return page_query_string()
     wait_for_request()
-    return env_value("QUERY_STRING") or ""
+    return page_query_string()
 
 
 def warm_up(ref: str = "main", source: SourceChoice = "auto", settings: Settings | None = None) -> GlucoseData:
