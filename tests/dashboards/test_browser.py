@@ -139,7 +139,7 @@ def test_dashboard_draws_the_charts_and_follows_the_patient_picker(dashboard_url
 
     agp = {t["name"]: t["y"] for t in charts["agp"]}
     assert {"median", "25–75 %", "5–95 %"} <= set(agp)
-    assert len(agp["median"]) == 96 and all(40 <= v <= 400 for v in agp["median"])  # 15-min bins
+    assert len(agp["median"]) == 288 and all(40 <= v <= 400 for v in agp["median"])  # the 5-minute grid
     ranges = {t["name"]: t["y"][0] for t in charts["time_in_ranges"]}
     assert len(ranges) == 5 and sum(ranges.values()) == pytest.approx(100.0, abs=0.01)
     assert len(charts["daily_trend"][0]["y"]) == 14
