@@ -113,6 +113,7 @@ def pipeline_run(private_home: Path, tmp_path_factory: pytest.TempPathFactory) -
         CASCADE_DEMO_END="2026-01-10T12:00:00+00:00",
     )
     exe = Path(sys.executable).with_name("cascade")
+    subprocess.run([str(exe), "init"], env=env, capture_output=True, text=True, timeout=120, check=True)
     done = subprocess.run(
         [str(exe), "run", "--pipeline", str(folder / "pipeline.yaml")],
         env=env,
