@@ -51,5 +51,5 @@ def test_sites_yaml_takes_per_site_audit_thresholds(tmp_path: Path) -> None:
     alice, bob = load_sites(path)
     assert alice.audit == {"max_staleness_hours": 72} and bob.audit == {}
     path.write_text("sites:\n  - id: alice\n    url: https://ns.example.org\n    audit:\n      stale: 3\n")
-    with pytest.raises(CascadeError, match="unknown audit threshold"):
+    with pytest.raises(CascadeError, match=r"sites.yaml:5: sites\[0\]\.audit\.stale: unknown key"):
         load_sites(path)
