@@ -685,8 +685,13 @@ def _gquantiles(values: FloatArray, group: IntArray, n: int, probs: Sequence[flo
         hi = np.ceil(index).astype(np.int64)
         h = index - lo
         xlo, xhi = x[starts[has] + lo], x[starts[has] + hi]
-        q[has] = np.where(h > 0, (1 - h) * xlo + h * xhi, xlo)
+        # as R does: interpolate only where the neighbours differ, so equal values stay exact
+        q[has] = np.where((h > 0) & (xhi != xlo), (1 - h) * xlo + h * xhi, xlo)
         out.append(q)
+    # increasing probabilities give non-decreasing quantiles; rounding must not break that by an ulp
+    for i in range(1, len(out)):
+        if probs[i] >= probs[i - 1]:
+            out[i] = np.fmax(out[i], out[i - 1])
     return out
 
 
