@@ -39,6 +39,7 @@ import pyarrow as pa
 from workbench.publish.errors import PublishConfigError, PublishError, UnsupportedTypeError
 from workbench.publish.postgres import connection_url, redact_url
 from workbench.settings import Settings
+from workbench.sql.quoting import quote_ident as _quote
 
 if TYPE_CHECKING:
     import psycopg
@@ -248,10 +249,6 @@ class PublishSummary:
 
 
 # ---- publishing --------------------------------------------------------------------------------
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 @dataclass
 class _Staged:
     spec: TableSpec

@@ -30,6 +30,7 @@ from dbt.adapters.duckdb.utils import TargetConfig
 
 from workbench.errors import SchemaError
 from workbench.settings import Settings, get_settings, load_settings
+from workbench.sql.quoting import quote_ident as _quote
 from workbench.transform.errors import ModelWriteError
 
 
@@ -49,10 +50,6 @@ class ModelWrite:
 
 WRITES: dict[str, ModelWrite] = {}
 _WRITES_LOCK = threading.Lock()
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(value: Any) -> str:
