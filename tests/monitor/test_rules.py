@@ -88,9 +88,3 @@ def test_rules_use_only_metrics_that_exist() -> None:
         for name in re.findall(r"\bcascade_[a-z0-9_]+", alert["expr"]):
             assert name in known, f"{alert['alert']} uses unknown metric {name}"
 
-
-def test_history_branch_matches_the_runner() -> None:
-    from workbench.monitor.collector import HISTORY_BRANCH
-    from workbench.pipeline.runner import RUN_HISTORY_BRANCH
-
-    assert HISTORY_BRANCH == RUN_HISTORY_BRANCH

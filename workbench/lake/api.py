@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 DEFAULT_BRANCHES = ("main", "dev")
 DEFAULT_NAMESPACES = ("raw", "bronze", "silver", "gold", "marts", "ops")
 PROTECTED_BRANCH = "main"
+RUN_HISTORY_BRANCH = "ops"  # task records (ops.pipeline_runs); never offered as a glucose ref
 
 TableState = dict[str, str]  # "namespace.table" -> metadata location
 

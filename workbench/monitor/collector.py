@@ -30,9 +30,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from workbench.lake.api import RUN_HISTORY_BRANCH as HISTORY_BRANCH
 from workbench.settings import Settings, get_settings
 
-HISTORY_BRANCH = "ops"  # workbench.pipeline.runner.RUN_HISTORY_BRANCH (kept in step by a test)
 INGEST_BRANCH = "dev"  # where ingestion lands (env.yaml `branch`)
 STATUSES = ("success", "failed", "running", "skipped")
 

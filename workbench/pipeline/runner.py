@@ -23,6 +23,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # no stubs pinned (types-PyYAML)
 
 from workbench.errors import CascadeError, LockedError
+from workbench.lake.api import RUN_HISTORY_BRANCH
 from workbench.pipeline.errors import PipelineError
 from workbench.pipeline.history import LakeRunStore, TaskRecord, history_store, lake_activity, record_task
 from workbench.pipeline.lock import RunLock
@@ -31,7 +32,6 @@ from workbench.pipeline.runs import new_run_id, run_dir
 from workbench.settings import Settings, get_settings
 
 PIPELINE_FILE = "pipeline.yaml"
-RUN_HISTORY_BRANCH = "ops"
 _REPORT_SUFFIXES = (".ipynb", ".html", ".json")  # executed notebooks, renderings, small reports
 NO_NEW_DATA = "no new data"
 

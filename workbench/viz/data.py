@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from workbench.errors import CascadeError, TableNotFoundError
+from workbench.lake.api import RUN_HISTORY_BRANCH
 from workbench.settings import Settings, get_settings
 from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError
 
@@ -61,6 +62,10 @@ class GlucoseData:
         if self.source == "postgres" and self.ref != "main":
             raise NoGlucoseDataError(
                 f"published marts come from main, not {self.ref!r}; use source='lake' for other refs"
+            )
+        if self.ref == RUN_HISTORY_BRANCH:
+            raise NoGlucoseDataError(
+                f"ref {self.ref!r} is the run-history branch; it holds no glucose data to show"
             )
         if self.source != "lake" and self.ref == "main":
             self._pg_url = published_url(self.settings)
@@ -249,9 +254,10 @@ class GlucoseData:
 
     def refs(self) -> list[str]:
         """Branches and tags that hold the glucose marts (main first); not e.g. the run-history
-        branch `ops`. Decided from the refs' table lists (catalog metadata, no data read)."""
+        branch `ops` (made from main, so it holds copies of the marts). Decided from the refs'
+        table lists (catalog metadata, no data read)."""
         lake = self.lakehouse.lake
-        names = [r.name for r in lake.refs() if DAILY in lake.state(r.name)]
+        names = [r.name for r in lake.refs() if r.name != RUN_HISTORY_BRANCH and DAILY in lake.state(r.name)]
         return sorted(names, key=lambda n: (n != "main", n != "dev", n))
 
     def commit_id(self) -> str:
