@@ -27,6 +27,7 @@ class Profile(str, Enum):
 
 PRIVATE_UMASK = 0o077  # files Cascade creates: 0600, folders 0700 (the one place the umask is set)
 SECRET_ENV_PREFIXES = ("CASCADE_", "NIGHTSCOUT_")  # what a site's `secret_env` may name
+API_PORT = 8000  # `cascade api` / `cascade hub` default port
 
 
 def private_umask() -> None:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from workbench.settings import API_PORT
+
 
 def register(app: typer.Typer) -> None:
     """Add the `api`, `hub` and `token` commands."""
@@ -15,7 +17,7 @@ def register(app: typer.Typer) -> None:
         host: Annotated[
             str, typer.Option(help="address to listen on (keep 127.0.0.1 unless behind a proxy)")
         ] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=0, max=65535, help="port (0: any free port)")] = 8000,
+        port: Annotated[int, typer.Option(min=0, max=65535, help="port (0: any free port)")] = API_PORT,
     ) -> None:
         """Serve the glucose API (JSON, bearer tokens), its docs at /docs and the hub at /.
 
@@ -28,7 +30,7 @@ def register(app: typer.Typer) -> None:
     @app.command("hub")
     def hub_command(
         host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=0, max=65535, help="port (0: any free port)")] = 8000,
+        port: Annotated[int, typer.Option(min=0, max=65535, help="port (0: any free port)")] = API_PORT,
         expires: Annotated[str, typer.Option(help="lifetime of the login link's admin token")] = "12h",
     ) -> None:
         """Serve the hub (services, data freshness, pipeline runs) and print a login URL.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from workbench.settings import Settings, get_settings
+from workbench.settings import API_PORT, Settings, get_settings
 
 
 def summary_lines(run: object, settings: Settings) -> list[str]:
@@ -21,6 +21,12 @@ def summary_lines(run: object, settings: Settings) -> list[str]:
         for spec in config.tables:
             rows = con.execute(f'select count(*) from "{config.schema}"."{spec.name}"').fetchone()
             lines.append(f"  {config.schema}.{spec.name}: {rows[0] if rows else 0} rows")
+        newest = con.execute(
+            f'select patient_id, max(reading_date) from "{config.schema}"."fct_glucose_readings" '
+            "group by patient_id order by patient_id limit 1"
+        ).fetchone()
+    patient, day = (str(newest[0]), str(newest[1])) if newest else ("p001", "YYYY-MM-DD")
+    api = f"http://127.0.0.1:{API_PORT}"
     lines += [
         "",
         f"Lake: {settings.home}",
@@ -30,7 +36,12 @@ def summary_lines(run: object, settings: Settings) -> list[str]:
         "  cascade log main -n 5",
         "  cascade runs",
         '  psql "$(cascade postgres url)" -c "\\dt marts.*"',
-        "  cascade dashboard",
+        "  cascade dashboard                  # the glucose dashboard (Voila)",
+        "  cascade lab                        # JupyterLab with the notebooks",
+        f"  cascade report --patient {patient} --pdf",
+        f"  T=$(cascade token create --patient {patient}); cascade api &",
+        f'  curl -H "Authorization: Bearer $T" "{api}/api/v1/glucose/readings?date={day}"',
+        "  cascade hub                        # every service, data freshness and the runs",
     ]
     return lines
 
