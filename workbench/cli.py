@@ -157,7 +157,7 @@ def _one_line(exc: click_exceptions.ClickException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app; every mistake becomes one line and an exit code."""
-    from workbench.settings import private_umask
+    from workbench.privacy import private_umask
 
     private_umask()  # everything a command writes (lake, notebooks, logs) is private
     try:

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workbench.errors import SettingsError
+from workbench.privacy import private_umask
 
 
 class Profile(str, Enum):
@@ -25,14 +26,7 @@ class Profile(str, Enum):
     stack = "stack"
 
 
-PRIVATE_UMASK = 0o077  # files Cascade creates: 0600, folders 0700 (the one place the umask is set)
 SECRET_ENV_PREFIXES = ("CASCADE_", "NIGHTSCOUT_")  # what a site's `secret_env` may name
-API_PORT = 8000  # `cascade api` / `cascade hub` default port
-
-
-def private_umask() -> None:
-    """Make every file this process (and the kernels, dbt and servers it starts) creates private."""
-    os.umask(PRIVATE_UMASK)
 
 
 def project_roots() -> list[Path]:

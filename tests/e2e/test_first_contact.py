@@ -95,7 +95,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         done = subprocess.run(
             ["make", "demo"], cwd=clone, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S
         )
-        assert done.returncode == 0, f"make demo failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        assert done.returncode == 0, (
+            f"make demo failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
         yield Demo(clone, home, env, done.stdout)
     finally:
         remove_pg_home(home)

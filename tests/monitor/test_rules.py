@@ -87,4 +87,3 @@ def test_rules_use_only_metrics_that_exist() -> None:
     for alert in _alerts():
         for name in re.findall(r"\bcascade_[a-z0-9_]+", alert["expr"]):
             assert name in known, f"{alert['alert']} uses unknown metric {name}"
-

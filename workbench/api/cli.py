@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.settings import API_PORT
+from workbench.api import API_PORT
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from workbench.settings import API_PORT, Settings, get_settings
+from workbench.api import API_PORT
+from workbench.settings import Settings, get_settings
 
 
 def summary_lines(run: object, settings: Settings) -> list[str]:

@@ -51,8 +51,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from workbench.privacy import private_umask
 from workbench.publish.errors import PostgresError
-from workbench.settings import Settings, get_settings, private_umask
+from workbench.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import psycopg

@@ -64,9 +64,7 @@ class GlucoseData:
                 f"published marts come from main, not {self.ref!r}; use source='lake' for other refs"
             )
         if self.ref == RUN_HISTORY_BRANCH:
-            raise NoGlucoseDataError(
-                f"ref {self.ref!r} is the run-history branch; it holds no glucose data to show"
-            )
+            raise NoGlucoseDataError(f"ref {self.ref!r} is the run-history branch; it holds no glucose data to show")
         if self.source != "lake" and self.ref == "main":
             self._pg_url = published_url(self.settings)
             if self._pg_url is not None:
