@@ -6,19 +6,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pyiceberg.catalog.sql import SqlCatalog
 
 from workbench.errors import RefError
 from workbench.lake.api import PROTECTED_BRANCH, Commit, Ref, ResolvedRef, TableState, VersionedLake
-from workbench.lake.catalog import BranchCatalog, CommitCatalog, catalog_properties, commit_message, load_table
 from workbench.lake.ledger import Ledger
 from workbench.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pyiceberg.catalog.sql import SqlCatalog
+
     from workbench.lake.maintain import MaintenanceReport
     from workbench.lake.writes import WriteResult
 
@@ -31,8 +32,15 @@ class EmbeddedLake:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.ensure_home()
-        # SqlCatalog creates `iceberg_tables` / `iceberg_namespace_properties` on first use.
-        SqlCatalog("main", **catalog_properties(settings)).engine.dispose()
+        if not _has_catalog_tables(settings.catalog_db):
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            from workbench.lake.catalog import catalog_properties
+
+            # SqlCatalog creates `iceberg_tables` / `iceberg_namespace_properties` on first use.
+            SqlCatalog("main", **catalog_properties(settings)).engine.dispose()
+        # PyIceberg is imported only when a catalog is used: read-only commands on refs, commits
+        # and table lists (`cascade tables`, `log`, `branch`) need the ledger alone
         self.ledger = Ledger(settings.catalog_db)
         self.ledger.bootstrap()
         self._catalogs: dict[str, SqlCatalog] = {}
@@ -42,6 +50,8 @@ class EmbeddedLake:
 
     def catalog(self, ref: str) -> SqlCatalog:
         """A catalog for a branch (writable, live) or a tag/commit (read-only, fixed)."""
+        from workbench.lake.catalog import BranchCatalog, CommitCatalog
+
         resolved = self.resolve(ref)
         cache_key = resolved.name if resolved.kind == "branch" else f"@{resolved.commit_id}"
         if cache_key not in self._catalogs:
@@ -89,6 +99,8 @@ class EmbeddedLake:
         return self.ledger.commits_between(start, end)
 
     def io_properties(self) -> dict[str, str]:
+        from workbench.lake.catalog import catalog_properties
+
         return catalog_properties(self.settings)
 
     def _writable(self, ref: str) -> None:
@@ -108,7 +120,7 @@ class EmbeddedLake:
         return write_table(self.catalog(ref), table, data, message=message, **options)
 
     def drop_table(self, ref: str, table: str, message: str | None = None) -> str | None:
-        from workbench.lake.catalog import last_commit_id
+        from workbench.lake.catalog import commit_message, last_commit_id, load_table
 
         self._writable(ref)
         catalog = self.catalog(ref)
@@ -150,3 +162,17 @@ def open_lake(settings: Settings) -> VersionedLake:
 
 
 __all__ = ["PROTECTED_BRANCH", "EmbeddedLake", "VersionedLake", "open_lake"]
+
+
+def _has_catalog_tables(path: Path) -> bool:
+    """Whether the SQLite catalog already holds PyIceberg's tables (made once, by the first open)."""
+    import sqlite3
+
+    if not path.is_file():
+        return False
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        found = con.execute(
+            "select count(*) from sqlite_master where type = 'table' "
+            "and name in ('iceberg_tables', 'iceberg_namespace_properties')"
+        ).fetchone()
+    return bool(found and found[0] == 2)
