@@ -5,9 +5,7 @@ them (screenshots in test-artifacts/, no JavaScript errors)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,14 +15,12 @@ import httpx
 import pytest
 
 from tests.api.conftest import SECRET, start_server, stop_server
+from tests.chromium import CHROMEDRIVER, CHROMIUM, MISSING, chromium
 from workbench.settings import Settings
-from workbench.viz.report import CHROMIUM_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 pytestmark = pytest.mark.slow  # two real pipeline runs and a browser
 
@@ -140,24 +136,9 @@ def test_runs_filters_and_refresh(hub: str, runs: dict[str, str], published_sett
 @pytest.fixture
 def browser() -> Iterator[Any]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs the Debian packages chromium and chromium-driver (.ci/system-deps.sh installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (*CHROMIUM_FLAGS, "--window-size=1400,1800"):
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="cascade-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(180)
-    try:
+        pytest.skip(MISSING)
+    with chromium(1400, 1800, console=True) as driver:
         yield driver
-    finally:
-        driver.quit()
-        subprocess.run(["rm", "-rf", profile], check=False)
 
 
 def _errors(driver: Any) -> list[str]:

@@ -16,12 +16,10 @@ from typing import Any
 
 import pytest
 
-from workbench.viz.report import CHROMIUM_FLAGS
+from tests.chromium import chromium, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 RENDER_TIMEOUT_S = 240
 
 # Browser-log errors that are not ours, each with the reason it is tolerated; anything else fails.
@@ -47,10 +45,7 @@ return Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (g)
 });
 """
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs the Debian packages chromium and chromium-driver (.ci/system-deps.sh installs them)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -84,26 +79,8 @@ def dashboard_url(demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        *CHROMIUM_FLAGS,
-        "--window-size=1400,2600",
-    ):
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="cascade-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(RENDER_TIMEOUT_S)
-    try:
+    with chromium(1400, 2600, console=True, timeout_s=RENDER_TIMEOUT_S) as driver:
         yield driver
-    finally:
-        driver.quit()
-        subprocess.run(["rm", "-rf", profile], check=False)
 
 
 def _charts(driver: Any, timeout_s: float = RENDER_TIMEOUT_S) -> dict[str, list[dict[str, Any]]]:

@@ -15,8 +15,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,16 +29,15 @@ import pytest
 
 from tests.api.conftest import start_server, stop_server
 from tests.api.test_endpoints import READING_FIELDS
+from tests.chromium import chromium, needs_chromium
 from tests.conftest import demo_end
+from tests.lab.server import running_lab
 from tests.publish.conftest import make_pg_home, remove_pg_home
-from workbench.viz.report import CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 DEMO_TIMEOUT_S = 1500
 
 
@@ -69,17 +66,20 @@ class Demo:
         raise AssertionError(f"the demo summary has no step starting with {prefix!r}:\n{self.summary}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _user_umask() -> None:
+    os.umask(0o022)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """`git clone` + `make demo` in it, with a fresh CASCADE_HOME and the pinned demo clock."""
-    clone = tmp_path_factory.mktemp("first-contact") / "cascade"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=300)
+    # where a user keeps a checkout: a folder other local users may enter (the embedded PostgreSQL
+    # runs its binaries from the clone's .venv as its own system user when we are root), made with a
+    # shell's usual umask; the lake home is what Cascade keeps private
+    parent = Path(tempfile.mkdtemp(prefix="cascade-first-contact-"))
+    parent.chmod(0o755)
+    clone = parent / "cascade"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=300, preexec_fn=_user_umask)
     home = make_pg_home()
     shutil.rmtree(home)  # `make demo` creates the home itself (a missing home is not an error for it)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CASCADE_", "VIRTUAL_ENV", "JUPYTER"))}
@@ -93,7 +93,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     )
     try:
         done = subprocess.run(
-            ["make", "demo"], cwd=clone, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S
+            ["make", "demo"],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DEMO_TIMEOUT_S,
+            preexec_fn=_user_umask,
         )
         assert done.returncode == 0, (
             f"make demo failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
@@ -101,6 +107,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield Demo(clone, home, env, done.stdout)
     finally:
         remove_pg_home(home)
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_make_demo_summary_names_what_it_made_and_the_next_steps(demo: Demo) -> None:
@@ -168,37 +175,11 @@ def test_the_hub_shows_the_demos_run(demo: Demo, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def lab(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """`cascade lab` started from the clone, as the summary says; yields (base URL, token)."""
-    token = uuid.uuid4().hex
-    port = _free_port()
-    scratch = tmp_path_factory.mktemp("lab-user")
-    env = {
-        **demo.env,
-        "JUPYTER_TOKEN": token,
-        "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "workspaces"),
-        "JUPYTERLAB_SETTINGS_DIR": str(scratch / "user-settings"),
-    }
     assert demo.step("cascade lab")
-    log = scratch / "lab.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(demo.clone / ".venv" / "bin" / "cascade"), "lab", "--no-browser", "--port", str(port)],
-            cwd=demo.clone,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(lambda: _get(base, "/api/status", token) is not None, timeout=180, proc=proc, log=log)
+    token = uuid.uuid4().hex
+    cascade = demo.clone / ".venv" / "bin" / "cascade"
+    with running_lab(cascade, demo.clone, demo.env, token, tmp_path_factory.mktemp("lab-user")) as base:
         yield base, token
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def _notebooks(clone: Path) -> list[str]:
@@ -217,25 +198,11 @@ def test_cascade_lab_lists_and_opens_every_notebook_of_the_clone(demo: Demo, lab
         assert model is not None and model["type"] == "notebook" and model["content"]["cells"], path
 
 
-@pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs the Debian packages chromium and chromium-driver (.ci/system-deps.sh installs them)",
-)
+@needs_chromium
 def test_every_notebook_opens_in_the_jupyterlab_ui(demo: Demo, lab: tuple[str, str]) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     base, token = lab
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (*CHROMIUM_FLAGS, "--window-size=1400,1000"):
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="cascade-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(180)
     failures: list[str] = []
-    try:
+    with chromium() as driver:
         driver.get(f"{base}/lab?token={token}")
         for path in _notebooks(demo.clone):
             driver.get(f"{base}/lab/tree/{path}")
@@ -254,9 +221,6 @@ def test_every_notebook_opens_in_the_jupyterlab_ui(demo: Demo, lab: tuple[str, s
                 failures.append(name)
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "first_contact_lab.png"))
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
     assert not failures, f"JupyterLab did not open {failures} (screenshots in test-artifacts/)"
 
 
@@ -269,7 +233,7 @@ def _get(base: str, path: str, token: str) -> dict | None:  # type: ignore[type-
         return None
 
 
-def _wait_for(ready, timeout: float = 60, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:  # type: ignore[no-untyped-def,type-arg]
+def _wait_for(ready, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -277,7 +241,5 @@ def _wait_for(ready, timeout: float = 60, proc: subprocess.Popen | None = None, 
                 return
         except (OSError, httpx.HTTPError):
             pass
-        if proc is not None and proc.poll() is not None:
-            break
         time.sleep(0.3)
-    raise AssertionError(f"not ready within {timeout}s" + (f": {log.read_text()[-3000:]}" if log else ""))
+    raise AssertionError(f"not ready within {timeout}s")

@@ -9,13 +9,8 @@ does not touch the checkout."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -25,22 +20,14 @@ from typing import Any
 
 import pytest
 
-from workbench.viz.report import CHROMIUM_FLAGS
+from tests.chromium import chromium, needs_chromium
+from tests.lab.server import STARTUP_S, running_lab
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 TOKEN = uuid.uuid4().hex
-STARTUP_S = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Lab:
@@ -68,45 +55,9 @@ def lab(demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
         shutil.copytree(ROOT / name, project / name)
     for name in ("pipeline.yaml", "env.yaml"):
         shutil.copy(ROOT / name, project / name)
-    port = _free_port()
-    log = project.parent / "cascade-lab.log"
     cascade = Path(sys.executable).with_name("cascade")
-    env = {
-        **demo_env,
-        "JUPYTER_TOKEN": TOKEN,
-        "PYTHONUNBUFFERED": "1",
-        # a workspace of its own: JupyterLab reopens a remembered tab with the viewer it had then
-        "JUPYTERLAB_WORKSPACES_DIR": str(project.parent / "workspaces"),
-        "JUPYTERLAB_SETTINGS_DIR": str(project.parent / "user-settings"),
-    }
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(cascade), "lab", "--no-browser", "--port", str(port)],
-            cwd=project / "notebooks",  # `cascade lab` finds the project root (pipeline.yaml) upwards
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                Lab(base, project).request("GET", "/api/status")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"cascade lab did not start: {log.read_text()[-3000:]}") from None
-                time.sleep(0.5)
+    with running_lab(cascade, project / "notebooks", demo_env, TOKEN, project.parent) as base:
         yield Lab(base, project)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def test_server_listens_only_on_loopback_and_needs_the_token(lab: Lab) -> None:
@@ -224,23 +175,9 @@ def test_a_kernel_runs_cells_of_the_tour_notebook(lab: Lab) -> None:
         lab.request("DELETE", f"/api/sessions/{session['id']}")
 
 
-@pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs the Debian packages chromium and chromium-driver (.ci/system-deps.sh installs them)",
-)
+@needs_chromium
 def test_jupyterlab_ui_opens_a_notebook_in_chromium(lab: Lab) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (*CHROMIUM_FLAGS, "--window-size=1400,1000"):
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="cascade-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(STARTUP_S)
-    try:
+    with chromium(timeout_s=STARTUP_S) as driver:
         driver.get(f"{lab.base}/lab/tree/notebooks/92_time_travel.py?token={TOKEN}")
         deadline = time.monotonic() + STARTUP_S
         text = ""
@@ -255,6 +192,3 @@ def test_jupyterlab_ui_opens_a_notebook_in_chromium(lab: Lab) -> None:
         assert "Time travel" in text, driver.find_element("tag name", "body").text[:2000]
         tab = driver.find_elements("css selector", ".lm-TabBar-tab.jp-mod-current")
         assert any("92_time_travel.py" in t.text for t in tab)
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any
 
-from workbench.viz.report import CHROMIUM_FLAGS
+from tests.chromium import chromium as shared_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 RENDER_TIMEOUT_S = 240
 PASSWORD = "superset-test-password"  # the admin password the session fixture sets
 
@@ -36,24 +30,8 @@ return Array.from(document.querySelectorAll('[data-test="dashboard-component-cha
 """
 
 
-@contextmanager
-def chromium(width: int = 1600, height: int = 2200) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (*CHROMIUM_FLAGS, f"--window-size={width},{height}"):
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="cascade-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(RENDER_TIMEOUT_S)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        subprocess.run(["rm", "-rf", profile], check=False)
+def chromium(width: int = 1600, height: int = 2200) -> AbstractContextManager[Any]:
+    return shared_chromium(width, height, timeout_s=RENDER_TIMEOUT_S)
 
 
 def login(driver: Any, url: str, user: str, password: str) -> None:
