@@ -32,6 +32,7 @@ from workbench.pipeline.runs import new_run_id, run_dir
 from workbench.settings import Settings, get_settings
 
 PIPELINE_FILE = "pipeline.yaml"
+REPORT_TEMPLATES = Path(__file__).resolve().parent / "templates"  # nbconvert: lab, without CDN scripts
 _REPORT_SUFFIXES = (".ipynb", ".html", ".json")  # executed notebooks, renderings, small reports
 NO_NEW_DATA = "no new data"
 
@@ -133,7 +134,8 @@ def export_html(notebook: Path) -> Path:
 
     nb = nbformat.read(notebook, as_version=4)
     _plotly_outputs_as_html(nb)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    exporter = HTMLExporter(extra_template_basedirs=[str(REPORT_TEMPLATES)], template_name="cascade_report")
+    body, _ = exporter.from_notebook_node(nb)
     target = notebook.with_suffix(".html")
     target.write_text(body, encoding="utf-8")
     return target
