@@ -98,6 +98,8 @@ def test_a_notebook_is_edited_and_saved_as_percent_py(lab: Lab) -> None:
 
 def _execute(ws: Any, code: str, timeout_s: float = 180) -> tuple[str, list[str]]:
     """Send one execute_request on a kernel's websocket; (status, text outputs)."""
+    import websocket
+
     msg_id = uuid.uuid4().hex
     ws.send(
         json.dumps(
@@ -129,7 +131,11 @@ def _execute(ws: Any, code: str, timeout_s: float = 180) -> tuple[str, list[str]
     status = ""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        msg = json.loads(ws.recv())
+        ws.settimeout(max(1.0, deadline - time.monotonic()))  # the whole wait is bounded, not each message
+        try:
+            msg = json.loads(ws.recv())
+        except websocket.WebSocketTimeoutException:
+            break
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
         kind = msg["msg_type"]
