@@ -61,7 +61,7 @@ def run_warm(
         report = ingest(branch=branch, full_resync=backfill, settings=settings, retry=retry)
         lap("ingest")
         outcome.new_rows = report.new_rows
-        if report.new_rows == 0:
+        if not report.changed:
             outcome.status = "no new data"
             return outcome
         result = build(branch=branch, settings=settings)
