@@ -6,8 +6,8 @@ equals `main`. The short form (a day and a half, the same kinds of events) runs 
 `make soak` sets CASCADE_SOAK=full for >= 50 runs over a week.
 
 Events: a late upload inside the overlap window, a 10-hour sensor gap, a site down for two runs
-(5xx), a run with nothing new, a patient added mid-run, the European DST change (2026-03-29), the
-same readings uploaded by two devices. Runs use `workbench.pipeline.warm.run_warm` (the pipeline's
+(5xx), a run with nothing new, a patient added mid-run, a time-zone correction in sites.yaml, the
+European DST change (2026-03-29), the same readings uploaded by two devices. Runs use `workbench.pipeline.warm.run_warm` (the pipeline's
 steps in one warm process); clocks are simulated, never the wall clock.
 """
 
@@ -50,14 +50,14 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     remove_pg_home(home)
 
 
-def _sites_yaml(home: Path, server: Any) -> None:
+def _sites_yaml(home: Path, server: Any, zones: dict[str, str] | None = None) -> None:
     lines = ["sites:"]
     for member in server.control.dataset.members:
         lines += [
             f"  - id: soak-{member.patient_id}",
             f"    patient_id: {member.patient_id}",
             f"    url: {server.site_url(member.patient_id)}",
-            f"    time_zone: {member.time_zone}",
+            f"    time_zone: {(zones or {}).get(member.patient_id, member.time_zone)}",
             f"    secret_env: {SECRET_ENV}",
         ]
     (home / "sites.yaml").write_text("\n".join(lines) + "\n")
@@ -72,7 +72,7 @@ def _events(i: int) -> list[str]:
         3 * step: ["site down"],  # down for this run and the next
         5 * step: ["site up", "two devices"],
         6 * step: ["nothing new"],
-        7 * step: ["new patient"],
+        7 * step: ["new patient", "zone corrected"],
     }
     return at.get(i, [])
 
@@ -90,6 +90,7 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
     dataset = DemoDataset(seed=42, patients=2, days=2, end=START, reserve_days=RUNS * STEP / timedelta(days=1) + 1)
     fast = RetryPolicy(attempts=2, base_seconds=0.01, max_seconds=0.02)
     log: list[tuple[datetime, list[str], str, str | None]] = []
+    zones: dict[str, str] = {}
     with DemoServer(dataset, secret=SECRET) as server:
         _sites_yaml(home, server)
         clock = START
@@ -109,7 +110,10 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
                     dataset.duplicate_device("p001")
                 elif event == "new patient":
                     dataset.add_patient()
-                    _sites_yaml(home, server)
+                    _sites_yaml(home, server, zones)
+                elif event == "zone corrected":  # p001's zone in sites.yaml was wrong: its days are cut again
+                    zones["p001"] = "America/Los_Angeles"
+                    _sites_yaml(home, server, zones)
             if "nothing new" not in events:
                 clock += STEP
                 server.control.set_time(clock)
@@ -141,6 +145,8 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
     assert {"silver.fct_glucose_readings", "marts.mrt_glucose_daily_metrics"} <= set(tables)
     patients = main.sql("select count(distinct patient_id) as n from silver.fct_glucose_readings")["n"][0]
     assert int(patients) == 3  # the patient added mid-run is there
+    zone = main.sql("select distinct patient_tz from silver.fct_glucose_readings where patient_id = 'p001'")
+    assert list(zone["patient_tz"]) == ["America/Los_Angeles"]  # every day of p001 cut in the corrected zone
 
     # PostgreSQL equals main
     publish_marts("main")
