@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from workbench.settings import DEV_BRANCH
+
 DEMO_SECRET_ENV = "CASCADE_DEMO_SECRET"
 PUBLIC_DEMO_SECRET = "cascade-demo-secret"
 
@@ -16,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ingest")
     def ingest_command(
-        branch: Annotated[str, typer.Option(help="target branch of the raw tables")] = "dev",
+        branch: Annotated[str, typer.Option(help="target branch of the raw tables")] = DEV_BRANCH,
         site: Annotated[list[str] | None, typer.Option("--site", help="site id (repeatable); default all")] = None,
         full_resync: Annotated[bool, typer.Option("--full-resync", help="forget the cursor, refetch all")] = False,
         config: Annotated[Path | None, typer.Option(help="sites file (default ./sites.yaml, HOME/sites.yaml)")] = None,

@@ -26,7 +26,7 @@ from workbench.ingest.sites import Site, load_sites
 from workbench.ingest.source import ExtractCounts, nightscout
 from workbench.ingest.stage import StageArea, finish_pending, stage
 from workbench.ingest.validate import SiteContext
-from workbench.settings import Settings, get_settings
+from workbench.settings import DEV_BRANCH, Settings, get_settings
 
 
 @dataclass
@@ -302,7 +302,7 @@ def demo_sites(
 
 
 def ingest(
-    branch: str = "dev",
+    branch: str = DEV_BRANCH,
     site: str | list[str] | None = None,
     full_resync: bool = False,
     config: str | Path | None = None,

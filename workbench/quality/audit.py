@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from workbench.errors import CascadeError
 from workbench.lakehouse import Lakehouse
+from workbench.settings import DEV_BRANCH, MAIN_BRANCH
 from workbench.sql.quoting import quote_ident, quote_table
 
 Status = Literal["pass", "warn", "fail"]
@@ -409,8 +410,8 @@ def check_dbt_tests(results: list[dict[str, Any]] | None) -> list[Check]:
 
 
 def run_audit(
-    branch: str = "dev",
-    baseline: str = "main",
+    branch: str = DEV_BRANCH,
+    baseline: str = MAIN_BRANCH,
     thresholds: Thresholds | None = None,
     dbt_results: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
@@ -440,7 +441,7 @@ def run_audit(
     return report
 
 
-def promote(report: AuditReport, target: str = "main", report_path: Path | None = None) -> str | None:
+def promote(report: AuditReport, target: str = MAIN_BRANCH, report_path: Path | None = None) -> str | None:
     """Merge the audited branch into `target` atomically, only if the audit passed and nothing moved since.
 
     Returns the merge commit id (None when there was nothing to merge).
@@ -460,8 +461,8 @@ def promote(report: AuditReport, target: str = "main", report_path: Path | None 
 
 
 def audit(
-    branch: str = "dev",
-    baseline: str = "main",
+    branch: str = DEV_BRANCH,
+    baseline: str = MAIN_BRANCH,
     thresholds: dict[str, Any] | Thresholds | None = None,
     report_path: Path | None = None,
     dbt_tests: bool = True,
@@ -534,6 +535,6 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def promote_audited(report_path: Path, target: str = "main") -> str | None:
+def promote_audited(report_path: Path, target: str = MAIN_BRANCH) -> str | None:
     """The pipeline's promotion step: merge only what the saved audit report approved."""
     return promote(AuditReport.load(Path(report_path)), target, report_path=Path(report_path))
