@@ -25,7 +25,8 @@ T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 SECRET_ENV = "CASCADE_TEST_DONE_WHEN_SECRET"
 SECRET = "done-when-secret-never-printed"
 
-pytestmark = pytest.mark.slow
+# five pipeline builds and two `cascade run`s: ~8 min on an idle 2-core machine, far longer under load
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")
