@@ -29,10 +29,13 @@ sample_table = "bronze.stg_glucose_entries"
 # %%
 from IPython.display import Markdown, display
 
+from workbench.quality import save_layer_tests
 from workbench.transform import build
 
 display(Markdown(f"## Layer `{layer}` on branch `{branch}`"))
 result = build(select=layer, branch=branch, full_refresh=full_refresh)
+if product is not None:  # the test outcomes, for the audit (which then re-runs only cross-layer tests)
+    save_layer_tests(result, product["tests"], branch)
 result.summary()
 
 # %% [markdown]

@@ -12,12 +12,13 @@
 
 # %% [markdown]
 # # Audit `dev` before promotion
-# dbt tests plus data-quality checks (freshness per site against the source's clock, row counts
-# against `main`, gaps in what this run brought, value ranges, rejects ratio). The report is saved;
-# the promote task refuses to merge if any check failed. A stale site is a warning, never a failure.
+# dbt tests (the layer tasks' outcomes when `dev` is as they left it, plus the cross-layer tests) and
+# data-quality checks (freshness per site against the source's clock, row counts against `main`,
+# gaps in what this run brought, value ranges, rejects ratio). The report is saved; the promote task
+# refuses to merge if any check failed. A stale site is a warning, never a failure.
 
 # %% tags=["parameters"]
-upstream = ["marts", "ingest"]
+upstream = ["bronze", "silver", "gold", "marts", "ingest"]
 product = None
 branch = "dev"
 baseline = "main"
@@ -36,6 +37,7 @@ report = audit(
     report_path=product["report"],
     ingest_report=upstream["ingest"]["report"],
     backfill=backfill,
+    layer_tests=[upstream[layer]["tests"] for layer in ("bronze", "silver", "gold", "marts")],
 )
 display(Markdown(f"**{report.summary()}**"))
 

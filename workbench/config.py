@@ -22,6 +22,7 @@ import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from workbench.errors import SettingsError
+from workbench.settings import DEV_BRANCH, MAIN_BRANCH
 
 
 class ConfigError(SettingsError):
@@ -78,8 +79,8 @@ class EnvFile(_Strict):
     """The pipeline parameters (Ploomber `env.yaml`)."""
 
     products: str | None = None
-    branch: str = "dev"
-    baseline: str = "main"
+    branch: str = DEV_BRANCH
+    baseline: str = MAIN_BRANCH
     sites: str | None = None
     full_resync: bool = False
     backfill: bool = False

@@ -25,7 +25,7 @@ from workbench.lake.api import Commit, Ref, VersionedLake
 from workbench.lake.catalog import load_table
 from workbench.lake.writes import WriteMode, WriteResult
 from workbench.profiles import open_lake, open_session
-from workbench.settings import Settings, get_settings
+from workbench.settings import DEV_BRANCH, MAIN_BRANCH, Settings, get_settings
 from workbench.sql.duckdb import parse_timestamp
 from workbench.sql.engine import SqlSession
 
@@ -33,7 +33,9 @@ from workbench.sql.engine import SqlSession
 class Lakehouse:
     """The lake seen from one ref (branch, tag or commit), with SQL through the profile's engine."""
 
-    def __init__(self, ref: str = "dev", settings: Settings | None = None, as_of: str | datetime | None = None) -> None:
+    def __init__(
+        self, ref: str = DEV_BRANCH, settings: Settings | None = None, as_of: str | datetime | None = None
+    ) -> None:
         self.settings = settings or get_settings()
         self.lake: VersionedLake = open_lake(self.settings)
         self.ref = ref
@@ -175,7 +177,7 @@ class Lakehouse:
     def tag(self, name: str, from_ref: str | None = None) -> Ref:
         return self.lake.create_tag(name, from_ref or self.ref)
 
-    def merge(self, source: str | None = None, into: str = "main", message: str | None = None) -> str | None:
+    def merge(self, source: str | None = None, into: str = MAIN_BRANCH, message: str | None = None) -> str | None:
         return self.lake.merge(source or self.ref, into, message)
 
     def reset(self, branch: str, to: str) -> str:

@@ -18,13 +18,14 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from workbench.errors import CascadeError
+from workbench.settings import DEV_BRANCH
 
 
 @magics_class
 class SqlMagics(Magics):
     """`%sql`, `%%sql` and `%sql_ref`."""
 
-    def __init__(self, shell: Any, ref: str = "dev") -> None:
+    def __init__(self, shell: Any, ref: str = DEV_BRANCH) -> None:
         super().__init__(shell)
         self.ref = ref
         self._lakehouses: dict[str, Any] = {}

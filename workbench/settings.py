@@ -26,6 +26,13 @@ class Profile(str, Enum):
     stack = "stack"
 
 
+# The write-audit-publish branches (one definition): ingestion and the transforms write to
+# DEV_BRANCH, the audit promotes to MAIN_BRANCH, which is what is published and read by default.
+# Every default of a function or CLI option names these; env.yaml's `branch`/`baseline` equal them
+# (checked by a test).
+DEV_BRANCH = "dev"
+MAIN_BRANCH = "main"
+
 SECRET_ENV_PREFIXES = ("CASCADE_", "NIGHTSCOUT_")  # what a site's `secret_env` may name
 
 

@@ -93,3 +93,35 @@ def test_site_down_gap_late_upload_second_device_and_new_patient(server: DemoSer
     member = data.add_patient()
     assert member.patient_id == "p003"
     assert _get(server, "p003", "entries.json").status_code == 200
+
+
+def test_a_live_clock_serves_new_readings_as_its_time_source_moves() -> None:
+    """`cascade demo-nightscout --live`: the simulated clock follows a time source (here a counter
+    the test moves, never the wall clock), `speed` simulated seconds per second, up to the horizon."""
+    from workbench.demo.server import LiveClock
+
+    ticks = [1000.0]
+    dataset = DemoDataset(seed=5, patients=1, days=1, end=END, reserve_days=1)
+    clock = LiveClock(dataset.now, speed=60, source=lambda: ticks[0])
+    with DemoServer(dataset, secret=SECRET) as srv:
+        srv.control.clock = clock
+        first = _newest(srv)
+        ticks[0] += 4  # 4 s x 60 = 4 simulated minutes: nothing new yet
+        assert _newest(srv) == first
+        ticks[0] += 1  # 5 simulated minutes: the next reading
+        assert _newest(srv) == first + 5 * 60_000
+        assert _get(srv, "p001", "status.json").json()["serverTimeEpoch"] == first + 5 * 60_000
+        ticks[0] += 10 * 24 * 60  # ten simulated days: the clock stops at the horizon (one day)
+        assert _newest(srv) <= int((END + timedelta(days=1)).timestamp() * 1000)
+    with pytest.raises(ValueError, match="speed"):
+        LiveClock(END, speed=0)
+
+
+def test_demo_nightscout_rejects_a_bad_end_time_with_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    result = CliRunner().invoke(app, ["demo-nightscout", "--live", "--end", "yesterday"])
+    assert result.exit_code == 2
+    assert "--end" in result.output and "ISO 8601" in result.output and "Traceback" not in result.output

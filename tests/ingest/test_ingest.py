@@ -186,8 +186,16 @@ def test_several_sites_keep_their_patient_id_in_every_table(demo: DemoServer, ru
         )
     patients = lh.sql("select * from raw.patients order by patient_id")
     assert list(patients["patient_id"]) == ["p001", "p002"]
-    assert set(patients.columns) == {"patient_id", "display_name", "time_zone", "site_id", "site_url"}
+    assert set(patients.columns) == {
+        "patient_id",
+        "display_name",
+        "time_zone",
+        "site_id",
+        "site_url",
+        "time_zone_since",
+    }
     assert list(patients["time_zone"]) == [s.time_zone for s in sites]
+    assert patients["time_zone_since"].notna().all()  # a new patient's zone is new
     tz = lh.sql("select distinct patient_id, patient_tz from raw.glucose_entries order by 1")
     assert list(tz["patient_tz"]) == [s.time_zone for s in sites]
 

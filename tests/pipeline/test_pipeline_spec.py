@@ -69,3 +69,22 @@ def test_the_promoted_branch_has_one_name_in_the_pipeline() -> None:
     assert names == {"baseline"}  # not baseline / target / ref for one value
     for notebook in ("70_promote.py", "80_publish.py", "85_export_reports.py"):
         assert 'baseline = "main"' in (ROOT / "notebooks" / notebook).read_text()
+
+
+def test_the_pipelines_branches_are_the_one_definition_in_settings() -> None:
+    """env.yaml names the write and promotion branches; they are settings' DEV_BRANCH/MAIN_BRANCH, the
+    defaults every function and CLI option uses (so `cascade ingest` and `ploomber build` agree)."""
+    import inspect
+
+    import yaml  # type: ignore[import-untyped]
+
+    from workbench.config import EnvFile
+    from workbench.ingest.run import ingest
+    from workbench.quality.audit import audit
+    from workbench.settings import DEV_BRANCH, MAIN_BRANCH
+
+    env = yaml.safe_load((ROOT / "env.yaml").read_text())
+    assert (env["branch"], env["baseline"]) == (DEV_BRANCH, MAIN_BRANCH)
+    assert (EnvFile().branch, EnvFile().baseline) == (DEV_BRANCH, MAIN_BRANCH)
+    assert inspect.signature(ingest).parameters["branch"].default == DEV_BRANCH
+    assert inspect.signature(audit).parameters["baseline"].default == MAIN_BRANCH

@@ -6,14 +6,13 @@ equals `main`. The short form (a day and a half, the same kinds of events) runs 
 `make soak` sets CASCADE_SOAK=full for >= 50 runs over a week.
 
 Events: a late upload inside the overlap window, a 10-hour sensor gap, a site down for two runs
-(5xx), a run with nothing new, a patient added mid-run, the European DST change (2026-03-29), the
-same readings uploaded by two devices. Runs use `workbench.pipeline.warm.run_warm` (the pipeline's
+(5xx), a run with nothing new, a patient added mid-run, a time-zone correction in sites.yaml, the
+European DST change (2026-03-29), the same readings uploaded by two devices. Runs use `workbench.pipeline.warm.run_warm` (the pipeline's
 steps in one warm process); clocks are simulated, never the wall clock.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.pipeline.lake_compare import same_tables
 from tests.publish.conftest import make_pg_home, remove_pg_home
 
 FULL = os.environ.get("CASCADE_SOAK") == "full"
@@ -31,7 +31,6 @@ RUNS = 56 if FULL else 8
 STEP = timedelta(days=7) / RUNS if FULL else timedelta(hours=4)
 SECRET_ENV = "CASCADE_TEST_SOAK_SECRET"
 SECRET = "soak-secret-never-printed"
-LAYERS = ("bronze.", "silver.", "gold.", "marts.")
 
 pytestmark = pytest.mark.slow
 
@@ -51,14 +50,14 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     remove_pg_home(home)
 
 
-def _sites_yaml(home: Path, server: Any) -> None:
+def _sites_yaml(home: Path, server: Any, zones: dict[str, str] | None = None) -> None:
     lines = ["sites:"]
     for member in server.control.dataset.members:
         lines += [
             f"  - id: soak-{member.patient_id}",
             f"    patient_id: {member.patient_id}",
             f"    url: {server.site_url(member.patient_id)}",
-            f"    time_zone: {member.time_zone}",
+            f"    time_zone: {(zones or {}).get(member.patient_id, member.time_zone)}",
             f"    secret_env: {SECRET_ENV}",
         ]
     (home / "sites.yaml").write_text("\n".join(lines) + "\n")
@@ -67,41 +66,17 @@ def _sites_yaml(home: Path, server: Any) -> None:
 def _events(i: int) -> list[str]:
     """What happens before run i (at distinct runs, spread over the schedule)."""
     step = max(1, RUNS // 8)
-    at = {
-        1 * step: ["late upload"],
-        2 * step: ["sensor gap"],
-        3 * step: ["site down"],  # down for this run and the next
-        5 * step: ["site up", "two devices"],
-        6 * step: ["nothing new"],
-        7 * step: ["new patient"],
-    }
-    return at.get(i, [])
-
-
-def _frame(lh: Any, table: str) -> pd.DataFrame:
-    frame = lh.sql(f"select * from {table}")
-    frame = frame[sorted(frame.columns)]
-    return frame.sort_values(list(frame.columns), kind="mergesort", ignore_index=True, na_position="first")
-
-
-def _same(a: pd.DataFrame, b: pd.DataFrame, where: str) -> None:
-    assert list(a.columns) == list(b.columns), where
-    assert len(a) == len(b), f"{where}: {len(a)} rows vs {len(b)}"
-    for column in a.columns:
-        left, right = a[column].tolist(), b[column].tolist()
-        for x, y in zip(left, right, strict=True):
-            if isinstance(x, float) or isinstance(y, float):
-                if x is None or y is None or (isinstance(x, float) and math.isnan(x)):
-                    assert (x is None or math.isnan(x)) and (y is None or math.isnan(float(y))), (where, column, x, y)
-                    continue
-                assert abs(float(x) - float(y)) <= 1e-9 * max(1.0, abs(float(x))), (where, column, x, y)
-            else:
-                assert (pd.isna(x) and pd.isna(y)) if not isinstance(x, list | tuple) and pd.isna(x) else x == y, (
-                    where,
-                    column,
-                    x,
-                    y,
-                )
+    at = [
+        (1 * step, "late upload"),
+        (2 * step, "sensor gap"),
+        (3 * step, "site down"),  # down for this run and the next
+        (3 * step + 2, "site up"),
+        (5 * step, "two devices"),
+        (6 * step, "nothing new"),
+        (7 * step, "new patient"),
+        (7 * step, "zone corrected"),
+    ]
+    return [event for run, event in at if run == i]
 
 
 def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path) -> None:
@@ -117,6 +92,7 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
     dataset = DemoDataset(seed=42, patients=2, days=2, end=START, reserve_days=RUNS * STEP / timedelta(days=1) + 1)
     fast = RetryPolicy(attempts=2, base_seconds=0.01, max_seconds=0.02)
     log: list[tuple[datetime, list[str], str, str | None]] = []
+    zones: dict[str, str] = {}
     with DemoServer(dataset, secret=SECRET) as server:
         _sites_yaml(home, server)
         clock = START
@@ -136,7 +112,10 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
                     dataset.duplicate_device("p001")
                 elif event == "new patient":
                     dataset.add_patient()
-                    _sites_yaml(home, server)
+                    _sites_yaml(home, server, zones)
+                elif event == "zone corrected":  # p001's zone in sites.yaml was wrong: its days are cut again
+                    zones["p001"] = "America/Los_Angeles"
+                    _sites_yaml(home, server, zones)
             if "nothing new" not in events:
                 clock += STEP
                 server.control.set_time(clock)
@@ -155,7 +134,8 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
     down = [entry for entry in log if entry[2] == "failed"]
     # only the two runs while the site was down failed, each naming the site
     down_runs = {3 * max(1, RUNS // 8), 3 * max(1, RUNS // 8) + 1}
-    assert {i for i, entry in enumerate(log) if entry[2] == "failed"} == down_runs, log
+    failed = {i: (str(entry[0]), entry[3]) for i, entry in enumerate(log) if entry[2] == "failed"}
+    assert set(failed) == down_runs, failed
     assert all("p002" in (reason or "") for *_, reason in down), down
 
     # main equals a from-scratch full-refresh build on the same raw data
@@ -164,12 +144,12 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
     rebuilt = build(branch="rebuild", full_refresh=True)
     assert rebuilt.success, rebuilt.failures()
     rebuild = Lakehouse("rebuild")
-    tables = [t for t in main.tables() if t.startswith(LAYERS)]
+    tables = same_tables(main, rebuild)
     assert {"silver.fct_glucose_readings", "marts.mrt_glucose_daily_metrics"} <= set(tables)
-    for table in tables:
-        _same(_frame(main, table), _frame(rebuild, table), table)
     patients = main.sql("select count(distinct patient_id) as n from silver.fct_glucose_readings")["n"][0]
     assert int(patients) == 3  # the patient added mid-run is there
+    zone = main.sql("select distinct patient_tz from silver.fct_glucose_readings where patient_id = 'p001'")
+    assert list(zone["patient_tz"]) == ["America/Los_Angeles"]  # every day of p001 cut in the corrected zone
 
     # PostgreSQL equals main
     publish_marts("main")

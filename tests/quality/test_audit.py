@@ -210,3 +210,23 @@ def test_a_site_sets_its_own_thresholds(lh: Lakehouse) -> None:
     checks = {c.name: c for c in run_audit(now=NOW, sources=relaxed).checks}
     assert checks["freshness p1"].status == "pass" and checks["freshness p1"].threshold == 48
     assert Thresholds().for_site({"max_gap_hours": 1}).max_gap_hours == 1
+
+
+def test_the_layer_tasks_test_outcomes_count_only_while_dev_is_as_they_left_it(lh: Lakehouse, tmp_path: Path) -> None:
+    """The audit re-runs only the cross-layer tests when the layer tasks' outcomes describe `dev` as
+    it is; after any later write (or with a file missing, or for another branch) it runs them all."""
+    from types import SimpleNamespace
+
+    from workbench.quality.audit import _layer_results, save_layer_tests
+
+    _build(lh, _entries(10, NOW))
+    test = SimpleNamespace(name="not_null_x", status="pass", failures=0)
+    paths = [save_layer_tests(SimpleNamespace(tests=[test]), tmp_path / f"{n}.json", "dev") for n in ("b", "m")]
+    assert (paths[0].stat().st_mode & 0o077) == 0  # private, like every file Cascade writes
+    results = _layer_results("dev", paths)
+    assert results == [{"name": "not_null_x", "status": "pass", "failures": 0}] * 2
+    assert _layer_results("main", paths) is None
+    assert _layer_results("dev", [*paths, tmp_path / "missing.json"]) is None
+    assert _layer_results("dev", None) is None
+    lh.write("marts.mrt_glucose_overview", _overview(70.0), mode="overwrite")  # dev moved after the layers
+    assert _layer_results("dev", paths) is None

@@ -13,7 +13,7 @@ import fcntl
 from datetime import datetime
 from pathlib import Path
 
-from workbench.settings import Settings, load_settings
+from workbench.settings import DEV_BRANCH, MAIN_BRANCH, Settings, load_settings
 from workbench.viz.errors import VizError
 
 READY_MARKER = ".demo-lake-ready"
@@ -33,11 +33,11 @@ def build_demo_lake(
     settings = load_settings(home=home, profile="embedded", warehouse=None, postgres_url=None)
     settings.ensure_home()
     with demo_sites(seed=seed, patients=patients, days=days, end=end) as sites:
-        ingest(branch="dev", sites=sites, settings=settings)
-    result = build(branch="dev", settings=settings)
+        ingest(branch=DEV_BRANCH, sites=sites, settings=settings)
+    result = build(branch=DEV_BRANCH, settings=settings)
     if not result.success:
         raise VizError("building the demo lake failed: " + "; ".join(result.failures()[:5]))
-    Lakehouse("dev", settings=settings).merge("dev", into="main", message="demo lake: promote dev")
+    Lakehouse(DEV_BRANCH, settings=settings).merge(DEV_BRANCH, into=MAIN_BRANCH, message="demo lake: promote dev")
     return settings
 
 

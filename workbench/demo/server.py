@@ -10,7 +10,8 @@ Test hooks live on `DemoControl` (scriptable events, no wall clock): set or adva
 clock (`set_time`, `advance`: a new reading every 5 simulated minutes), take a site down (`site_down`
 → 5xx until `site_up`), inject single failures (`fail_next`), a sensor gap or a late upload
 (`dataset.hide`), the same readings from a second device (`dataset.duplicate_device`), a new patient
-(`dataset.add_patient`), late records and new fields. Malformed demo documents are matched by a hidden serve date, so the date filters reach them
+(`dataset.add_patient`), late records and new fields. A `LiveClock` makes the clock follow a time
+source instead (`cascade demo-nightscout --live --speed 60`: an hour of readings per minute). Malformed demo documents are matched by a hidden serve date, so the date filters reach them
 even where MongoDB would not (e.g. a string `date`).
 """
 
@@ -20,8 +21,9 @@ import hashlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from workbench.demo.simulate import DemoDataset, PatientData, iso_ms
+from workbench.demo.simulate import DAY_MS, DemoDataset, PatientData, iso_ms
 
 DEFAULT_COUNT = 10
 _OPS = ("$gt", "$gte", "$lt", "$lte")
@@ -46,6 +48,33 @@ def token_for(secret: str) -> str:
 
 
 @dataclass
+class LiveClock:
+    """The demo server's live clock: the simulated time follows a time source, `speed` simulated
+    seconds per second of it, from `start` (the dataset's end) — so a new reading appears every
+    5 simulated minutes. It stops at the simulated horizon (`reserve_days`). `source` is injectable
+    (tests pass their own counter; the `cascade demo-nightscout --live` command uses time.monotonic)."""
+
+    start: datetime
+    speed: float = 1.0
+    source: Callable[[], float] = time.monotonic
+    origin: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.speed <= 0:
+            raise ValueError("the live clock's speed must be > 0")
+        self.origin = self.source()
+
+    def now(self) -> datetime:
+        """The simulated time now."""
+        return self.start + timedelta(seconds=(self.source() - self.origin) * self.speed)
+
+    def tick(self, dataset: DemoDataset) -> None:
+        """Move the dataset's clock to `now()` (capped at its horizon; never backwards)."""
+        horizon = dataset.start_ms + int((dataset.days + dataset.reserve_days) * DAY_MS)
+        dataset.set_time(min(int(self.now().timestamp() * 1000), horizon))
+
+
+@dataclass
 class DemoControl:
     """Server state and test hooks (thread-safe enough for tests: one writer, GIL-atomic updates)."""
 
@@ -57,6 +86,7 @@ class DemoControl:
     failures_served: int = 0
     down: dict[str, int] = field(default_factory=dict)  # patient id -> HTTP status while down
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: LiveClock | None = None  # None: the clock moves only by set_time/advance (tests, the pipeline)
 
     def fail_next(self, times: int = 1, status: int = 503) -> None:
         """The next `times` API requests answer `status` (e.g. 503 or 429)."""
@@ -186,6 +216,9 @@ def create_app(control: DemoControl) -> FastAPI:
 
     def guard(request: Request, patient_id: str | None) -> Response | PatientData:
         control.requests += 1
+        if control.clock is not None:
+            with control.lock:
+                control.clock.tick(control.dataset)
         with control.lock:
             status = control.fail_queue.pop(0) if control.fail_queue else None
         if status is not None:
@@ -334,6 +367,10 @@ class DemoServer:
         self.stop()
 
 
-def serve_forever(dataset: DemoDataset, secret: str, host: str = "127.0.0.1", port: int = 1337) -> None:
-    """Run the demo server in the foreground (the `cascade demo-nightscout` command)."""
-    uvicorn.run(create_app(DemoControl(dataset=dataset, secret=secret)), host=host, port=port, log_level="warning")
+def serve_forever(
+    dataset: DemoDataset, secret: str, host: str = "127.0.0.1", port: int = 1337, clock: LiveClock | None = None
+) -> None:
+    """Run the demo server in the foreground (the `cascade demo-nightscout` command); with a live
+    `clock` new readings appear as its time passes."""
+    control = DemoControl(dataset=dataset, secret=secret, clock=clock)
+    uvicorn.run(create_app(control), host=host, port=port, log_level="warning")

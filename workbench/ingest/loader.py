@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -239,8 +240,13 @@ def ensure_source_tables(lakehouse: Any) -> list[str]:
     return created
 
 
-def patients_row(site: Site) -> pa.Table:
-    """The `raw.patients` row of a site (no secrets: the URL without user info or query)."""
+def patients_row(site: Site, time_zone_since: datetime | None = None) -> pa.Table:
+    """The `raw.patients` row of a site (no secrets: the URL without user info or query).
+
+    `time_zone` is the one source of a patient's zone: bronze cuts every reading's day with it.
+    `time_zone_since` is when that zone was landed (the ingestion time of the run that first saw it):
+    bronze stamps a patient's rows with it, so a corrected zone re-cuts that patient's days and every
+    incremental model after bronze sees them as changed."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(site.url)
@@ -254,25 +260,32 @@ def patients_row(site: Site) -> pa.Table:
             "time_zone": [site.time_zone],
             "site_id": [site.site_id],
             "site_url": [clean],
+            "time_zone_since": pa.array([time_zone_since], pa.timestamp("us", tz="UTC")),
         }
     )
 
 
-def land_patient(lakehouse: Any, site: Site) -> bool:
-    """Upsert the site's `raw.patients` row when it is new or changed; True when a commit was made."""
-    row = patients_row(site)
+_PATIENT_FIELDS = ("patient_id", "display_name", "time_zone", "site_id", "site_url")
+
+
+def land_patient(lakehouse: Any, site: Site, now: datetime | None = None) -> bool:
+    """Upsert the site's `raw.patients` row when it is new or changed; True when a commit was made.
+    A new patient or a changed time zone gets `time_zone_since = now` (the run's ingestion time);
+    any other change keeps the stored one."""
+    now = now or datetime.now(UTC)
+    since: datetime | None = now
     if "raw.patients" in lakehouse.tables():
-        current = lakehouse.sql(
-            "select patient_id, display_name, time_zone, site_id, site_url from raw.patients where site_id = ?",
-            [site.site_id],
-        )
-        if current.to_dict("records") == row.to_pylist():
-            return False
+        current = lakehouse.sql_arrow("select * from raw.patients where site_id = ?", [site.site_id]).to_pylist()
+        wanted = patients_row(site).to_pylist()[0]
+        if current and current[0].get("time_zone") == site.time_zone:
+            since = current[0].get("time_zone_since")  # (empty on a lake from before it: bronze reads "always")
+            if "time_zone_since" in current[0] and all(current[0].get(k) == wanted[k] for k in _PATIENT_FIELDS):
+                return False
     with warnings.catch_warnings():  # PyIceberg warns when an upsert's delete matches nothing (a new row)
         warnings.filterwarnings("ignore", message="Delete operation did not match any records")
         lakehouse.write(
             "raw.patients",
-            row,
+            patients_row(site, since),
             mode="upsert",
             key=["site_id"],
             message=f"ingest nightscout site {site.site_id}: patient",

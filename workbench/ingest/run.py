@@ -26,7 +26,7 @@ from workbench.ingest.sites import Site, load_sites
 from workbench.ingest.source import ExtractCounts, nightscout
 from workbench.ingest.stage import StageArea, finish_pending, stage
 from workbench.ingest.validate import SiteContext
-from workbench.settings import Settings, get_settings
+from workbench.settings import DEV_BRANCH, Settings, get_settings
 
 
 @dataclass
@@ -59,6 +59,7 @@ class SiteReport:
     # time when a site does not say): freshness is judged against what the source has, not our clock
     source_time: datetime | None = None
     audit: dict[str, Any] = field(default_factory=dict)
+    patient_changed: bool = False  # the raw.patients row was new or changed (e.g. a corrected time zone)
 
 
 @dataclass
@@ -88,6 +89,11 @@ class IngestReport:
     def new_rows(self) -> int:
         """Rows this run added to the raw tables (entries, treatments, rejects, recovered packages)."""
         return sum(s.new + s.treatments_new + s.new_rejects + s.recovered_new for s in self.sites)
+
+    @property
+    def changed(self) -> bool:
+        """The raw tables changed: new rows, corrected rows or a new/changed patient (time zone)."""
+        return self.new_rows > 0 or any(s.updated or s.treatments_updated or s.patient_changed for s in self.sites)
 
     def to_json(self) -> dict[str, Any]:
         def stamp(value: datetime | None) -> str | None:
@@ -222,7 +228,7 @@ def ingest_site(
             report.notes = list(client.stats.notes or [])
         landed = land_pending(lakehouse, area)
         report.quarantined.update(landed.quarantined)
-        land_patient(lakehouse, site)
+        report.patient_changed = land_patient(lakehouse, site, now)
     entries = landed.tables.get("raw.glucose_entries")
     treatments = landed.tables.get("raw.treatments")
     rejects = landed.tables.get("raw.glucose_entries_rejects")
@@ -296,7 +302,7 @@ def demo_sites(
 
 
 def ingest(
-    branch: str = "dev",
+    branch: str = DEV_BRANCH,
     site: str | list[str] | None = None,
     full_resync: bool = False,
     config: str | Path | None = None,

@@ -31,9 +31,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from workbench.lake.api import RUN_HISTORY_BRANCH as HISTORY_BRANCH
-from workbench.settings import Settings, get_settings
+from workbench.settings import DEV_BRANCH, Settings, get_settings
 
-INGEST_BRANCH = "dev"  # where ingestion lands (env.yaml `branch`)
+INGEST_BRANCH = DEV_BRANCH  # where ingestion lands (env.yaml `branch`)
 STATUSES = ("success", "failed", "running", "skipped")
 
 # name -> help; the one list of the exporter's metrics (documented in docs/monitoring.md)

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from workbench.pipeline.errors import RunHistoryError
 from workbench.pipeline.runs import is_run_id
-from workbench.settings import Settings, get_settings
+from workbench.settings import MAIN_BRANCH, Settings, get_settings
 
 STATUSES = ("running", "success", "failed", "skipped")
 
@@ -170,7 +170,7 @@ class LakeRunStore:
         ]
     )
 
-    def __init__(self, settings: Settings | None = None, branch: str = "main") -> None:
+    def __init__(self, settings: Settings | None = None, branch: str = MAIN_BRANCH) -> None:
         self.settings = settings
         self.branch = branch
 
@@ -185,7 +185,7 @@ class LakeRunStore:
             lake.resolve(self.branch)
         except RefNotFoundError:  # the history branch is made on first use
             try:
-                lake.create_branch(self.branch, "main")
+                lake.create_branch(self.branch, MAIN_BRANCH)
             except CascadeError:  # another process made it meanwhile
                 lake.resolve(self.branch)
         return Lakehouse(self.branch, settings=self.settings)
@@ -316,7 +316,7 @@ def track_task(
 
     ```python
     with track_task(run_id, "publish") as t:
-        summary = publish_marts("main")
+        summary = publish_marts(MAIN_BRANCH)
         t.rows, t.commit_ids = summary.rows, [summary.commit_id]
     ```
     """

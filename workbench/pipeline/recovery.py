@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workbench.settings import Settings, get_settings
+from workbench.settings import DEV_BRANCH, MAIN_BRANCH, Settings, get_settings
 
 FAILED_TAG_PREFIX = "audit-failed-"
 AUDIT_TASK = "audit"
@@ -61,7 +61,7 @@ def failed_audit_run(settings: Settings | None = None) -> str | None:
 
 
 def recover_after_failed_audit(
-    settings: Settings | None = None, *, branch: str = "dev", baseline: str = "main"
+    settings: Settings | None = None, *, branch: str = DEV_BRANCH, baseline: str = MAIN_BRANCH
 ) -> Recovery | None:
     """Restart `branch` from `baseline` plus its raw data not yet promoted, when the last audit
     failed and that run was not recovered yet (see the module docstring); None when nothing to do."""
@@ -105,7 +105,7 @@ def inspect_hint(run_id: str, settings: Settings | None = None) -> str | None:
     from workbench.lakehouse import Lakehouse
 
     tag = failed_tag(run_id)
-    if tag not in {ref.name for ref in Lakehouse("main", settings=settings).refs()}:
+    if tag not in {ref.name for ref in Lakehouse(MAIN_BRANCH, settings=settings).refs()}:
         return None
     return (
         f"the failed batch is kept as tag {tag}: cascade log {tag}; "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import CascadeError
-from workbench.settings import Settings, get_settings
+from workbench.settings import DEV_BRANCH, MAIN_BRANCH, Settings, get_settings
 
 
 @dataclass
@@ -33,8 +33,8 @@ class WarmOutcome:
 
 
 def run_warm(
-    branch: str = "dev",
-    baseline: str = "main",
+    branch: str = DEV_BRANCH,
+    baseline: str = MAIN_BRANCH,
     *,
     thresholds: dict[str, Any] | None = None,
     publish: bool = True,
@@ -61,7 +61,7 @@ def run_warm(
         report = ingest(branch=branch, full_resync=backfill, settings=settings, retry=retry)
         lap("ingest")
         outcome.new_rows = report.new_rows
-        if report.new_rows == 0:
+        if not report.changed:
             outcome.status = "no new data"
             return outcome
         result = build(branch=branch, settings=settings)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from workbench.settings import MAIN_BRANCH
+
 
 def register(app: typer.Typer) -> None:
     """Add the `postgres` command group and the `publish` command."""
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("publish")
     def publish_command(
-        ref: Annotated[str, typer.Option("--ref", "-r", help="lake ref the marts are read from")] = "main",
+        ref: Annotated[str, typer.Option("--ref", "-r", help="lake ref the marts are read from")] = MAIN_BRANCH,
         config: Annotated[Path | None, typer.Option(help="publish.yaml to use (default: nearest)")] = None,
         force: Annotated[bool, typer.Option("--force", help="publish a ref other than main (un-audited)")] = False,
     ) -> None:
@@ -58,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from workbench.errors import RefError
         from workbench.publish.publisher import load_config, publish_marts
 
-        if ref != "main" and not force:
+        if ref != MAIN_BRANCH and not force:
             raise RefError(
                 f"refusing to publish '{ref}': readers of the published marts expect audited data from main; "
                 f"promote it (`cascade merge {ref} --into main`) or pass --force"

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from workbench.publish.errors import PublishConfigError, PublishError, UnsupportedTypeError
 from workbench.publish.postgres import connection_url, redact_url
-from workbench.settings import Settings
+from workbench.settings import MAIN_BRANCH, Settings
 from workbench.sql.quoting import quote_ident as _quote
 
 if TYPE_CHECKING:
@@ -496,7 +496,7 @@ def published_commits(
 
 
 def lake_sources(
-    config: PublishConfig, ref: str = "main", settings: Settings | None = None
+    config: PublishConfig, ref: str = MAIN_BRANCH, settings: Settings | None = None
 ) -> tuple[dict[str, TableSource], str]:
     """Readers for the configured marts on a lake ref, pinned to the ref's head commit (so every
     table comes from the same commit even if the ref moves meanwhile), and that commit's id."""
@@ -515,7 +515,7 @@ def lake_sources(
 
 
 def publish_marts(
-    ref: str = "main",
+    ref: str = MAIN_BRANCH,
     *,
     config: PublishConfig | None = None,
     settings: Settings | None = None,

@@ -10,6 +10,7 @@ from workbench.quality.audit import (
     promote,
     promote_audited,
     run_audit,
+    save_layer_tests,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "promote",
     "promote_audited",
     "run_audit",
+    "save_layer_tests",
 ]

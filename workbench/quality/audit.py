@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from workbench.errors import CascadeError
 from workbench.lakehouse import Lakehouse
+from workbench.settings import DEV_BRANCH, MAIN_BRANCH
 from workbench.sql.quoting import quote_ident, quote_table
 
 Status = Literal["pass", "warn", "fail"]
@@ -409,8 +410,8 @@ def check_dbt_tests(results: list[dict[str, Any]] | None) -> list[Check]:
 
 
 def run_audit(
-    branch: str = "dev",
-    baseline: str = "main",
+    branch: str = DEV_BRANCH,
+    baseline: str = MAIN_BRANCH,
     thresholds: Thresholds | None = None,
     dbt_results: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
@@ -440,7 +441,7 @@ def run_audit(
     return report
 
 
-def promote(report: AuditReport, target: str = "main", report_path: Path | None = None) -> str | None:
+def promote(report: AuditReport, target: str = MAIN_BRANCH, report_path: Path | None = None) -> str | None:
     """Merge the audited branch into `target` atomically, only if the audit passed and nothing moved since.
 
     Returns the merge commit id (None when there was nothing to merge).
@@ -459,28 +460,65 @@ def promote(report: AuditReport, target: str = "main", report_path: Path | None 
     return dev.lake.merge(report.commit_id, target, f"promote {report.branch}@{report.commit_id} (audit passed)")
 
 
+# the tests a layer build leaves out (they point at a later layer); the audit runs them
+CROSS_LAYER_TESTS = "test_name:relationships"
+
+
+def save_layer_tests(result: Any, path: Path | str, branch: str = DEV_BRANCH) -> Path:
+    """A layer task's dbt test outcomes, with the branch head they were taken on (JSON, for the audit)."""
+    head = Lakehouse(branch).log(limit=1)[0].id
+    tests = [{"name": t.name, "status": t.status, "failures": t.failures} for t in result.tests]
+    target = Path(path)
+    target.write_text(json.dumps({"branch": branch, "head": head, "tests": tests}, indent=1))
+    return target
+
+
+def _layer_results(branch: str, layer_tests: list[Path | str] | None) -> list[dict[str, Any]] | None:
+    """The layer tasks' test outcomes when they describe the branch as it is now (the last layer's
+    head is the branch's head: nothing was written since); None otherwise."""
+    if not layer_tests:
+        return None
+    records = []
+    for path in layer_tests:
+        try:
+            records.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError):
+            return None
+    if any(r.get("branch") != branch for r in records):
+        return None
+    if records[-1].get("head") != Lakehouse(branch).log(limit=1)[0].id:
+        return None
+    return [t for r in records for t in r.get("tests", [])]
+
+
 def audit(
-    branch: str = "dev",
-    baseline: str = "main",
+    branch: str = DEV_BRANCH,
+    baseline: str = MAIN_BRANCH,
     thresholds: dict[str, Any] | Thresholds | None = None,
     report_path: Path | None = None,
     dbt_tests: bool = True,
     ingest_report: Path | str | None = None,
     backfill: bool = False,
+    layer_tests: list[Path | str] | None = None,
 ) -> AuditReport:
     """The pipeline's audit step: dbt tests on `branch`, then every check; saves the report if asked.
 
     `ingest_report` (the ingest task's JSON) lets freshness be judged per site against the source's
-    clock and with the site's own thresholds; `backfill` reports old data without judging it."""
+    clock and with the site's own thresholds; `backfill` reports old data without judging it.
+    `layer_tests` (the layer tasks' `save_layer_tests` files, in layer order): when they describe the
+    branch as it is, their outcomes count and only the cross-layer tests run again; otherwise every
+    dbt test runs."""
     limits = thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_params(thresholds)
     results = None
     if dbt_tests:
         from workbench.transform.runner import run_dbt
 
-        outcome = run_dbt("test", branch=branch)
+        earlier = _layer_results(branch, layer_tests)
+        outcome = run_dbt("test", branch=branch, select=CROSS_LAYER_TESTS if earlier is not None else None)
         results = [{"name": t.name, "status": t.status, "failures": t.failures} for t in outcome.tests]
         if outcome.error and not results:
             results = [{"name": "dbt test", "status": "error", "failures": None}]
+        results = (earlier or []) + results
     sources = SourceState.from_ingest_report(ingest_report)
     report = run_audit(branch, baseline, limits, dbt_results=results, sources=sources, backfill=backfill)
     if report_path is not None:
@@ -534,6 +572,6 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def promote_audited(report_path: Path, target: str = "main") -> str | None:
+def promote_audited(report_path: Path, target: str = MAIN_BRANCH) -> str | None:
     """The pipeline's promotion step: merge only what the saved audit report approved."""
     return promote(AuditReport.load(Path(report_path)), target, report_path=Path(report_path))

@@ -66,6 +66,7 @@ def generate(
             "time_zone": tzs,
             "site_id": [f"site-{p}" for p in pids],
             "site_url": [f"https://{p}.nightscout.example" for p in pids],
+            "time_zone_since": pa.nulls(len(pids), pa.timestamp("us", tz="UTC")),  # the zones never changed
         }
     )
     return RawData(pa.concat_tables(entries), pa.concat_tables(treatments), patients)

@@ -1,6 +1,12 @@
 {#- Incremental by patient-local day: each run recomputes the days that received new raw rows.
-    New rows are found by `_ingested_at`; every patient's rows of those days lie within two days of
-    them, so only that epoch range of the raw table is read (Parquet statistics skip the rest). -#}
+    New rows are found by `ingested_at`; every patient's rows of those days lie within two days of
+    them, so only that epoch range of the raw table is read (Parquet statistics skip the rest).
+
+    Days are cut in the patient's zone from raw.patients (one source of truth, from sites.yaml).
+    A row's `ingested_at` is the later of its own ingestion and the landing of its patient's current
+    zone (`time_zone_since`): a corrected zone makes all that patient's rows new, so this model and
+    every incremental model after it recompute that patient's days — the new cut's days, and the old
+    cut's days still in this table. -#}
 with
 
 source as (
@@ -9,22 +15,58 @@ source as (
 
 ),
 
+patients as (
+
+    select
+        cast(patient_id as varchar) as patient_id,
+        cast(time_zone as varchar) as time_zone,
+        time_zone_since
+
+    from {{ source('raw', 'patients') }}
+
+),
+
+located as (
+
+    select
+        source.*,
+        patients.time_zone,
+        case
+            when patients.time_zone_since > source._ingested_at then patients.time_zone_since  -- (null: never)
+            else source._ingested_at
+        end as located_at
+
+    from source
+    inner join patients
+        on cast(source.patient_id as varchar) = patients.patient_id
+
+),
+
 {% if is_incremental() %}
 new_rows as (
 
     select
         "date",
-        patient_tz
+        time_zone
 
-    from source
-    where _ingested_at > (select max(ingested_at) from {{ this }})
+    from located
+    where located_at > (select max(ingested_at) from {{ this }})
 
 ),
 
 changed_days as (
 
-    select distinct cast({{ epoch_ms_to_local('"date"', 'patient_tz') }} as date) as reading_date
+    select distinct cast({{ epoch_ms_to_local('"date"', 'time_zone') }} as date) as reading_date
     from new_rows
+
+    union
+
+    -- a corrected zone: the days of the old cut, so that they are replaced too
+    select distinct cut.reading_date
+    from {{ this }} as cut
+    inner join patients
+        on cut.patient_id = patients.patient_id
+    where cut.patient_tz <> patients.time_zone
 
 ),
 
@@ -45,19 +87,20 @@ renamed as (
         cast(_id as varchar) as entry_id,
         cast(patient_id as varchar) as patient_id,
         cast(site_id as varchar) as site_id,
-        cast(patient_tz as varchar) as patient_tz,
+        time_zone as patient_tz,
         cast(type as varchar) as entry_type,
         cast(sgv as integer) as glucose_value,
         cast("date" as bigint) as reading_epoch_ms,
         {{ epoch_ms_to_utc('"date"') }} as reading_ts_utc,
-        {{ epoch_ms_to_local('"date"', 'patient_tz') }} as reading_ts_local,
-        cast({{ epoch_ms_to_local('"date"', 'patient_tz') }} as date) as reading_date,
+        {{ epoch_ms_to_local('"date"', 'time_zone') }} as reading_ts_local,
+        cast({{ epoch_ms_to_local('"date"', 'time_zone') }} as date) as reading_date,
         cast(direction as varchar) as trend_direction,
         cast(noise as integer) as sensor_noise,
         cast(device as varchar) as device,
-        _ingested_at as ingested_at
+        _ingested_at as source_ingested_at,
+        located_at as ingested_at
 
-    from source
+    from located
     {% if is_incremental() %}
     where "date" between (select first_ms from epoch_window) and (select last_ms from epoch_window)
     {% endif %}
@@ -86,7 +129,7 @@ ranked as (
         *,
         row_number() over (
             partition by patient_id, reading_epoch_ms
-            order by ingested_at desc, entry_id desc
+            order by source_ingested_at desc, entry_id desc
         ) as duplicate_rank
 
     from valid

@@ -6,13 +6,36 @@ source as (
 
 ),
 
+{#- local times in the patient's zone from raw.patients (the one source, as in stg_glucose_entries) -#}
+patients as (
+
+    select
+        cast(patient_id as varchar) as patient_id,
+        cast(time_zone as varchar) as time_zone
+
+    from {{ source('raw', 'patients') }}
+
+),
+
+located as (
+
+    select
+        source.*,
+        patients.time_zone
+
+    from source
+    inner join patients
+        on cast(source.patient_id as varchar) = patients.patient_id
+
+),
+
 renamed as (
 
     select
         cast(_id as varchar) as treatment_id,
         cast(patient_id as varchar) as patient_id,
         cast(site_id as varchar) as site_id,
-        cast(patient_tz as varchar) as patient_tz,
+        time_zone as patient_tz,
         cast(event_type as varchar) as event_type,
         coalesce({{ epoch_ms_to_utc('"date"') }}, {{ iso_to_utc('created_at') }}) as treatment_ts_utc,
         cast(insulin as double) as insulin_units,
@@ -24,7 +47,7 @@ renamed as (
         cast(entered_by as varchar) as entered_by,
         _ingested_at as ingested_at
 
-    from source
+    from located
 
 ),
 

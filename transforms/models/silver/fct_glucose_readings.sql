@@ -1,6 +1,8 @@
-{#- Incremental by patient-local day. Window values (rolling average, rate of change) need the
-    readings just before a recomputed day, so `incremental_lookback_days` of history are read and
-    then filtered out again. -#}
+{#- Incremental by patient-local day (cut in the patient's zone from raw.patients, see
+    stg_glucose_entries). Window values (rolling average, rate of change) need the readings just
+    before a recomputed day, so `incremental_lookback_days` of history are read and then filtered out
+    again. -#}
+-- depends_on: {{ ref('stg_patients') }}
 with
 
 readings as (
@@ -15,6 +17,15 @@ changed_days as (
     select distinct reading_date
     from readings
     where ingested_at > (select max(ingested_at) from {{ this }})
+
+    union
+
+    -- a corrected zone (bronze stamped that patient's re-cut rows as new): the old cut's days too
+    select distinct cut.reading_date
+    from {{ this }} as cut
+    inner join {{ ref('stg_patients') }} as patients
+        on cut.patient_id = patients.patient_id
+    where cut.patient_tz <> patients.time_zone
 
 ),
 

@@ -1,0 +1,112 @@
+"""One source of truth for a patient's time zone: the site's zone in sites.yaml, landed in
+raw.patients. Correcting it re-cuts that patient's days on the next run.
+
+Regression: raw rows were stamped with the zone at ingestion (`patient_tz`) and bronze cut the days
+with that stamp; `raw.patients.time_zone` was a second copy nothing used, so a corrected zone
+changed nothing for the readings already landed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
+
+from ingest_helpers import END, FAST_RETRY, SECRET, SECRET_ENV, make_site  # noqa: E402
+
+from tests.pipeline.lake_compare import same_tables  # noqa: E402
+from workbench.demo.server import DemoServer  # noqa: E402
+from workbench.demo.simulate import DemoDataset  # noqa: E402
+
+
+@pytest.fixture
+def server() -> Iterator[DemoServer]:
+    with DemoServer(DemoDataset(seed=3, patients=2, days=2, end=END), secret=SECRET) as server:
+        yield server
+
+
+def _cut_ok(lh: object, patient_id: str, zone: str) -> None:
+    """Every silver reading of the patient is on the local day of `zone`."""
+    rows = lh.sql(  # type: ignore[attr-defined]
+        "select patient_tz, reading_ts_utc, reading_date from silver.fct_glucose_readings where patient_id = ?",
+        [patient_id],
+    )
+    assert len(rows) > 500 and set(rows["patient_tz"]) == {zone}
+    for ts, day in zip(rows["reading_ts_utc"], rows["reading_date"], strict=True):
+        local = ts.to_pydatetime().replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+        assert local.date() == pd.Timestamp(day).date(), (ts, day, zone)
+
+
+def test_the_patients_row_records_when_its_zone_was_landed(cascade_home: Path) -> None:
+    from workbench.ingest.loader import land_patient
+    from workbench.ingest.sites import Site
+    from workbench.lakehouse import Lakehouse
+
+    lh = Lakehouse("dev")
+    site = Site(site_id="s1", patient_id="p1", url="https://ns.example", time_zone="Europe/Berlin", secret_env="X")
+    t1, t2, t3 = (datetime(2026, 3, d, 8, 0, tzinfo=UTC) for d in (1, 2, 3))
+
+    def since() -> datetime:
+        return lh.sql_arrow("select time_zone_since from raw.patients")["time_zone_since"][0].as_py()
+
+    assert land_patient(lh, site, t1) and since() == t1  # a new patient: its zone is new
+    assert not land_patient(lh, site, t2)  # nothing changed: no commit
+    assert land_patient(lh, replace(site, display_name="Ann"), t2) and since() == t1
+    assert land_patient(lh, replace(site, time_zone="America/New_York"), t3) and since() == t3
+
+
+@pytest.mark.slow
+def test_a_corrected_zone_recuts_the_patients_days_and_equals_a_full_rebuild(
+    cascade_home: Path, server: DemoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.ingest.run import ingest
+    from workbench.lakehouse import Lakehouse
+    from workbench.transform.runner import build
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    sites = [make_site(server, "p001"), make_site(server, "p002")]
+    wrong = sites[0].time_zone
+    report = ingest(branch="dev", sites=sites, retry=FAST_RETRY)
+    assert report.changed and not report.failed
+    assert build(branch="dev").success
+    _cut_ok(Lakehouse("dev"), "p001", wrong)
+    other = Lakehouse("dev").sql("select * from silver.fct_glucose_readings where patient_id = 'p002'")
+
+    # the zone in sites.yaml was wrong: corrected, with nothing new at the source
+    right = "America/Los_Angeles" if wrong != "America/Los_Angeles" else "Europe/Berlin"
+    sites[0] = make_site(server, "p001", time_zone=right)
+    report = ingest(branch="dev", sites=sites, retry=FAST_RETRY)
+    assert report.new_rows == 0 and report.changed  # no new rows, but the run has work to do
+    patients = Lakehouse("dev").sql("select patient_id, time_zone, time_zone_since from raw.patients order by 1")
+    assert list(patients["time_zone"]) == [right, sites[1].time_zone]
+    result = build(branch="dev")
+    assert result.success, result.failures()
+    dev = Lakehouse("dev")
+    _cut_ok(dev, "p001", right)
+    # the other patient's rows are untouched
+    again = dev.sql("select * from silver.fct_glucose_readings where patient_id = 'p002'")
+    key = ["reading_ts_utc"]
+    assert again.sort_values(key, ignore_index=True).equals(other.sort_values(key, ignore_index=True))
+    # the day marts follow the new cut: p001's local days are Los Angeles days now
+    daily = dev.sql(
+        "select reading_date, count(*) as n from silver.fct_glucose_readings where patient_id = 'p001' group by 1"
+    )
+    marts = dev.sql("select reading_date from marts.mrt_glucose_daily_metrics where patient_id = 'p001'")
+    assert sorted(marts["reading_date"]) == sorted(daily["reading_date"])
+
+    # every layer equals a from-scratch full-refresh build on the same raw data
+    dev.lake.create_branch("rebuild", "dev")
+    rebuilt = build(branch="rebuild", full_refresh=True)
+    assert rebuilt.success, rebuilt.failures()
+    same_tables(dev, Lakehouse("rebuild"))
+
+    # the run after the correction with nothing new: the zone is not new any more
+    assert not ingest(branch="dev", sites=sites, retry=FAST_RETRY).changed
