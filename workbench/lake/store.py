@@ -19,6 +19,8 @@ from workbench.lake.ledger import Ledger
 from workbench.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pyiceberg.table.snapshots import Snapshot
+
     from workbench.lake.maintain import MaintenanceReport
     from workbench.lake.writes import WriteResult
 
@@ -90,6 +92,10 @@ class EmbeddedLake:
 
     def io_properties(self) -> dict[str, str]:
         return catalog_properties(self.settings)
+
+    def snapshots(self, ref: str, table: str) -> list[Snapshot]:
+        metadata = load_table(self.catalog(ref), table, ref).metadata
+        return sorted(metadata.snapshots, key=lambda s: s.timestamp_ms)
 
     def _writable(self, ref: str) -> None:
         from workbench.errors import ReadOnlyRefError
