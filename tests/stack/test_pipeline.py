@@ -39,10 +39,10 @@ def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from workbench.settings import get_settings
 
     home = tmp_path_factory.mktemp("embedded")
-    saved = {k: os.environ.get(k) for k in _pinned_env()}
-    os.environ.update(_pinned_env())
-    get_settings.cache_clear()
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in _pinned_env().items():
+            patch.setenv(key, value)
+        get_settings.cache_clear()
         build_demo_lake(
             home,
             patients=int(DEMO["CASCADE_DEMO_PATIENTS"]),
@@ -50,14 +50,8 @@ def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             seed=int(DEMO["CASCADE_DEMO_SEED"]),
             end=demo_end(),
         )
-        yield home
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
+    get_settings.cache_clear()
+    yield home
 
 
 @pytest.fixture(scope="module")
