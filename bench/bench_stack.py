@@ -9,18 +9,24 @@ Steps:
    RSS of each service after start;
 2. the same synthetic raw data (N patients x D days) written to `dev` of an embedded lake and of the
    stack lake;
-3. `dbt run` of every model on `dev`: DuckDB (embedded) vs Trino (stack), wall time, readings/s and
-   the ratio (target: Trino within 2x of DuckDB), then RSS of each service after the build.
+3. the transform build on `dev` (`workbench.transform.runner.build`: every dbt model and test, and the
+   Python-computed metrics the marts read): DuckDB (embedded) vs Trino (stack), wall time, readings/s
+   and the ratio (target: Trino within 2x of DuckDB), the peak RSS of this process (the embedded build
+   runs in it) and the RSS of each service after the build. Results also go to bench/results/stack.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import save  # noqa: E402
 
 START = date(2025, 1, 1)
 
@@ -56,14 +62,22 @@ def _write_raw(settings: Any, patients: int, days: int) -> int:
     return rows
 
 
-def _build(settings: Any) -> float:
-    from workbench.transform.runner import run_dbt
+def _build(settings: Any) -> tuple[float, float]:
+    """Wall seconds of the whole transform build and of its Python-computed metrics step."""
+    from workbench.transform.runner import build
 
     started = time.perf_counter()
-    result = run_dbt("run", branch="dev", settings=settings)
+    result = build(branch="dev", settings=settings)
     if not result.success:
-        raise SystemExit(f"dbt run on {settings.profile.value} failed: {result.failures()[:3]}")
-    return time.perf_counter() - started
+        raise SystemExit(f"the build on {settings.profile.value} failed: {result.failures()[:3]}")
+    computed = result.computed.seconds if result.computed is not None else 0.0
+    return time.perf_counter() - started, computed
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _memory(home: Path) -> str:
@@ -86,12 +100,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cascade-bench-stack-"))
     stack_home = args.stack_home or work / "stack-home"
     started_here = False
+    figures: dict[str, Any] = {"patients": args.patients, "days": args.days}
     if args.stack_home is None:
         t0 = time.perf_counter()
-        launcher.up(stack_home, say=lambda line: None, quiet=True)
+        timings = launcher.up(stack_home, say=lambda line: None, quiet=True)
         started_here = True
-        print(f"cold start of the stack: {time.perf_counter() - t0:.1f} s")
-        print(f"memory after start: {_memory(stack_home)}")
+        figures["cold_start_s"] = time.perf_counter() - t0
+        figures["start_s"] = {k: round(v, 1) for k, v in timings.items()}
+        figures["memory_after_start"] = _memory(stack_home)
+        print(f"cold start of the stack: {figures['cold_start_s']:.1f} s ({figures['start_s']})")
+        print(f"memory after start: {figures['memory_after_start']}")
     try:
         env = launcher.client_env(stack_home)
         stack = load_settings(profile="stack", home=stack_home, **{k[8:].lower(): v for k, v in env.items()})
@@ -103,12 +121,29 @@ def main() -> None:
             rows = _write_raw(settings, args.patients, args.days)
             print(f"{name}: wrote {rows} readings in {time.perf_counter() - t0:.1f} s")
 
-        duck = _build(embedded)
-        trino = _build(stack)
-        print(f"dbt run, DuckDB (embedded): {duck:.1f} s, {rows / duck:,.0f} readings/s")
-        print(f"dbt run, Trino (stack):     {trino:.1f} s, {rows / trino:,.0f} readings/s")
+        duck, duck_computed = _build(embedded)
+        peak = _peak_mb()
+        trino, trino_computed = _build(stack)
+        print(
+            f"build, DuckDB (embedded): {duck:.1f} s ({duck_computed:.1f} s computed metrics), {rows / duck:,.0f} readings/s"
+        )
+        print(
+            f"build, Trino (stack):     {trino:.1f} s ({trino_computed:.1f} s computed metrics), {rows / trino:,.0f} readings/s"
+        )
         print(f"ratio Trino/DuckDB: {trino / duck:.2f} (target <= 2)")
-        print(f"memory after the build: {_memory(stack_home)}")
+        print(f"peak RSS of this process after the embedded build: {peak:.0f} MB")
+        figures.update(
+            readings=rows,
+            duckdb_s=duck,
+            duckdb_computed_s=duck_computed,
+            trino_s=trino,
+            trino_computed_s=trino_computed,
+            ratio=trino / duck,
+            embedded_peak_rss_mb=peak,
+            memory_after_build=_memory(stack_home),
+        )
+        print(f"memory after the build: {figures['memory_after_build']}")
+        print(f"saved {save('stack', figures)}")
     finally:
         if started_here:
             launcher.down(stack_home, say=lambda line: None)

@@ -91,20 +91,7 @@ class Lakehouse:
 
     def history(self, name: str) -> pd.DataFrame:
         """The table's snapshots on this ref, oldest first."""
-        table = self.table(name)
-        snapshots = list(table.metadata.snapshots)
-        versions = getattr(self.lake, "table_history", None)
-        if versions is not None:  # Nessie serves one snapshot per table version: collect them from its commits
-            from pyiceberg.io import load_file_io
-            from pyiceberg.serializers import FromInputFile
-
-            props, snapshots = self.lake.io_properties(), []
-            for version in reversed(versions(self.ref, name)):
-                location = version["metadata_location"]
-                metadata = FromInputFile.table_metadata(load_file_io(props, location).new_input(location))
-                snapshot = metadata.current_snapshot()
-                if snapshot is not None and snapshot.snapshot_id not in {s.snapshot_id for s in snapshots}:
-                    snapshots.append(snapshot)
+        snapshots = self.lake.snapshots(self.ref, name)
         rows = [
             {
                 "snapshot_id": s.snapshot_id,
@@ -115,7 +102,7 @@ class Lakehouse:
                 "deleted_rows": int(s.summary.get("deleted-records") or 0) if s.summary else 0,
                 "total_rows": int(s.summary.get("total-records") or 0) if s.summary else 0,
             }
-            for s in sorted(snapshots, key=lambda s: s.timestamp_ms)
+            for s in snapshots
         ]
         columns = [
             "snapshot_id",

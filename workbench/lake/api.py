@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyiceberg.catalog import Catalog
     from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.table.snapshots import Snapshot
 
     from workbench.lake.maintain import MaintenanceReport
     from workbench.lake.writes import WriteMode, WriteResult
@@ -113,6 +114,10 @@ class VersionedLake(Protocol):
 
     def io_properties(self) -> dict[str, str]:
         """PyIceberg FileIO properties that read this lake's files (local paths or S3)."""
+        ...
+
+    def snapshots(self, ref: str, table: str) -> list[Snapshot]:
+        """Every Iceberg snapshot of `table` reachable from `ref`, oldest first (`cascade history`)."""
         ...
 
     def write(

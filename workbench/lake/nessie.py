@@ -37,6 +37,7 @@ from workbench.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyiceberg.catalog import Catalog
+    from pyiceberg.table.snapshots import Snapshot
 
     from workbench.lake.maintain import MaintenanceReport
     from workbench.lake.writes import WriteResult
@@ -364,6 +365,22 @@ class NessieLake:
                 }
             )
         return out
+
+    def snapshots(self, ref: str, table: str) -> list[Snapshot]:
+        """Nessie's catalog serves one snapshot per table version: collect them from its commits."""
+        from pyiceberg.io import load_file_io
+        from pyiceberg.serializers import FromInputFile
+
+        load_table(self.catalog(ref), table, ref)  # one-line error for an unknown table
+        props, out, seen = self.io_properties(), [], set()
+        for version in reversed(self.table_history(ref, table)):
+            location = version["metadata_location"]
+            metadata = FromInputFile.table_metadata(load_file_io(props, location).new_input(location))
+            snapshot = metadata.current_snapshot()  # the one time travel can reach (by its commit)
+            if snapshot is not None and snapshot.snapshot_id not in seen:
+                seen.add(snapshot.snapshot_id)
+                out.append(snapshot)
+        return sorted(out, key=lambda s: s.timestamp_ms)
 
     # ---- tables ----------------------------------------------------------------------------
     def io_properties(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ from workbench.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.table.snapshots import Snapshot
 
     from workbench.lake.maintain import MaintenanceReport
     from workbench.lake.writes import WriteResult
@@ -102,6 +103,12 @@ class EmbeddedLake:
         from workbench.lake.catalog import catalog_properties
 
         return catalog_properties(self.settings)
+
+    def snapshots(self, ref: str, table: str) -> list[Snapshot]:
+        from workbench.lake.catalog import load_table
+
+        metadata = load_table(self.catalog(ref), table, ref).metadata
+        return sorted(metadata.snapshots, key=lambda s: s.timestamp_ms)
 
     def _writable(self, ref: str) -> None:
         from workbench.errors import ReadOnlyRefError

@@ -319,6 +319,7 @@ def run_pipeline(
         recovery = recover_after_failed_audit(settings)  # a failed audit never wedges the next runs
         if recovery is not None:
             meta["recovery"] = recovery.line()
+            force = True  # dev restarted from main: its derived layers are gone, so every task runs again
         (folder / "run.json").write_text(json.dumps(meta, indent=2))
         if build is None:
             env = env_overrides(pipeline, settings, run_id, audit=audit, backfill=backfill)

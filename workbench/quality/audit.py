@@ -268,23 +268,26 @@ def check_gaps(
             f"select patient_id, max(reading_ts_utc) as since from {quote_table(FACT)} group by patient_id"
         )
         boundaries = {str(r.patient_id): r.since for r in frame.itertuples(index=False) if _present(r.since)}
-    # each patient from its own boundary on (inclusive: main's last reading is the first lag partner)
-    since = "timestamptz '-infinity'"
+    # each patient from its own boundary on (inclusive: main's last reading is the first lag partner);
+    # SQL both engines speak (DuckDB, Trino): naive UTC timestamp literals, date_diff in milliseconds
+    since = _FLOOR
     if boundaries:
-        values = ", ".join(f"({_quote(p)}, timestamptz '{ts.isoformat()}')" for p, ts in boundaries.items())
-        since = "coalesce(b.since, timestamptz '-infinity')"
-        source = f"{quote_table(FACT)} f left join (values {values}) as b(patient_id, since) using (patient_id)"
+        values = ", ".join(f"({_quote(p)}, {_timestamp_literal(ts)})" for p, ts in boundaries.items())
+        since = f"coalesce(b.since, {_FLOOR})"
+        source = (
+            f"{quote_table(FACT)} f left join (values {values}) as b(patient_id, since) on f.patient_id = b.patient_id"
+        )
     else:
         source = f"{quote_table(FACT)} f"
     frame = dev.sql(
         f"""
         select patient_id, max(gap_minutes) as max_gap_minutes, count(*) as new_readings from (
             select patient_id, reading_ts_utc, since_ts,
-                   (epoch(reading_ts_utc) - epoch(lag(reading_ts_utc) over (
-                        partition by patient_id order by reading_ts_utc))) / 60.0 as gap_minutes
-            from (select patient_id, reading_ts_utc, {since} as since_ts from {source})
+                   date_diff('millisecond', lag(reading_ts_utc) over (
+                        partition by patient_id order by reading_ts_utc), reading_ts_utc) / 60000e0 as gap_minutes
+            from (select f.patient_id, f.reading_ts_utc, {since} as since_ts from {source}) as r
             where reading_ts_utc >= since_ts
-        ) where reading_ts_utc > since_ts group by patient_id order by 1
+        ) as g where reading_ts_utc > since_ts group by patient_id order by 1
         """
     )
     checks = []
@@ -330,6 +333,20 @@ def _present(value: Any) -> bool:
     import pandas as pd
 
     return value is not None and not bool(pd.isna(value))
+
+
+# before any CGM reading (the ingest quarantines readings from before 2006)
+_FLOOR = "timestamp '1900-01-01 00:00:00'"
+
+
+def _timestamp_literal(value: Any) -> str:
+    """A timestamp literal (no zone) of a UTC instant, as both engines read it."""
+    import pandas as pd
+
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return f"timestamp '{ts.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
 
 
 def _quote(text: str) -> str:

@@ -56,6 +56,7 @@ class TrinoSession:
         self._lock = threading.RLock()
         self._conn: Any = None
         self._catalog: str | None = None
+        self._types: list[str] = []  # Trino types of the last result's columns
 
     # ---- catalogs --------------------------------------------------------------------------
     def _properties(self, prefix: str) -> dict[str, str]:
@@ -135,6 +136,7 @@ class TrinoSession:
                 cursor.execute(sql, params or None)
                 rows = cursor.fetchall()
                 names = [d[0] for d in cursor.description or []]
+                self._types = [str(d[1]) for d in cursor.description or []]
             except trino.exceptions.TrinoUserError as exc:
                 raise self._user_error(exc) from None
             except trino.exceptions.TrinoQueryError as exc:
@@ -185,8 +187,9 @@ class TrinoSession:
         names, rows = self._execute(self.rewrite(query), params)
         if not names:
             return pa.table({})
+        types = [arrow_type(t) for t in self._types]
         columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
-        return pa.table({n: _array(list(c)) for n, c in zip(_unique(names), columns, strict=True)})
+        return pa.table({n: _array(list(c), t) for n, c, t in zip(_unique(names), columns, types, strict=True)})
 
     def sql(self, query: str, params: list[Any] | None = None) -> Any:
         import pandas as pd
@@ -225,8 +228,52 @@ def branch_catalog(settings: Settings, branch: str) -> str:
         session.close()
 
 
-def _array(values: list[Any]) -> pa.Array:
-    """An Arrow column from Trino's Python values; maps with non-text keys (metadata tables) become text."""
+_SIMPLE_TYPES: dict[str, pa.DataType] = {
+    "boolean": pa.bool_(),
+    "tinyint": pa.int8(),
+    "smallint": pa.int16(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "real": pa.float32(),
+    "double": pa.float64(),
+    "date": pa.date32(),
+    "varbinary": pa.binary(),
+    "varchar": pa.string(),
+    "char": pa.string(),
+    "json": pa.string(),
+}
+_DECIMAL_RE = re.compile(r"decimal\((\d+),\s*(\d+)\)")
+
+
+def arrow_type(trino_type: str) -> pa.DataType | None:
+    """The Arrow type of a Trino column type (as the DuckDB engine would give it: ``integer`` stays
+    int32, ``timestamp(6)`` naive microseconds, ``... with time zone`` UTC); None = infer from values
+    (maps, rows and types without a faithful Arrow counterpart)."""
+    t = trino_type.strip().lower()
+    base = t.split("(", 1)[0].strip()
+    if base in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[base]
+    if t.startswith("timestamp"):
+        return pa.timestamp("us", tz="UTC") if t.endswith("with time zone") else pa.timestamp("us")
+    if base == "time" and not t.endswith("with time zone"):
+        return pa.time64("us")
+    decimal = _DECIMAL_RE.fullmatch(t)
+    if decimal:
+        return pa.decimal128(int(decimal[1]), int(decimal[2]))
+    if base == "array" and t.endswith(")"):
+        inner = arrow_type(t[len("array(") : -1])
+        return pa.list_(inner) if inner is not None else None
+    return None
+
+
+def _array(values: list[Any], dtype: pa.DataType | None = None) -> pa.Array:
+    """An Arrow column from Trino's Python values, typed as Trino declared it (an empty or all-NULL
+    result keeps its types); maps with non-text keys (metadata tables) become text."""
+    if dtype is not None:
+        try:
+            return pa.array(values, type=dtype)
+        except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError, ValueError):
+            pass
     try:
         return pa.array(values)
     except (pa.ArrowTypeError, pa.ArrowInvalid):

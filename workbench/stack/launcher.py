@@ -537,11 +537,14 @@ def ensure_up(home: Path) -> bool:
 
 
 def endpoints(home: Path) -> list[str]:
+    """What `stack up` prints (the PostgreSQL password redacted: it is in client.env, 0600)."""
+    from workbench.publish.postgres import redact_url
+
     env = client_env(home)
     return [
         f"S3 (versitygw)   {env['CASCADE_S3_ENDPOINT']}   bucket {BUCKET}",
         f"Nessie           http://{BIND}:{PORTS['nessie']}/api/v2   Iceberg REST /iceberg/<ref>",
         f"Trino            http://{BIND}:{PORTS['trino']}   catalog lake (main)",
-        f"PostgreSQL       {env.get('CASCADE_POSTGRES_URL', '(down)')}",
+        f"PostgreSQL       {redact_url(env['CASCADE_POSTGRES_URL']) if 'CASCADE_POSTGRES_URL' in env else '(down)'}",
         f"client settings  {StackHome(home).root / 'client.env'}   (used with CASCADE_PROFILE=stack)",
     ]

@@ -35,7 +35,7 @@ daily as (
         coalesce(sum(basal_units), 0e0) as basal_units,
         coalesce(sum(bolus_units), 0e0) + coalesce(sum(basal_units), 0e0) as total_insulin_units,
         coalesce(sum(carbs_grams), 0e0) as carbs_grams,
-        sum(case when bolus_units > 0 then 1 else 0 end) as bolus_count,
+        cast(sum(case when bolus_units > 0 then 1 else 0 end) as bigint) as bolus_count,
         count(*) as treatment_count
 
     from classified
