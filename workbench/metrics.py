@@ -1011,21 +1011,30 @@ def grid_metrics(grid: Grid, *, with_mage: bool = True) -> dict[str, FloatArray]
 
 def _sd_within_series(grid: Grid, window: int, chunk: int = 1 << 20) -> FloatArray:
     """iglu SDwsh: mean over every run of ``window`` consecutive grid points of a group of the sample
-    SD of its non-NaN points (caTools ``runsd``, endrule 'trim'; windows with < 2 points skipped)."""
+    SD of its non-NaN points (caTools ``runsd``, endrule 'trim'; windows with < 2 points skipped).
+    Two passes (window mean, then squared deviations) over shifted views: O(points) memory."""
     n = grid.n_groups
     total_sd = np.zeros(n)
     total_n = np.zeros(n)
-    size = grid.v.size - window + 1
+    v = grid.v
+    size = v.size - window + 1
     for lo in range(0, max(size, 0), chunk):
         hi = min(lo + chunk, size)
-        view = np.lib.stride_tricks.sliding_window_view(grid.v[lo : hi + window - 1], window)
-        same = grid.group[lo:hi] == grid.group[lo + window - 1 : hi + window - 1]
-        ok = ~np.isnan(view)
-        cnt = ok.sum(axis=1)
+        sums = np.zeros(hi - lo)
+        cnt = np.zeros(hi - lo)
+        for j in range(window):
+            part = v[lo + j : hi + j]
+            ok = ~np.isnan(part)
+            sums += np.where(ok, part, 0.0)
+            cnt += ok
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(ok, view, 0.0).sum(axis=1) / cnt
-            ss = (np.where(ok, view - mean[:, None], 0.0) ** 2).sum(axis=1)
+            mean = sums / cnt
+            ss = np.zeros(hi - lo)
+            for j in range(window):
+                dev = v[lo + j : hi + j] - mean
+                ss += np.where(np.isnan(dev), 0.0, dev * dev)
             sd = np.sqrt(ss / (cnt - 1))
+        same = grid.group[lo:hi] == grid.group[lo + window - 1 : hi + window - 1]
         use = same & (cnt > 1)
         total_sd += _gsum(np.where(use, sd, 0.0), grid.group[lo:hi], n)
         total_n += _gcount(use, grid.group[lo:hi], n)
