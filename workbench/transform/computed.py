@@ -17,7 +17,8 @@ The period, episode and AGP tables are rewritten only when a reading changed or 
 moved. "Complete" is judged against ``as_of`` (the pinned demo clock ``CASCADE_DEMO_END`` when set,
 else the latest ingestion time — never the wall clock): a patient's local day is complete once it has ended in the patient's time zone; the
 current partial day ("today so far") is left out of periods, episodes' rates and the AGP.
-The runner (``workbench.transform.runner.build``) calls this before it builds the marts layer.
+On duckdb the dbt model ``glucose_computed`` runs this inside the dbt invocation (before the marts);
+on trino the runner (``workbench.transform.runner.build``) calls it between gold and the marts.
 """
 
 from __future__ import annotations
