@@ -48,7 +48,7 @@ AGP_DAYS = 14
 SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
 SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
-BATCH_READINGS = 2_000_000  # readings per batch of patients (bounds memory)
+BATCH_READINGS = 1_000_000  # readings per batch of patients (bounds memory: ~0.5 kB per reading)
 EPOCH = date(1970, 1, 1)
 
 # Metric columns of the computed tables, in order (names are the marts' vocabulary).

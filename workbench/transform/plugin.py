@@ -7,8 +7,9 @@ Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin`
   before the marts (``workbench.transform.computed``), so they serve every engine — on duckdb when
   the model ``glucose_computed`` (config ``cascade_computed``) is stored, inside the same dbt run;
 - ``store``: called by the project's ``table``/``incremental`` materializations; runs the model's SQL
-  and writes the result through ``Lakehouse(ref=...).write`` (overwrite, or overwrite by filter on
-  the model's ``unique_key`` days), then re-attaches the view. With ``lake: false`` (target
+  and writes the result through ``Lakehouse(ref=...).write`` (overwrite, streamed as record batches
+  so a large model is never held whole; or overwrite by filter on the model's ``unique_key`` days),
+  then re-attaches the view. With ``lake: false`` (target
   ``duckdb_file``) the result becomes a plain DuckDB table instead.
 
 Every write is recorded in ``WRITES`` so the runner can report rows per model.
@@ -50,6 +51,7 @@ class ModelWrite:
 
 
 WRITES: dict[str, ModelWrite] = {}
+STREAM_BATCH_ROWS = 256_000  # rows per record batch when a whole model is streamed to Iceberg
 _COMPUTED: Any = None  # the ComputeResult of the last metrics step of this invocation
 _WRITES_LOCK = threading.Lock()
 
@@ -145,7 +147,6 @@ class Plugin(BasePlugin):
         from workbench.lakehouse import Lakehouse
 
         table_name = f"{spec['schema']}.{spec['identifier']}"
-        data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()
         lake = Lakehouse(ref=self.ref, settings=self.settings)
         partition_by = [
             (item, "identity") if isinstance(item, str) else (str(item[0]), str(item[1]))
@@ -153,6 +154,7 @@ class Plugin(BasePlugin):
         ]
         keys = 0
         if spec["mode"] == "replace_keys":
+            data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()  # the changed days: small
             key = spec["unique_key"]
             values = pc.unique(data[key]).to_pylist() if data.num_rows else []
             keys = len(values)
@@ -171,15 +173,19 @@ class Plugin(BasePlugin):
                 )
         else:
             message = f"dbt: {table_name} rebuilt"
+
+            def stream() -> pa.RecordBatchReader:  # a whole table is streamed, never held whole
+                return cursor.sql(spec["sql"]).fetch_record_batch(STREAM_BATCH_ROWS)
+
             try:
                 result = lake.write(
-                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
+                    table_name, stream, mode="overwrite", partition_by=partition_by or None, message=message
                 )
             except SchemaError:
                 # A model whose column types changed: replace the table (two commits on the branch).
                 lake.drop(table_name, message=f"dbt: drop {table_name} (schema changed)")
                 result = lake.write(
-                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
+                    table_name, stream, mode="overwrite", partition_by=partition_by or None, message=message
                 )
         self._refresh_view(table_name)
         return ModelWrite(
