@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 GRID_MINUTES = 5
 MGDL_PER_MMOLL = 18.0  # mg/dL per mmol/L of glucose, as the AGP report converts
@@ -225,119 +226,270 @@ def _conga_grid(grid: FloatArray, hours: int = 1) -> float:
     return float(diffs.std(ddof=1)) if diffs.size > 1 else math.nan
 
 
-def _rolling_mean_right(x: FloatArray, width: int) -> FloatArray:
-    """zoo::rollapply(x, width, mean, align='right', fill=NA, na.rm=TRUE)."""
+def _rolling_means(x: FloatArray, p: IntArray, start: IntArray, length: IntArray, width: int) -> FloatArray:
+    """zoo::rollapply(x, width, mean, align='right', na.rm=TRUE) within each segment (``p`` a point's
+    index in its segment, ``start``/``length`` the segments, each at least ``width`` long); the first
+    ``width − 1`` points of a segment take the value of its first full window (iglu ``mage_atomic``).
+
+    Window sums are differences of the segment's running sum, so two windows holding the same values
+    (a window that reaches back into a gap) have exactly equal means, as in R. Segments are summed
+    row-wise in blocks of similar length (a 2-D cumsum per block, not a loop per segment)."""
     out = np.full(x.size, np.nan)
     valid = ~np.isnan(x)
-    csum = np.concatenate([[0.0], np.cumsum(np.where(valid, x, 0.0))])
-    ccount = np.concatenate([[0], np.cumsum(valid)])
-    if x.size >= width:
-        sums = csum[width:] - csum[:-width]
-        counts = ccount[width:] - ccount[:-width]
+    xz = np.where(valid, x, 0.0)
+    size_class = np.ceil(np.log2(length + 1)).astype(np.int64)
+    for cls in np.unique(size_class).tolist():
+        rows = np.flatnonzero(size_class == cls)
+        cols = int(length[rows].max())
+        inside = np.arange(cols)[None, :] < length[rows][:, None]
+        at = np.where(inside, start[rows][:, None] + np.arange(cols)[None, :], 0)
+        csum = np.zeros((rows.size, cols + 1))
+        csum[:, 1:] = np.cumsum(np.where(inside, xz[at], 0.0), axis=1)
+        ccount = np.zeros((rows.size, cols + 1), dtype=np.int64)
+        ccount[:, 1:] = np.cumsum(inside & valid[at], axis=1)
+        sums = csum[:, width:] - csum[:, :-width]
+        counts = ccount[:, width:] - ccount[:, :-width]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[width - 1 :] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        keep = inside[:, width - 1 :]
+        out[at[:, width - 1 :][keep]] = means[keep]
+    early = np.flatnonzero(p < width - 1)
+    out[early] = out[early - p[early] + width - 1]
     return out
 
 
-def _mage_segment(gl: FloatArray, short_ma: int, long_ma: int) -> tuple[float, float] | None:
-    """MAGE+ and MAGE− of one segment without long gaps (iglu ``mage_atomic``); None if too short."""
-    n = gl.size
-    if np.all(np.isnan(gl)) or n < 7 or n < long_ma:
+@dataclass(frozen=True)
+class _MageSegments:
+    """The segments of every series that MAGE walks (runs without gaps longer than the maximum,
+    at least ``long_ma`` points), concatenated."""
+
+    x: FloatArray  # glucose on the grid, NaN in short gaps
+    seg: IntArray  # segment of each point
+    p: IntArray  # index of each point within its segment
+    start: IntArray  # first point of each segment (index into x)
+    length: IntArray
+    group: IntArray  # series of each segment
+
+
+def _mage_segments(v: FloatArray, group: IntArray, long_ma: int, max_gap_minutes: float) -> _MageSegments | None:
+    ok = ~np.isnan(v)
+    okidx = np.flatnonzero(ok)
+    if okidx.size == 0:
         return None
-    ma_short = _rolling_mean_right(gl, short_ma)
-    ma_long = _rolling_mean_right(gl, long_ma)
-    ma_short[:short_ma] = ma_short[short_ma - 1]
-    ma_long[:long_ma] = ma_long[long_ma - 1]
-    delta = ma_short - ma_long
-
-    rel_min, rel_max = 0, 1
-    cross_idx = [0]
-    cross_type = [rel_max if delta[0] > 0 else rel_min]
-    # iglu walks every point; a crossing can only happen where the sign of delta changes or right
-    # after a point that could not be compared (NaN), so only those candidates are visited.
-    ok = ~(np.isnan(gl) | np.isnan(delta))
-    valid = np.zeros(n, dtype=bool)
-    valid[1:] = ok[1:] & ok[:-1]
-    sign = np.sign(np.nan_to_num(delta))
-    valid_before = np.zeros(n, dtype=bool)
-    valid_before[1:] = valid[:-1]
-    changed = np.zeros(n, dtype=bool)
-    changed[1:] = sign[1:] != sign[:-1]
-    candidates = np.flatnonzero(valid & (changed | ~valid_before))
-    for i in candidates.tolist():
-        if delta[i] * delta[i - 1] < 0:
-            cross_idx.append(i)
-            cross_type.append(rel_min if delta[i] < delta[i - 1] else rel_max)
-        elif delta[i] * delta[cross_idx[-1]] < 0:
-            prev = delta[cross_idx[-1]]
-            cross_idx.append(i)
-            cross_type.append(rel_min if delta[i] < prev else rel_max)
-    cross_idx.append(n - 1)
-    cross_type.append(rel_max if delta[n - 1] > 0 else rel_min)
-
-    num_extrema = len(cross_idx) - 1
-    minmax = np.full(num_extrema, np.nan)
-    indexes = np.zeros(num_extrema, dtype=int)
-    for i in range(num_extrema):
-        s1 = cross_idx[0] if i == 0 else indexes[i - 1]
-        s2 = cross_idx[i + 1]
-        window = gl[s1 : s2 + 1]
-        if np.all(np.isnan(window)):
-            minmax[i] = np.nan
-            indexes[i] = s1
-            continue
-        k = int(np.nanargmin(window)) if cross_type[i] == rel_min else int(np.nanargmax(window))
-        minmax[i] = window[k]
-        indexes[i] = s1 + k
-
-    sd = float(np.nanstd(gl, ddof=1))
-    big_n = minmax.size
-
-    def diff(i: int, j: int) -> float:  # iglu: differences[i, j] = minmax[j] - minmax[i]
-        return float(minmax[j] - minmax[i])
-
-    plus: list[float] = []
-    j = prev_j = 0
-    while j < big_n:
-        start_j = j
-        deltas = minmax[j] - minmax[prev_j : j + 1]
-        i = int(np.argmax(deltas)) + prev_j
-        if deltas.max() >= sd:
-            for k in range(j, big_n):
-                if minmax[k] > minmax[j]:
-                    j = k
-                if diff(j, k) < -sd or k == big_n - 1:
-                    plus.append(float(minmax[j] - minmax[i]))
-                    prev_j = k
-                    j = k
-                    break
-        if j == start_j:  # no progress (always the case when sd == 0, a flat trace): move on
-            j += 1
-
-    minus: list[float] = []
-    j = prev_j = 0
-    while j < big_n:
-        start_j = j
-        deltas = minmax[j] - minmax[prev_j : j + 1]
-        i = int(np.argmin(deltas)) + prev_j
-        if deltas.min() <= -sd:
-            for k in range(j, big_n):
-                if minmax[k] < minmax[j]:
-                    j = k
-                if diff(j, k) > sd or k == big_n - 1:
-                    minus.append(float(minmax[j] - minmax[i]))
-                    prev_j = j
-                    j = k
-                    break
-        if j == start_j:  # no progress (always the case when sd == 0, a flat trace): move on
-            j += 1
-
-    if not plus and not minus:
+    g_ok = group[okidx]
+    new = np.flatnonzero(np.append(True, g_ok[1:] != g_ok[:-1]))
+    first = okidx[new]
+    last = okidx[np.append(new[1:] - 1, okidx.size - 1)]
+    keep = last - first + 1 >= max(7, long_ma)  # each series trimmed to its first..last value
+    first, last = first[keep], last[keep]
+    if first.size == 0:
         return None
-    return (
-        float(np.mean(plus)) if plus else math.nan,
-        float(abs(np.mean(minus))) if minus else math.nan,
+    counts = last - first + 1
+    pos = np.repeat(first - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(int(counts.sum()))
+    region = np.repeat(np.arange(first.size), counts)
+    nan = ~ok[pos]
+    # NaN runs (never at a region's ends): the long ones split the series into segments
+    run_start = np.flatnonzero(nan & ~np.append(False, nan[:-1]))
+    run_end = np.flatnonzero(nan & ~np.append(nan[1:], False))
+    long_run = (run_end - run_start + 1) * GRID_MINUTES > max_gap_minutes
+    mark = np.zeros(pos.size + 1, dtype=np.int64)
+    np.add.at(mark, run_start[long_run], 1)
+    np.add.at(mark, run_end[long_run] + 1, -1)
+    kept = np.cumsum(mark[:-1]) == 0
+    pos, region = pos[kept], region[kept]
+    begins = np.append(True, (np.diff(pos) != 1) | (np.diff(region) != 0))
+    seg_start = np.flatnonzero(begins)
+    seg_len = np.diff(np.append(seg_start, pos.size))
+    good = seg_len >= max(7, long_ma)
+    if not good.any():
+        return None
+    seg_start, seg_len = seg_start[good], seg_len[good]
+    total = int(seg_len.sum())
+    offsets = np.concatenate([[0], np.cumsum(seg_len)[:-1]])
+    p = np.arange(total) - np.repeat(offsets, seg_len)
+    take = np.repeat(seg_start, seg_len) + p
+    return _MageSegments(
+        x=v[pos[take]],
+        seg=np.repeat(np.arange(seg_start.size), seg_len),
+        p=p,
+        start=offsets.astype(np.int64),
+        length=seg_len.astype(np.int64),
+        group=group[pos[seg_start]],
     )
+
+
+def _crossings(s: _MageSegments, delta: FloatArray) -> tuple[IntArray, IntArray, IntArray]:
+    """iglu's crossings of the short and long moving averages, of every segment at once:
+    (point index, type 0 = toward a minimum / 1 = toward a maximum, segment), in order.
+
+    iglu walks every point keeping the last crossing: a point is a crossing when delta changes
+    sign from the point before, or has the opposite sign of the last crossing (after a point that
+    could not be compared). The last crossing's sign is the sign of the last comparable point with
+    a nonzero delta (or of the first point), once one crossing has a nonzero delta — so the walk
+    is a forward fill.
+    """
+    x, p = s.x, s.p
+    head = p == 0
+    comparable = ~(np.isnan(x) | np.isnan(delta))
+    valid = comparable & np.append(False, comparable[:-1]) & ~head
+    sign = np.sign(np.nan_to_num(delta))
+    valid_before = np.append(False, valid[:-1]) & ~head
+    changed = np.append(False, sign[1:] != sign[:-1]) & ~head
+    candidate = valid & (changed | ~valid_before)
+    with np.errstate(invalid="ignore"):
+        flip = candidate & (delta * np.append(np.nan, delta[:-1]) < 0)
+    anchor = head | (candidate & (sign != 0))
+    last_anchor = np.maximum.accumulate(np.where(anchor, np.arange(x.size), -1))
+    before = np.append(-1, last_anchor[:-1])
+    last_sign = sign[np.maximum(before, 0)]
+    flips = np.cumsum(flip)
+    flips_before = flips - flip - flips[s.start][s.seg]
+    synced = (sign[s.start][s.seg] != 0) | (flips_before > 0)
+    crossing = flip | (candidate & synced & (sign * last_sign < 0))
+    ends = s.start + s.length - 1
+    rec = np.flatnonzero(crossing)
+    idx = np.concatenate([s.start, rec, ends])
+    kind = np.concatenate([np.zeros(s.start.size, np.int64), np.ones(rec.size, np.int64), np.full(ends.size, 2)])
+    order = np.lexsort((kind, idx))
+    idx = idx[order]
+    with np.errstate(invalid="ignore"):
+        typ = np.where(np.concatenate([delta[s.start] > 0, delta[rec] >= 0, delta[ends] > 0])[order], 1, 0)
+    return idx, typ, s.seg[idx]
+
+
+def _extrema(x: FloatArray, cross: IntArray, typ: IntArray, seg: IntArray) -> tuple[FloatArray, IntArray]:
+    """iglu's turning points: between each crossing and the next, the minimum (type 0) or maximum
+    (type 1) of the trace from the previous turning point on (first occurrence; NaN ignored).
+
+    The window of a turning point starts at the previous one, so the points depend on each other;
+    they are found by iterating from windows that start at the crossings — each round moves a
+    window's start back or leaves it, and the first round that changes nothing is iglu's answer
+    (the map is monotone and its fixed point unique)."""
+    last_of_seg = np.append(seg[1:] != seg[:-1], True)
+    ext = ~last_of_seg  # every crossing but a segment's last opens a turning point
+    begin, end, kind = cross[ext], cross[np.flatnonzero(ext) + 1], typ[ext]
+    first = np.append(True, seg[ext][1:] != seg[ext][:-1])
+    n = x.size
+    ok = ~np.isnan(x)
+    rank = np.zeros(n, dtype=np.int64)
+    rank[ok] = np.unique(x[ok], return_inverse=True)[1].reshape(-1)
+    positions = np.arange(n, dtype=np.int64)
+    big = np.iinfo(np.int64).max
+    key_min = np.where(ok, rank * n + positions, big)
+    key_max = np.where(ok, rank * n + (n - 1 - positions), -1)
+
+    def turning_points(sel: IntArray, start: IntArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        """First index of the extreme of each window ``start[sel]..end[sel]``, and whether it has
+        a value (else the window's start)."""
+        idx = start[sel].copy()
+        found = np.zeros(sel.size, dtype=bool)
+        for t, keys, missing, pick in ((0, key_min, big, np.minimum), (1, key_max, -1, np.maximum)):
+            mine = np.flatnonzero(kind[sel] == t)
+            if not mine.size:
+                continue
+            lo, hi = start[sel][mine], end[sel][mine]
+            lengths = hi - lo + 1
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            points = np.repeat(lo - offsets, lengths) + np.arange(int(lengths.sum()))
+            best = pick.reduceat(keys[points], offsets)
+            ok_best = best != missing
+            at = best % n if t == 0 else n - 1 - best % n
+            idx[mine] = np.where(ok_best, at, lo)
+            found[mine] = ok_best
+        return idx, found
+
+    start = begin.copy()
+    idx, value_ok = turning_points(np.arange(begin.size), start)
+    check = np.flatnonzero(~first)
+    while check.size:  # only a window whose predecessor moved can move
+        moved = check[idx[check - 1] != start[check]]
+        if not moved.size:
+            break
+        start[moved] = idx[moved - 1]
+        idx[moved], value_ok[moved] = turning_points(moved, start)
+        check = moved[moved + 1 < first.size] + 1
+        check = check[~first[check]]
+    values = np.where(value_ok, x[idx], np.nan)
+    return values, seg[ext]
+
+
+def _excursions(minmax: list[float], sd: float, up: bool) -> list[float]:
+    """iglu's MAGE+ (``up``) or MAGE− walk over one segment's turning points.
+
+    iglu compares the current point ``j`` with every turning point since ``prev_j``; the lowest
+    (highest, for MAGE−) of those is kept as the walk advances, so each step costs O(1)."""
+    out: list[float] = []
+    big_n = len(minmax)
+    j = prev_j = 0
+    lo, hi, best_i, has_nan = 0, -1, -1, False  # extreme of minmax[lo..hi] and its first index
+    while j < big_n:
+        start_j = j
+        if lo != prev_j or hi > j:
+            lo, hi, best_i, has_nan = prev_j, prev_j - 1, -1, False
+        for t in range(hi + 1, j + 1):
+            value = minmax[t]
+            if value != value:
+                has_nan = True
+            elif best_i < 0 or ((value < minmax[best_i]) if up else (value > minmax[best_i])):
+                best_i = t
+        hi = j
+        # numpy's argmax/max over the deltas: a NaN delta is the result and fails the test
+        if not has_nan:
+            i = best_i
+            delta = minmax[j] - minmax[i]
+            if (delta >= sd) if up else (delta <= -sd):
+                for k in range(j, big_n):
+                    if (minmax[k] > minmax[j]) if up else (minmax[k] < minmax[j]):
+                        j = k
+                    step = minmax[k] - minmax[j]
+                    if ((step < -sd) if up else (step > sd)) or k == big_n - 1:
+                        out.append(minmax[j] - minmax[i])
+                        prev_j = k if up else j
+                        j = k
+                        break
+        if j == start_j:  # no progress (always the case when sd == 0, a flat trace): move on
+            j += 1
+    return out
+
+
+def mage_of_series(
+    v: npt.ArrayLike,
+    group: npt.ArrayLike,
+    n_groups: int,
+    *,
+    short_ma: int = 5,
+    long_ma: int = 32,
+    max_gap_minutes: float = MAGE_MAX_GAP_MINUTES,
+) -> FloatArray:
+    """MAGE (iglu ``mage``, moving-average method, ``direction='avg'``) of every series of a grid
+    (``v`` the 5-minute grid values, NaN where not interpolated; ``group`` the series of each point,
+    contiguous): segments, moving averages, crossings and turning points of all series at once;
+    only the final excursion walk visits each segment's turning points in order."""
+    out = np.full(n_groups, np.nan)
+    values = np.asarray(v, dtype=np.float64)
+    groups = np.asarray(group, dtype=np.int64)
+    s = _mage_segments(values, groups, long_ma, max_gap_minutes)
+    if s is None:
+        return out
+    delta = _rolling_means(s.x, s.p, s.start, s.length, short_ma) - _rolling_means(s.x, s.p, s.start, s.length, long_ma)
+    cross, typ, seg = _crossings(s, delta)
+    minmax, ext_seg = _extrema(s.x, cross, typ, seg)
+    sd = _gsd(s.x, s.seg, s.start.size)
+    bounds = np.searchsorted(ext_seg, np.arange(s.start.size + 1))
+    mm = minmax.tolist()
+    weighted = np.zeros(n_groups)
+    total = np.zeros(n_groups)
+    hours = (s.length - 1) * GRID_MINUTES / 60.0
+    for k, (lo, hi, sdk) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), sd.tolist(), strict=True)):
+        seg_mm = mm[lo:hi]
+        plus = _excursions(seg_mm, sdk, True)
+        minus = _excursions(seg_mm, sdk, False)
+        gi = s.group[k]
+        for part in (plus, minus):
+            if part:
+                weighted[gi] += abs(float(np.mean(part))) * hours[k]
+                total[gi] += hours[k]
+    return _div(weighted, total)
 
 
 def mage(
@@ -353,54 +505,22 @@ def mage(
     turning points are found between crossings of the short and long moving averages, excursions
     larger than the segment's SD are averaged (MAGE+ and MAGE−), and segments are weighted by length.
     """
-    return _mage_grid(interpolate_grid(glucose, times_s), short_ma, long_ma, max_gap_minutes)
+    grid = interpolate_grid(glucose, times_s)
+    return _mage_one(grid, short_ma, long_ma, max_gap_minutes)
 
 
-def _mage_grid(grid: FloatArray, short_ma: int, long_ma: int, max_gap_minutes: float) -> float:
-    if grid.size == 0 or np.all(np.isnan(grid)):
-        return math.nan
-    valid = np.flatnonzero(~np.isnan(grid))
-    grid = grid[valid[0] : valid[-1] + 1]
-    if grid.size < 7 or grid.size < long_ma:
-        return math.nan
-    # Segments: runs of the trace separated by NaN runs longer than max_gap.
-    segments: list[FloatArray] = []
-    is_gap = np.isnan(grid)
-    start = 0
-    i = 0
-    while i < grid.size:
-        if is_gap[i]:
-            j = i
-            while j < grid.size and is_gap[j]:
-                j += 1
-            if (j - i) * GRID_MINUTES > max_gap_minutes:
-                if i > start:
-                    segments.append(grid[start:i])
-                start = j
-            i = j
-        else:
-            i += 1
-    if start < grid.size:
-        segments.append(grid[start:])
-    weighted = 0.0
-    total = 0.0
-    for seg in segments:
-        result = _mage_segment(seg, short_ma, long_ma)
-        if result is None:
-            continue
-        hours = (seg.size - 1) * GRID_MINUTES / 60.0
-        for value in result:
-            if not math.isnan(value):
-                weighted += value * hours
-                total += hours
-    return weighted / total if total else math.nan
+def _mage_one(
+    grid: FloatArray, short_ma: int = 5, long_ma: int = 32, max_gap_minutes: float = MAGE_MAX_GAP_MINUTES
+) -> float:
+    group = np.zeros(grid.size, dtype=np.int64)
+    return float(mage_of_series(grid, group, 1, short_ma=short_ma, long_ma=long_ma, max_gap_minutes=max_gap_minutes)[0])
 
 
 def variability(glucose: npt.ArrayLike, times_s: npt.ArrayLike) -> tuple[float, float, float]:
     """(MAGE, MODD, CONGA-1) from one interpolation of the series (what the SQL UDF returns)."""
     grid = interpolate_grid(glucose, times_s)
     return (
-        _mage_grid(grid, 5, 32, MAGE_MAX_GAP_MINUTES),
+        _mage_one(grid),
         _modd_grid(grid),
         _conga_grid(grid, 1),
     )
@@ -492,7 +612,6 @@ def summarize(glucose: npt.ArrayLike, times_s: npt.ArrayLike, days: Sequence[obj
 # readings around a point are more than 45 minutes apart. Row-wise ("day by day") metrics use the
 # rows of 288 points of that matrix, exactly as iglu does.
 
-IntArray = npt.NDArray[np.int64]
 SECONDS_PER_DAY = 86_400
 GRID_SECONDS = GRID_MINUTES * 60
 
@@ -892,21 +1011,30 @@ def grid_metrics(grid: Grid, *, with_mage: bool = True) -> dict[str, FloatArray]
 
 def _sd_within_series(grid: Grid, window: int, chunk: int = 1 << 20) -> FloatArray:
     """iglu SDwsh: mean over every run of ``window`` consecutive grid points of a group of the sample
-    SD of its non-NaN points (caTools ``runsd``, endrule 'trim'; windows with < 2 points skipped)."""
+    SD of its non-NaN points (caTools ``runsd``, endrule 'trim'; windows with < 2 points skipped).
+    Two passes (window mean, then squared deviations) over shifted views: O(points) memory."""
     n = grid.n_groups
     total_sd = np.zeros(n)
     total_n = np.zeros(n)
-    size = grid.v.size - window + 1
+    v = grid.v
+    size = v.size - window + 1
     for lo in range(0, max(size, 0), chunk):
         hi = min(lo + chunk, size)
-        view = np.lib.stride_tricks.sliding_window_view(grid.v[lo : hi + window - 1], window)
-        same = grid.group[lo:hi] == grid.group[lo + window - 1 : hi + window - 1]
-        ok = ~np.isnan(view)
-        cnt = ok.sum(axis=1)
+        sums = np.zeros(hi - lo)
+        cnt = np.zeros(hi - lo)
+        for j in range(window):
+            part = v[lo + j : hi + j]
+            ok = ~np.isnan(part)
+            sums += np.where(ok, part, 0.0)
+            cnt += ok
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(ok, view, 0.0).sum(axis=1) / cnt
-            ss = (np.where(ok, view - mean[:, None], 0.0) ** 2).sum(axis=1)
+            mean = sums / cnt
+            ss = np.zeros(hi - lo)
+            for j in range(window):
+                dev = v[lo + j : hi + j] - mean
+                ss += np.where(np.isnan(dev), 0.0, dev * dev)
             sd = np.sqrt(ss / (cnt - 1))
+        same = grid.group[lo:hi] == grid.group[lo + window - 1 : hi + window - 1]
         use = same & (cnt > 1)
         total_sd += _gsum(np.where(use, sd, 0.0), grid.group[lo:hi], n)
         total_n += _gcount(use, grid.group[lo:hi], n)
@@ -914,13 +1042,8 @@ def _sd_within_series(grid: Grid, window: int, chunk: int = 1 << 20) -> FloatArr
 
 
 def mage_of_groups(grid: Grid) -> FloatArray:
-    """MAGE (iglu ``mage``, moving-average method) of every group: one sequential walk per group."""
-    starts, counts = _group_bounds(grid.group, grid.n_groups)
-    out = np.full(grid.n_groups, np.nan)
-    for gi in np.flatnonzero(counts):
-        s = int(starts[gi])
-        out[gi] = _mage_grid(grid.v[s : s + int(counts[gi])], 5, 32, MAGE_MAX_GAP_MINUTES)
-    return out
+    """MAGE (iglu ``mage``, moving-average method) of every group of the grid, all at once."""
+    return mage_of_series(grid.v, grid.group, grid.n_groups)
 
 
 # ---- hypo- and hyperglycaemic episodes (iglu episode_calculation) -------------------------------

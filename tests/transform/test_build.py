@@ -24,6 +24,7 @@ MODELS = {
     "silver.fct_glucose_readings",
     "gold.dim_date",
     "gold.dim_patient",
+    "gold.glucose_computed",  # the Python metrics step (writes the computed gold tables, one row itself)
     "marts.mrt_glucose_overview",
     "marts.mrt_glucose_daily_metrics",
     "marts.mrt_glucose_period_metrics",

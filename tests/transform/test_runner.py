@@ -48,9 +48,24 @@ def test_layer_names_select_their_folder(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(runner, "_compute", lambda *args: seen.setdefault("computed", True) and None)
     assert runner.build(select=["silver", "mrt_agp_profile+"], branch="b", full_refresh=True) == "ran"
     assert seen["command"] == "build"
-    assert seen["select"] == ["path:models/silver", "mrt_agp_profile+"]
+    # a mart selector brings the Python metrics step (run inside the same dbt invocation on duckdb)
+    assert seen["select"] == ["path:models/silver", "mrt_agp_profile+", runner.COMPUTED_MODEL]
     assert seen["branch"] == "b" and seen["full_refresh"] is True
-    assert seen["computed"] is True  # a mart selector computes the Python metrics first
+    assert "computed" not in seen  # not computed outside dbt on duckdb
+
+
+def test_on_trino_the_runner_computes_between_two_dbt_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+
+    def fake_run_dbt(command: str, **kwargs: object) -> runner.BuildResult:
+        calls.append(("dbt", kwargs.get("select"), kwargs.get("exclude")))
+        return runner.BuildResult(command=command, branch="b", target="trino", success=True, seconds=1.0)
+
+    monkeypatch.setattr(runner, "run_dbt", fake_run_dbt)
+    monkeypatch.setattr(runner, "_compute", lambda *args: calls.append("computed"))
+    result = runner.build(branch="b", target="trino")
+    assert calls == [("dbt", None, [runner.MARTS_PATH]), "computed", ("dbt", [runner.MARTS_PATH], None)]
+    assert result.success and result.seconds == 2.0
 
 
 def test_profiles_define_duckdb_and_trino_targets() -> None:

@@ -194,7 +194,9 @@ def write_table(
     message: str | None = None,
     properties: dict[str, str] | None = None,
 ) -> WriteResult:
-    """Write Arrow/pandas `data` to `table` on the catalog's branch as exactly one commit."""
+    """Write Arrow/pandas `data` to `table` on the catalog's branch as exactly one commit. `data` may
+    also be a function returning a `pa.RecordBatchReader` (a stream: append/overwrite write it in
+    bounded memory; called again if the commit loses a race)."""
     if mode not in MODES:
         raise WriteError(f"unknown write mode '{mode}'; use one of {', '.join(MODES)}")
     keys = [key] if isinstance(key, str) else list(key or [])
@@ -202,6 +204,10 @@ def write_table(
         raise WriteError(f"mode '{mode}' needs key columns (key=[...] / --key COL)")
     if "." not in table:
         raise WriteError(f"table '{table}' must be written as namespace.table, e.g. raw.glucose_entries")
+    if callable(data):  # a stream: each call gives a fresh pa.RecordBatchReader (replayable on retry)
+        if not keys and mode in ("append", "overwrite") and not partition_by:
+            return _write_stream(catalog, table, data, mode, where, properties, message)
+        data = data().read_all()  # keyed or partitioned writes need the whole batch
     arrow = to_arrow(data)
     missing = [k for k in keys if k not in arrow.column_names]
     if missing:
@@ -223,6 +229,76 @@ def write_table(
     raise ConcurrencyError(
         f"could not commit to {table} after {MAX_ATTEMPTS} attempts: too many concurrent writers; run it again"
     )
+
+
+def _write_stream(
+    catalog: Any,
+    table: str,
+    source: Any,
+    mode: str,
+    where: str | BooleanExpression | None,
+    properties: dict[str, str] | None,
+    message: str | None,
+) -> WriteResult:
+    """Append or overwrite from a stream of record batches without holding the whole data: PyIceberg
+    writes it in files of bounded size (``write.target-file-size-bytes``), one commit. ``source()``
+    gives a fresh reader; a lost commit race calls it again."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with commit_message(message):
+                return _write_stream_once(catalog, table, source(), mode, where, properties)
+        except (CommitFailedException, ValidationException):  # lost a race: start again from the new state
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+    raise ConcurrencyError(
+        f"could not commit to {table} after {MAX_ATTEMPTS} attempts: too many concurrent writers; run it again"
+    )
+
+
+def _write_stream_once(
+    catalog: Any,
+    table: str,
+    reader: pa.RecordBatchReader,
+    mode: str,
+    where: str | BooleanExpression | None,
+    properties: dict[str, str] | None,
+) -> WriteResult:
+    schema = to_arrow(reader.schema.empty_table()).schema  # the types Iceberg accepts
+    rows = [0]
+
+    def stream(target: pa.Schema) -> pa.RecordBatchReader:
+        def batches() -> Any:
+            for batch in reader:
+                aligned = _align_to(to_arrow(pa.Table.from_batches([batch])), target, table)
+                rows[0] += aligned.num_rows
+                yield from aligned.to_batches()
+
+        return pa.RecordBatchReader.from_batches(target, batches())
+
+    try:
+        tbl: Table | None = catalog.load_table(table)
+    except NoSuchTableError:
+        tbl = None
+    if tbl is None:
+        iceberg_schema, spec = _spec(schema, None)
+        create = catalog.create_table_transaction(
+            table, iceberg_schema, partition_spec=spec, properties=properties or {}
+        )
+        create.append(stream(schema))
+        create.commit_transaction()
+        return _result(table, catalog.load_table(table), rows[0], 0, 0)
+    if not tbl.spec().is_unpartitioned():  # PyIceberg streams only into unpartitioned tables
+        return _write_once(catalog, table, to_arrow(reader.read_all()), mode, [], where, None, properties)
+    tx = tbl.transaction()
+    _evolve(tx, tbl, schema.empty_table())
+    evolved = tx.table_metadata.schema().as_arrow()
+    target = _align_to(schema.empty_table(), evolved, table).schema
+    if mode == "append":
+        tx.append(stream(target))
+    else:
+        tx.overwrite(stream(target), overwrite_filter=_filter(where))
+    before = frozenset(s.snapshot_id for s in tbl.metadata.snapshots)
+    tx.commit_transaction()
+    return _result(table, catalog.load_table(table), rows[0], -1 if mode == "overwrite" else 0, 0, before)
 
 
 def _without_commit_retry(tbl: Table) -> Table:

@@ -17,7 +17,8 @@ The period, episode and AGP tables are rewritten only when a reading changed or 
 moved. "Complete" is judged against ``as_of`` (the pinned demo clock ``CASCADE_DEMO_END`` when set,
 else the latest ingestion time — never the wall clock): a patient's local day is complete once it has ended in the patient's time zone; the
 current partial day ("today so far") is left out of periods, episodes' rates and the AGP.
-The runner (``workbench.transform.runner.build``) calls this before it builds the marts layer.
+On duckdb the dbt model ``glucose_computed`` runs this inside the dbt invocation (before the marts);
+on trino the runner (``workbench.transform.runner.build``) calls it between gold and the marts.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ AGP_DAYS = 14
 SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
 SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
-BATCH_READINGS = 2_000_000  # readings per batch of patients (bounds memory)
+BATCH_READINGS = 1_000_000  # readings per batch of patients (bounds memory: ~0.5 kB per reading)
 EPOCH = date(1970, 1, 1)
 
 # Metric columns of the computed tables, in order (names are the marts' vocabulary).
@@ -337,8 +338,10 @@ def _daily(a: _Arrays, patients: dict[str, _Patient], changed: dict[str, set[dat
     mask = np.isin(keys, np.array([i * 1_000_000 + d for i, d in wanted], dtype=np.int64))
     if not mask.any():
         return _empty_daily()
-    group, first = _group_ids(a.pid[mask], a.day[mask])
-    tzs = [patients[a.patients[a.pid[mask][f]]].tz for f in first]
+    pid_masked = a.pid[mask]
+    group, first = _group_ids(pid_masked, a.day[mask])
+    pid_of_group = pid_masked[first].tolist()
+    tzs = [patients[a.patients[i]].tz for i in pid_of_group]
     r = _grouped(*a.select(mask), group=group, tzs=tzs)
     values = metrics.all_metrics(r)
     n = len(first)
@@ -346,7 +349,7 @@ def _daily(a: _Arrays, patients: dict[str, _Patient], changed: dict[str, set[dat
     ing = np.full(n, np.iinfo(np.int64).min)
     np.maximum.at(ing, group, a.ingested[mask])
     cols: dict[str, Any] = {
-        "patient_id": pa.array([a.patients[a.pid[mask][f]] for f in first]),
+        "patient_id": pa.array([a.patients[i] for i in pid_of_group]),
         "reading_date": pa.array(a.day[mask][first].astype("datetime64[D]")),
     }
     cols.update(_columns(values, ALL_COLUMNS, rows))
@@ -368,12 +371,14 @@ def _weekly(a: _Arrays, patients: dict[str, _Patient], changed: dict[str, set[da
     mask = np.isin(keys, np.array([i * 1_000_000 + w for i, w in wanted], dtype=np.int64))
     if not mask.any():
         return _empty_daily()
-    group, first = _group_ids(a.pid[mask], week[mask])
-    tzs = [patients[a.patients[a.pid[mask][f]]].tz for f in first]
+    pid_masked = a.pid[mask]
+    group, first = _group_ids(pid_masked, week[mask])
+    pid_of_group = pid_masked[first].tolist()
+    tzs = [patients[a.patients[i]].tz for i in pid_of_group]
     r = _grouped(*a.select(mask), group=group, tzs=tzs)
     values = metrics.grid_metrics(metrics.build_grid(r))
     cols: dict[str, Any] = {
-        "patient_id": pa.array([a.patients[a.pid[mask][f]] for f in first]),
+        "patient_id": pa.array([a.patients[i] for i in pid_of_group]),
         "week_start": pa.array(week[mask][first].astype("datetime64[D]")),
     }
     cols.update(_columns(values, GRID_COLUMNS, np.arange(len(first))))

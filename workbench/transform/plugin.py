@@ -4,10 +4,12 @@ Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin`
 
 - ``configure_connection``: with ``lake: true``, attaches every table of the ref as ``schema.table``
   views (``workbench.sql.duckdb.attach_ref``); the Python metrics are not UDFs but tables computed
-  before the marts (``workbench.transform.computed``), so they serve every engine;
+  before the marts (``workbench.transform.computed``), so they serve every engine — on duckdb when
+  the model ``glucose_computed`` (config ``cascade_computed``) is stored, inside the same dbt run;
 - ``store``: called by the project's ``table``/``incremental`` materializations; runs the model's SQL
-  and writes the result through ``Lakehouse(ref=...).write`` (overwrite, or overwrite by filter on
-  the model's ``unique_key`` days), then re-attaches the view. With ``lake: false`` (target
+  and writes the result through ``Lakehouse(ref=...).write`` (overwrite, streamed as record batches
+  so a large model is never held whole; or overwrite by filter on the model's ``unique_key`` days),
+  then re-attaches the view. With ``lake: false`` (target
   ``duckdb_file``) the result becomes a plain DuckDB table instead.
 
 Every write is recorded in ``WRITES`` so the runner can report rows per model.
@@ -49,6 +51,8 @@ class ModelWrite:
 
 
 WRITES: dict[str, ModelWrite] = {}
+STREAM_BATCH_ROWS = 256_000  # rows per record batch when a whole model is streamed to Iceberg
+_COMPUTED: Any = None  # the ComputeResult of the last metrics step of this invocation
 _WRITES_LOCK = threading.Lock()
 
 
@@ -110,6 +114,8 @@ class Plugin(BasePlugin):
         spec: dict[str, Any] = dict(target_config.config)
         started = time.perf_counter()
         with self._lock:
+            if spec.get("computed") and self.lake:
+                self._compute(spec)
             cursor = self._conn.cursor()
             try:
                 store = self._store_iceberg if self.lake else self._store_duckdb
@@ -120,12 +126,27 @@ class Plugin(BasePlugin):
         with _WRITES_LOCK:
             WRITES[write.model] = write
 
+    # ---- the Python metrics step (model glucose_computed, config cascade_computed) ------------
+    def _compute(self, spec: dict[str, Any]) -> None:
+        """Compute the metrics tables on the branch (workbench.transform.computed) and point their
+        views at the new snapshots, so the marts built next in this run read them."""
+        global _COMPUTED
+        from workbench.transform.computed import AGP_DAYS, materialise
+
+        agp_days = int(spec.get("agp_days") or AGP_DAYS)
+        result = materialise(
+            self.ref, settings=self.settings, full_refresh=bool(spec.get("full_refresh")), agp_days=agp_days
+        )
+        for table in result.tables:
+            self._refresh_view(table)
+        with _WRITES_LOCK:
+            _COMPUTED = result
+
     # ---- lake mode -------------------------------------------------------------------------
     def _store_iceberg(self, cursor: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> ModelWrite:
         from workbench.lakehouse import Lakehouse
 
         table_name = f"{spec['schema']}.{spec['identifier']}"
-        data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()
         lake = Lakehouse(ref=self.ref, settings=self.settings)
         partition_by = [
             (item, "identity") if isinstance(item, str) else (str(item[0]), str(item[1]))
@@ -133,6 +154,7 @@ class Plugin(BasePlugin):
         ]
         keys = 0
         if spec["mode"] == "replace_keys":
+            data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()  # the changed days: small
             key = spec["unique_key"]
             values = pc.unique(data[key]).to_pylist() if data.num_rows else []
             keys = len(values)
@@ -151,15 +173,19 @@ class Plugin(BasePlugin):
                 )
         else:
             message = f"dbt: {table_name} rebuilt"
+
+            def stream() -> pa.RecordBatchReader:  # a whole table is streamed, never held whole
+                return cursor.sql(spec["sql"]).fetch_record_batch(STREAM_BATCH_ROWS)
+
             try:
                 result = lake.write(
-                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
+                    table_name, stream, mode="overwrite", partition_by=partition_by or None, message=message
                 )
             except SchemaError:
                 # A model whose column types changed: replace the table (two commits on the branch).
                 lake.drop(table_name, message=f"dbt: drop {table_name} (schema changed)")
                 result = lake.write(
-                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
+                    table_name, stream, mode="overwrite", partition_by=partition_by or None, message=message
                 )
         self._refresh_view(table_name)
         return ModelWrite(
@@ -212,7 +238,15 @@ def recorded_writes(models: Sequence[str] | None = None) -> list[ModelWrite]:
     return [w for w in items if models is None or w.model in models]
 
 
+def recorded_compute() -> Any:
+    """The `ComputeResult` of the metrics step run since the last ``clear_writes``, if any."""
+    with _WRITES_LOCK:
+        return _COMPUTED
+
+
 def clear_writes() -> None:
     """Forget recorded writes (the runner calls this before each invocation)."""
+    global _COMPUTED
     with _WRITES_LOCK:
         WRITES.clear()
+        _COMPUTED = None

@@ -253,6 +253,7 @@ def run_dbt(
             outcome = dbtRunner().invoke(["--quiet", "--no-use-colors", *args])
         finally:
             writes = {w.model: w for w in plugin.recorded_writes()}
+            computed = plugin.recorded_compute()
             _reset_duckdb_environment()
         seconds = time.perf_counter() - started
         result = BuildResult(
@@ -263,6 +264,7 @@ def run_dbt(
             seconds=seconds,
             target_path=target_path,
             settings=settings,
+            computed=computed,
         )
         if outcome.exception is not None:
             result.error = f"dbt {command} failed: {outcome.exception}"
@@ -317,9 +319,16 @@ def build(
     target: str | None = None,
     extra_vars: dict[str, Any] | None = None,
     settings: Settings | None = None,
+    command: str = "build",
 ) -> BuildResult:
     """``dbt build`` (models + data tests + unit tests) on ``branch``; ``select`` may be a layer
-    name (``bronze``/``silver``/``gold``/``marts``) or any dbt selector."""
+    name (``bronze``/``silver``/``gold``/``marts``) or any dbt selector. ``command="run"`` builds
+    the models without tests (benchmarks).
+
+    The marts read the Python metrics (model ``glucose_computed``). On duckdb that model computes
+    them inside the dbt run, so a build starts dbt once; on other engines (trino) dbt runs up to
+    gold, the runner computes the metrics, and a second dbt run builds the marts."""
+    settings = settings or get_settings()
     selectors = [select] if isinstance(select, str) else list(select or [])
     selectors = [f"path:models/{s}" if s in LAYERS else s for s in selectors]
     # A layer's relationships tests point at a later layer (fact -> dimension), so a layer build
@@ -334,22 +343,27 @@ def build(
         "extra_vars": extra_vars,
         "settings": settings,
     }
+    in_dbt = (target or default_target(settings)) != "trino"
+    reads_computed = not selectors or any(_reads_computed(s) for s in selectors)
+    if in_dbt:
+        if selectors and reads_computed:
+            selectors.append(COMPUTED_MODEL)  # the marts' inputs first, in the same run
+        return run_dbt(command, select=selectors or None, exclude=excluded or None, **kwargs)
     if not selectors:
         # The whole project: layers up to gold, the Python metrics, then the marts that read them.
-        before = run_dbt("build", exclude=[*excluded, MARTS_PATH], **kwargs)
+        before = run_dbt(command, exclude=[*excluded, MARTS_PATH], **kwargs)
         if not before.success:
             return before
         computed = _compute(branch, full_refresh, settings, extra_vars)
-        after = run_dbt("build", select=[MARTS_PATH], exclude=excluded or None, **kwargs)
+        after = run_dbt(command, select=[MARTS_PATH], exclude=excluded or None, **kwargs)
         return _merge(before, after, computed)
-    computed = (
-        _compute(branch, full_refresh, settings, extra_vars) if any(_reads_computed(s) for s in selectors) else None
-    )
-    result = run_dbt("build", select=selectors, exclude=excluded or None, **kwargs)
+    computed = _compute(branch, full_refresh, settings, extra_vars) if reads_computed else None
+    result = run_dbt(command, select=selectors, exclude=excluded or None, **kwargs)
     return _merge(None, result, computed)
 
 
 MARTS_PATH = "path:models/marts"
+COMPUTED_MODEL = "glucose_computed"
 
 
 def _reads_computed(selector: str) -> bool:

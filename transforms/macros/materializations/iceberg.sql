@@ -26,6 +26,9 @@
         'unique_key': unique_key,
         'partition_by': partition_by,
         'model': model.unique_id,
+        'computed': config.get('cascade_computed', false),
+        'full_refresh': should_full_refresh(),
+        'agp_days': var('agp_days'),
     } -%}
     {% do adapter.store_relation('cascade', target_relation, [], '', 'iceberg', write) %}
 

@@ -1,4 +1,5 @@
 {#- Every consensus metric per patient and patient-local day. Incremental by day. -#}
+-- depends_on: {{ ref('glucose_computed') }}
 with
 
 readings as (

@@ -1,5 +1,6 @@
 {#- One row per hypo- or hyperglycaemic episode (Battelino 2023 consensus definitions, computed as
     iglu's episode_calculation on the 5-minute grid by workbench/metrics.py), complete days only. -#}
+-- depends_on: {{ ref('glucose_computed') }}
 with
 
 episodes as (

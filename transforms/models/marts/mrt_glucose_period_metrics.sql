@@ -2,6 +2,7 @@
     over the last 14, 30 and 90 complete patient-local days and the whole history ('all'), computed by
     workbench/metrics.py (see source computed.glucose_metrics_period). The current partial day is
     not part of any period. -#}
+-- depends_on: {{ ref('glucose_computed') }}
 with
 
 period_metrics as (

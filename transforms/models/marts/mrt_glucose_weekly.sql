@@ -1,5 +1,6 @@
 {#- Metrics per patient and ISO week (Monday start, patient-local days). Incremental by week:
     a run recomputes the weeks that contain changed days. -#}
+-- depends_on: {{ ref('glucose_computed') }}
 with
 
 readings as (
