@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workbench.errors import SettingsError
+from workbench.lake.api import DEV_BRANCH, MAIN_BRANCH  # noqa: F401  (defined with the other ref names)
 from workbench.privacy import private_umask
 
 
@@ -25,13 +26,6 @@ class Profile(str, Enum):
     embedded = "embedded"
     stack = "stack"
 
-
-# The write-audit-publish branches (one definition): ingestion and the transforms write to
-# DEV_BRANCH, the audit promotes to MAIN_BRANCH, which is what is published and read by default.
-# Every default of a function or CLI option names these; env.yaml's `branch`/`baseline` equal them
-# (checked by a test).
-DEV_BRANCH = "dev"
-MAIN_BRANCH = "main"
 
 SECRET_ENV_PREFIXES = ("CASCADE_", "NIGHTSCOUT_")  # what a site's `secret_env` may name
 

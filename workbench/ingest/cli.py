@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.settings import DEV_BRANCH
+from workbench.lake.api import DEV_BRANCH
 
 DEMO_SECRET_ENV = "CASCADE_DEMO_SECRET"
 PUBLIC_DEMO_SECRET = "cascade-demo-secret"

@@ -25,9 +25,15 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from workbench.lake.maintain import MaintenanceReport
     from workbench.lake.writes import WriteMode, WriteResult
 
-DEFAULT_BRANCHES = ("main", "dev")
+# The write-audit-publish branches (one definition): ingestion and the transforms write to
+# DEV_BRANCH, the audit promotes to MAIN_BRANCH, which is what is published and read by default.
+# Every default of a function or CLI option names these; env.yaml's `branch`/`baseline` equal them
+# (checked by a test). Kept here, with the other ref names, in a module without heavy imports.
+DEV_BRANCH = "dev"
+MAIN_BRANCH = "main"
+DEFAULT_BRANCHES = (MAIN_BRANCH, DEV_BRANCH)
 DEFAULT_NAMESPACES = ("raw", "bronze", "silver", "gold", "marts", "ops")
-PROTECTED_BRANCH = "main"
+PROTECTED_BRANCH = MAIN_BRANCH
 RUN_HISTORY_BRANCH = "ops"  # task records (ops.pipeline_runs); never offered as a glucose ref
 
 TableState = dict[str, str]  # "namespace.table" -> metadata location

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.settings import MAIN_BRANCH
+from workbench.lake.api import MAIN_BRANCH
 
 
 def register(app: typer.Typer) -> None:
