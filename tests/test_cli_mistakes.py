@@ -100,6 +100,25 @@ def test_version_and_completion(lake: Path) -> None:
     assert show.returncode == 0 and "complete" in show.stdout and "_CASCADE_COMPLETE" in show.stdout, show.stderr
 
 
+def test_completion_without_a_shell_parent_uses_the_login_shell(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Started from an IDE, cron or a service, no ancestor process is a shell: $SHELL names it."""
+    import shellingham
+
+    from workbench.cli import main
+
+    def no_shell() -> tuple[str, str]:
+        raise shellingham.ShellDetectionFailure()
+
+    monkeypatch.setattr(shellingham, "detect_shell", no_shell)
+    monkeypatch.setenv("SHELL", "/usr/bin/zsh")
+    with pytest.raises(SystemExit) as done:
+        main(["--show-completion"])
+    assert done.value.code == 0
+    assert "compdef" in capsys.readouterr().out  # zsh's completion script
+
+
 USER_MISTAKES = [
     (("tables", "--ref", "nope"), "unknown ref 'nope'"),
     (("tables", "--ref", "main~9"), "ancestor"),

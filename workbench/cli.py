@@ -155,11 +155,34 @@ def _one_line(exc: click_exceptions.ClickException) -> str:
     return f"error: {message} (see `{path} --help`)"
 
 
+_COMPLETION_FLAGS = ("--show-completion", "--install-completion")
+
+
+def _completion_shell_fallback(argv: list[str]) -> None:
+    """Typer finds the shell for `--show/--install-completion` in the process tree only; started
+    without a shell parent (an IDE, cron, a service) it gives up ("Shell  not supported"). Then the
+    login shell ($SHELL) is used, as shellingham's documentation advises."""
+    if not any(arg in _COMPLETION_FLAGS for arg in argv):
+        return
+    import os
+
+    from typer import completion
+
+    detect = completion._get_shell_name
+
+    def shell_name() -> str | None:
+        return detect() or Path(os.environ.get("SHELL", "")).name or None
+
+    completion._get_shell_name = shell_name
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app; every mistake becomes one line and an exit code."""
     from workbench.privacy import private_umask
 
     private_umask()  # everything a command writes (lake, notebooks, logs) is private
+    argv = sys.argv[1:] if argv is None else argv
+    _completion_shell_fallback(argv)
     try:
         code = app(args=argv, prog_name="cascade", standalone_mode=False)
         if isinstance(code, int) and code != 0:
