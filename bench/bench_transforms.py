@@ -244,6 +244,8 @@ def main() -> None:
             f"  lake build with no new data (table models + {with_tests['tests']} tests): "
             f"{with_tests['seconds']:.1f} s, peak RSS {with_tests['peak_rss_mb']:.0f} MB"
         )
+    if args.skip_generate:
+        print("  (reused lake: the 'one more day' below is the same day again, so the next run has nothing new)")
     day = _child("newday", home, str(args.patients), str(args.days))
     print(f"  ingest one more day: {day['rows']:,} rows in {day['seconds']:.1f} s")
     inc = _child("lake", home, "run")
