@@ -5,12 +5,14 @@
 
 Steps, each in a fresh child process (so peak RSS is per step):
 1. synthetic raw data for N patients x D days written to raw.* on `dev` (and to Parquet);
-2. full build: `dbt run` of every model on the lake (Iceberg tables on `dev`); later a `dbt build`
-   with no new data (incremental models replace nothing, small table models rebuilt, all data and
-   unit tests run over the full tables) for reference;
+2. full build as `workbench.transform.runner.build` does it (on duckdb one dbt invocation: bronze,
+   silver, gold, the Python metrics step `gold.glucose_computed`, the marts; `run`, no tests); later
+   a `dbt build` with no new data (incremental models replace nothing, small table models rebuilt,
+   all data and unit tests run over the full tables) for reference (`--skip-test-build` leaves it out);
 3. reference: the seed's stg -> fct -> daily overview SQL (bench/seed_reference.py) executed by plain
    DuckDB over the Parquet files, each model a table in a DuckDB database file, no dbt, no Iceberg;
-4. incremental: one more day for every patient is ingested, then `dbt run` again.
+4. incremental: one more day for every patient is ingested, then the build runs again.
+Peak RSS includes DuckDB's buffer pool: set CASCADE_DUCKDB_MEMORY_LIMIT to bound it.
 Prints wall time and peak RSS of each step and the ratios (targets: full build <= 2x the seed-SQL
 reference, peak RSS <= 1.5 GB, incremental one day <= 10 % of the full build).
 """
@@ -91,7 +93,7 @@ def _renumber(table: Any, offset: int) -> Any:
     return table
 
 
-def step_lake(home: str, command: str) -> dict[str, Any]:
+def step_lake(home: str, command: str, full_refresh: bool = False) -> dict[str, Any]:
     """One build on the lake as the runner does it (`workbench.transform.runner.build`: on duckdb one
     dbt invocation whose `glucose_computed` step computes the Python metrics before the marts),
     `run` (models only) or `build` (with every test)."""
@@ -99,7 +101,7 @@ def step_lake(home: str, command: str) -> dict[str, Any]:
 
     settings = _settings(home)
     started = time.perf_counter()
-    result = build(branch="dev", settings=settings, command=command)
+    result = build(branch="dev", settings=settings, command=command, full_refresh=full_refresh)
     seconds = time.perf_counter() - started
     if not result.success:
         raise SystemExit(f"dbt {command} failed: {result.failures()[:3]}")
@@ -199,6 +201,9 @@ def main() -> None:
     parser.add_argument("--skip-generate", action="store_true", help="reuse the raw data of a previous --home run")
     parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit for the plain baseline")
     parser.add_argument(
+        "--full-refresh", action="store_true", help="the full build rebuilds every table (with --skip-generate)"
+    )
+    parser.add_argument(
         "--skip-test-build", action="store_true", help="leave out the `dbt build` with every test (no new data)"
     )
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -217,7 +222,7 @@ def main() -> None:
     else:
         gen = _child("generate", home, str(args.patients), str(args.days), parquet_dir)
     print(f"  raw data: {gen['rows']:,} glucose rows in {gen['seconds']:.1f} s")
-    full = _child("lake", home, "run")
+    full = _child("lake", home, "run", *(["full"] if args.full_refresh else []))
     print(
         f"  lake full run (dbt run, 11 models -> Iceberg): {full['seconds']:.1f} s, peak RSS {full['peak_rss_mb']:.0f} MB"
     )
@@ -239,6 +244,8 @@ def main() -> None:
             f"  lake build with no new data (table models + {with_tests['tests']} tests): "
             f"{with_tests['seconds']:.1f} s, peak RSS {with_tests['peak_rss_mb']:.0f} MB"
         )
+    if args.skip_generate:
+        print("  (reused lake: the 'one more day' below is the same day again, so the next run has nothing new)")
     day = _child("newday", home, str(args.patients), str(args.days))
     print(f"  ingest one more day: {day['rows']:,} rows in {day['seconds']:.1f} s")
     inc = _child("lake", home, "run")
@@ -279,7 +286,7 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
     if step == "generate":
         return step_generate(rest[0], int(rest[1]), int(rest[2]), rest[3])
     if step == "lake":
-        return step_lake(rest[0], rest[1])
+        return step_lake(rest[0], rest[1], full_refresh=rest[2:] == ["full"])
     if step == "seed":
         return step_seed(rest[0], rest[1])
     if step == "count":

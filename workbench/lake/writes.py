@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -206,7 +207,11 @@ def write_table(
         raise WriteError(f"table '{table}' must be written as namespace.table, e.g. raw.glucose_entries")
     if callable(data):  # a stream: each call gives a fresh pa.RecordBatchReader (replayable on retry)
         if not keys and mode in ("append", "overwrite") and not partition_by:
-            return _write_stream(catalog, table, data, mode, where, properties, message)
+            # PyIceberg writes it in files of bounded size (``write.target-file-size-bytes``), one
+            # commit, without holding the whole data; a lost commit race reads the stream again
+            return _retrying(
+                table, message, lambda: _write_stream_once(catalog, table, data(), mode, where, properties)
+            )
         data = data().read_all()  # keyed or partitioned writes need the whole batch
     arrow = to_arrow(data)
     missing = [k for k in keys if k not in arrow.column_names]
@@ -219,34 +224,20 @@ def write_table(
         deduped = _dedupe_last(arrow, keys)
         in_batch_duplicates, arrow = arrow.num_rows - deduped.num_rows, deduped
 
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            with commit_message(message):
-                result = _write_once(catalog, table, arrow, mode, keys, where, partition_by, properties, message)
-            return replace(result, rows_skipped=result.rows_skipped + in_batch_duplicates)
-        except (CommitFailedException, ValidationException):  # lost a race: start again from the new state
-            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
-    raise ConcurrencyError(
-        f"could not commit to {table} after {MAX_ATTEMPTS} attempts: too many concurrent writers; run it again"
+    result = _retrying(
+        table,
+        message,
+        lambda: _write_once(catalog, table, arrow, mode, keys, where, partition_by, properties, message),
     )
+    return replace(result, rows_skipped=result.rows_skipped + in_batch_duplicates)
 
 
-def _write_stream(
-    catalog: Any,
-    table: str,
-    source: Any,
-    mode: str,
-    where: str | BooleanExpression | None,
-    properties: dict[str, str] | None,
-    message: str | None,
-) -> WriteResult:
-    """Append or overwrite from a stream of record batches without holding the whole data: PyIceberg
-    writes it in files of bounded size (``write.target-file-size-bytes``), one commit. ``source()``
-    gives a fresh reader; a lost commit race calls it again."""
+def _retrying(table: str, message: str | None, write: Callable[[], WriteResult]) -> WriteResult:
+    """``write()`` as one commit with ``message``, started again from the new state after a lost race."""
     for attempt in range(MAX_ATTEMPTS):
         try:
             with commit_message(message):
-                return _write_stream_once(catalog, table, source(), mode, where, properties)
+                return write()
         except (CommitFailedException, ValidationException):  # lost a race: start again from the new state
             time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
     raise ConcurrencyError(

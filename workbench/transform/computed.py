@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench import metrics
 from workbench.errors import TableNotFoundError
@@ -48,7 +49,7 @@ AGP_DAYS = 14
 SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
 SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
-BATCH_READINGS = 1_000_000  # readings per batch of patients (bounds memory: ~0.5 kB per reading)
+BATCH_READINGS = 500_000  # readings per batch of patients (bounds memory: ~1 kB per reading)
 EPOCH = date(1970, 1, 1)
 
 # Metric columns of the computed tables, in order (names are the marts' vocabulary).
@@ -304,8 +305,11 @@ class _Arrays:
 
     @classmethod
     def of(cls, data: pa.Table, patients: list[str]) -> _Arrays:
-        index = {p: i for i, p in enumerate(patients)}
-        pid = np.array([index[p] for p in data["patient_id"].to_pylist()], dtype=np.int64)
+        pid = (
+            pc.index_in(data["patient_id"].cast(pa.string()), value_set=pa.array(patients, pa.string()))
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64)
+        )
         t = _seconds(data["reading_ts_utc"])
         local = _seconds(data["reading_ts_local"])
         ing = data["ingested_at"].to_numpy(zero_copy_only=False).astype("datetime64[us]").astype(np.int64)
