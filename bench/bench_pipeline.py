@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=14)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="cascade-bench-pipeline-")) / "home"
+    home.mkdir(mode=0o700)  # `cascade run` wants an existing home
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     env = {
         **os.environ,
