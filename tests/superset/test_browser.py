@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.superset.helpers import CHROMEDRIVER, CHROMIUM, PASSWORD, chromium, login, rendered_charts
+from tests.chromium import CHROMEDRIVER, CHROMIUM
+from tests.superset.helpers import PASSWORD, chromium, login, rendered_charts
 from workbench.settings import Settings
 from workbench.superset import server
 from workbench.superset.bundle import bundle_files
