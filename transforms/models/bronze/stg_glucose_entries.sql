@@ -30,14 +30,16 @@ located as (
 
     select
         source.*,
-        patients.time_zone,
+        -- a patient without a raw.patients row (never configured) keeps its stamped zone, so its rows
+        -- still reach silver and fail the relationships test there instead of vanishing here
+        coalesce(patients.time_zone, cast(source.patient_tz as varchar)) as time_zone,
         case
             when patients.time_zone_since > source._ingested_at then patients.time_zone_since  -- (null: never)
             else source._ingested_at
         end as located_at
 
     from source
-    inner join patients
+    left join patients
         on cast(source.patient_id as varchar) = patients.patient_id
 
 ),

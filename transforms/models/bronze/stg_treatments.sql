@@ -21,10 +21,12 @@ located as (
 
     select
         source.*,
-        patients.time_zone
+        -- a patient without a raw.patients row (never configured) keeps its stamped zone, so its rows
+        -- still reach silver and fail the relationships test there instead of vanishing here
+        coalesce(patients.time_zone, cast(source.patient_tz as varchar)) as time_zone
 
     from source
-    inner join patients
+    left join patients
         on cast(source.patient_id as varchar) = patients.patient_id
 
 ),
