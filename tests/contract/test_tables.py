@@ -115,3 +115,23 @@ def test_drop_table_is_a_commit(lh: Lakehouse) -> None:
     assert lh.tables() == []
     head = lh.log(limit=1)[0]
     assert (head.id, head.message) == (commit, "drop a")
+
+
+def test_results_keep_the_tables_types_when_empty_or_null(lh: Lakehouse) -> None:
+    """A reader gets the table's types even from no rows or all-NULL columns (what gets written back:
+    recovery copies raw rows read through SQL into a new table)."""
+    data = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int32()),
+            "n": pa.array([10, None], pa.int64()),
+            "x": pa.array([None, None], pa.float64()),
+            "s": pa.array([None, None], pa.string()),
+            "d": pa.array([None, None], pa.date32()),
+            "ts": pa.array([None, None], pa.timestamp("us")),
+        }
+    )
+    lh.write("raw.typed", data)
+    expected = {f.name: f.type for f in data.schema}
+    for query in ("select * from raw.typed where id > 5", "select * from raw.typed"):
+        got = {f.name: f.type for f in lh.sql_arrow(query).schema}
+        assert got == expected, query
