@@ -62,7 +62,9 @@ def test_cli_demo_nightscout_builds_the_seeded_dataset(
     import workbench.demo.server as demo_server
 
     served: dict[str, Any] = {}
-    monkeypatch.setattr(demo_server, "serve_forever", lambda dataset, secret, host, port: served.update(locals()))
+    monkeypatch.setattr(
+        demo_server, "serve_forever", lambda dataset, secret, host, port, clock=None: served.update(locals())
+    )
     monkeypatch.setenv("CASCADE_DEMO_SECRET", "abc-not-shown")
     args = ("demo-nightscout", "--port", "1444", "--patients", "3", "--days", "2", "--seed", "5")
     assert cascade(monkeypatch, *args) == 0
@@ -77,6 +79,7 @@ def test_cli_demo_nightscout_builds_the_seeded_dataset(
     )
     assert "site p003: http://127.0.0.1:1444/p003" in out and "abc-not-shown" not in out
     assert "$CASCADE_DEMO_SECRET" in out
+    assert served["clock"] is None  # a frozen snapshot unless --live
 
 
 def test_notebook_is_thin_and_has_the_parameters_cell() -> None:
