@@ -30,10 +30,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from workbench.lake.api import RUN_HISTORY_BRANCH as HISTORY_BRANCH
-from workbench.settings import DEV_BRANCH, Settings, get_settings
+from workbench.lake.api import DEV_BRANCH, RUN_HISTORY_BRANCH
+from workbench.settings import Settings, get_settings
 
-INGEST_BRANCH = DEV_BRANCH  # where ingestion lands (env.yaml `branch`)
 STATUSES = ("success", "failed", "running", "skipped")
 
 # name -> help; the one list of the exporter's metrics (documented in docs/monitoring.md)
@@ -124,9 +123,9 @@ def _has_branch(settings: Settings, name: str) -> bool:
 def _history_records(settings: Settings) -> list[Any]:
     from workbench.pipeline.history import LakeRunStore
 
-    if not _has_branch(settings, HISTORY_BRANCH):
+    if not _has_branch(settings, RUN_HISTORY_BRANCH):
         return []
-    return list(LakeRunStore(settings, branch=HISTORY_BRANCH).records())
+    return list(LakeRunStore(settings, branch=RUN_HISTORY_BRANCH).records())
 
 
 def _history(settings: Settings, snap: Snapshot, now: datetime) -> None:
@@ -209,9 +208,9 @@ def _ingest_window(settings: Settings) -> tuple[datetime, datetime] | None:
 def _ingest(settings: Settings, snap: Snapshot, now: datetime) -> None:
     from workbench.lakehouse import Lakehouse
 
-    if not _has_branch(settings, INGEST_BRANCH):
+    if not _has_branch(settings, DEV_BRANCH):
         return
-    lake = Lakehouse(INGEST_BRANCH, settings=settings)
+    lake = Lakehouse(DEV_BRANCH, settings=settings)
     tables = set(lake.tables())
     window = _ingest_window(settings)
     for table, total, last in (

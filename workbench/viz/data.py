@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from workbench.errors import CascadeError, TableNotFoundError
-from workbench.lake.api import RUN_HISTORY_BRANCH
+from workbench.lake.api import DEV_BRANCH, MAIN_BRANCH, RUN_HISTORY_BRANCH
 from workbench.settings import Settings, get_settings
 from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError
 
@@ -51,7 +51,7 @@ def published_url(settings: Settings | None = None) -> str | None:
 class GlucoseData:
     """Mart readers for one lake ref, preferring the published PostgreSQL marts on `main`."""
 
-    ref: str = "main"
+    ref: str = MAIN_BRANCH
     source: SourceChoice = "auto"
     settings: Settings = field(default_factory=get_settings)
     _lakehouse: Lakehouse | None = field(default=None, init=False, repr=False)
@@ -59,13 +59,13 @@ class GlucoseData:
     _pg_tables: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.source == "postgres" and self.ref != "main":
+        if self.source == "postgres" and self.ref != MAIN_BRANCH:
             raise NoGlucoseDataError(
                 f"published marts come from main, not {self.ref!r}; use source='lake' for other refs"
             )
         if self.ref == RUN_HISTORY_BRANCH:
             raise NoGlucoseDataError(f"ref {self.ref!r} is the run-history branch; it holds no glucose data to show")
-        if self.source != "lake" and self.ref == "main":
+        if self.source != "lake" and self.ref == MAIN_BRANCH:
             self._pg_url = published_url(self.settings)
             if self._pg_url is not None:
                 self._pg_tables = self._published_tables()
@@ -256,7 +256,7 @@ class GlucoseData:
         table lists (catalog metadata, no data read)."""
         lake = self.lakehouse.lake
         names = [r.name for r in lake.refs() if r.name != RUN_HISTORY_BRANCH and DAILY in lake.state(r.name)]
-        return sorted(names, key=lambda n: (n != "main", n != "dev", n))
+        return sorted(names, key=lambda n: (n != MAIN_BRANCH, n != DEV_BRANCH, n))
 
     def commit_id(self) -> str:
         """The lake commit this ref points at now."""
