@@ -11,11 +11,13 @@
 Clients only see what was promoted to `main` and published: complete, audited data.
 """
 
+import asyncio
 import base64
 import binascii
 import json
+import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workbench.api import data
-from workbench.api.auth import PATIENT_ID, Principal, verify_token
+from workbench.api.auth import PATIENT_ID, Principal, TokenVerifier
 from workbench.api.errors import TokenError
 from workbench.api.observability import ApiMetrics
 from workbench.errors import CascadeError, RefNotFoundError, TableNotFoundError
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
 
     settings = settings or get_settings()
     key = signing_key(settings)  # fail at start, not at the first request
+    verify = TokenVerifier(key)
     try:
         rate = parse(settings.api_rate_limit)
     except ValueError:
@@ -136,26 +139,24 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
     metrics = ApiMetrics()
     state: dict[str, Any] = {}
 
-    def published() -> data.PostgresSource:
+    async def published() -> data.PostgresSource:
         source = state.get("postgres")
-        if source is None:
+        if source is None:  # opened on first use, on the server's event loop
             from workbench.publish.postgres import reader_url
 
             source = data.PostgresSource(db_url or reader_url(settings), config, settings.api_pool_size)
-            source.open()
+            await source.open()
             state["postgres"] = source
         return source
 
-    def newest_readings() -> dict[str, datetime | None]:
-        return {r["patient_id"]: r["newest_reading_at"] for r in data.patients(published())}
-
-    metrics.add_freshness(newest_readings)
+    async def newest_readings() -> dict[str, datetime | None]:
+        return {r["patient_id"]: r["newest_reading_at"] for r in await data.patients(await published())}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         if "postgres" in state:
-            state["postgres"].close()
+            await state["postgres"].close()
 
     app = FastAPI(
         docs_url=None,  # served below with local assets (no CDN)
@@ -201,8 +202,6 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
             return _error(503, "unavailable", "nothing is published yet: run the pipeline (`cascade run`)")
         if isinstance(exc, psycopg.Error | psycopg_pool.PoolTimeout):
             return _error(503, "unavailable", "the published database is not reachable")
-        import logging
-
         logging.getLogger("cascade.api").error("internal error: %s", type(exc).__name__)
         return _error(500, "internal", "internal error")
 
@@ -212,7 +211,7 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise TokenError("missing bearer token: send `Authorization: Bearer <token>` (`cascade token create`)")
-        who = verify_token(credentials.credentials, key=key)
+        who = verify(credentials.credentials)
         window = await limiter.hit(rate, "token", who.token_id)
         if not window:
             reset = (await limiter.get_window_stats(rate, "token", who.token_id)).reset_time
@@ -229,7 +228,7 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
 
     app.state.principal = principal
 
-    def scope(who: Principal, patient: str | None, ref: str | None) -> tuple[data.Source, str | None]:
+    async def scope(who: Principal, patient: str | None, ref: str | None) -> tuple[data.Source, str | None]:
         """The source to read and the patient filter a principal may use."""
         if not who.is_admin:
             if patient is not None and patient != who.patient:
@@ -237,13 +236,13 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
             if ref is not None:
                 raise ApiProblem(403, "forbidden", "only admins may read other lake refs (?ref=)")
             patient = who.patient
-        if ref is not None:
-            return data.LakeSource(ref, config, settings), patient
-        return published(), patient
+        if ref is not None:  # opening a lake ref reads its catalog: off the event loop
+            return await asyncio.to_thread(data.LakeSource, ref, config, settings), patient
+        return await published(), patient
 
     # ---- endpoints -------------------------------------------------------------------------------
     @app.get(f"{API}/glucose/readings", response_model=list[Reading], responses=ERRORS, tags=["glucose"])
-    def get_readings(
+    async def get_readings(
         request: Request,
         who: Annotated[Principal, Depends(principal)],
         date_: Annotated[date | None, Query(alias="date", description="patient-local day, e.g. 2024-11-05")] = None,
@@ -269,9 +268,9 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
                 raise ApiProblem(
                     422, "invalid_request", "a time range may span at most 31 days; page through longer ones"
                 )
-        source, patient = scope(who, patient, ref)
+        source, patient = await scope(who, patient, ref)
         query = data.ReadingsQuery(patient, date_, start, end, _decode_cursor(cursor), limit)
-        rows = data.readings(source, query)
+        rows = await data.readings(source, query)
         more = len(rows) > limit
         rows = rows[:limit]
         headers = {"X-Data-Source": source.label}
@@ -304,8 +303,8 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
 
     def mart_endpoint(
         table: str, path: str, summary: str, date_column: str | None, order: tuple[str, ...]
-    ) -> Callable[..., list[dict[str, Any]]]:
-        def endpoint(
+    ) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
+        async def endpoint(
             response: Response,
             who: Annotated[Principal, Depends(principal)],
             patient: PatientQ = None,
@@ -317,8 +316,8 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
         ) -> list[dict[str, Any]]:
             if start is not None and end is not None and end < start:
                 raise ApiProblem(422, "invalid_request", "`end` must not be before `start`")
-            source, patient = scope(who, patient, ref)
-            rows = data.mart_rows(
+            source, patient = await scope(who, patient, ref)
+            rows = await data.mart_rows(
                 source, table, patient=patient, date_column=date_column, start=start, end=end, order=order, limit=limit
             )
             response.headers["X-Data-Source"] = source.label
@@ -351,30 +350,35 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
     )
 
     @app.get(f"{API}/patients", response_model=list[Patient], responses=ERRORS, tags=["patients"])
-    def get_patients(
+    async def get_patients(
         response: Response, who: Annotated[Principal, Depends(principal)], ref: RefQ = None
     ) -> list[dict[str, Any]]:
         """Patients (a patient token sees itself) with the days covered and the newest reading."""
-        source, patient = scope(who, None, ref)
+        source, patient = await scope(who, None, ref)
         response.headers["X-Data-Source"] = source.label
-        return data.patients(source, patient)
+        return await data.patients(source, patient)
 
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         """Liveness and whether the published database answers (no token needed, no data)."""
         try:
-            published().rows("select 1 as ok", {})
+            await (await published()).rows("select 1 as ok", {})
             database = "up"
         except Exception:
             database = "down"
         return {"status": "ok", "version": _version(), "database": database}
 
     @app.get("/metrics", tags=["operations"], responses=ERRORS)
-    def prometheus_metrics(who: Annotated[Principal, Depends(admin)]) -> Response:
+    async def prometheus_metrics(who: Annotated[Principal, Depends(admin)]) -> Response:
         """Prometheus metrics (admin token; Prometheus: `authorization: {credentials_file: ...}`)."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        try:  # each patient's newest reading, read now for this scrape
+            newest = await newest_readings()
+        except Exception as exc:  # the database is down: no freshness samples, the request metrics still work
+            logging.getLogger("cascade.api").warning("freshness not available: %s", type(exc).__name__)
+            newest = {}
+        return Response(generate_latest(metrics.scrape(newest)), media_type=CONTENT_TYPE_LATEST)
 
     import fastapi_offline
     from fastapi.openapi.docs import get_swagger_ui_html

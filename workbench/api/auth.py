@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,8 @@ AUDIENCE = "cascade-api"
 ISSUER = "cascade"
 MIN_KEY_BYTES = 32
 MAX_EXPIRY = timedelta(days=366)
+LEEWAY = timedelta(seconds=5)  # clock skew allowed on `exp`/`iat`
+EXPIRED = "the token has expired; create a new one with `cascade token create`"
 PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^(\d{1,6})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -125,10 +128,10 @@ def verify_token(token: str, settings: Settings | None = None, key: bytes | None
             audience=AUDIENCE,
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
-            leeway=5,
+            leeway=LEEWAY,
         )
     except jwt.ExpiredSignatureError:
-        raise TokenError("the token has expired; create a new one with `cascade token create`") from None
+        raise TokenError(EXPIRED) from None
     except jwt.InvalidAudienceError:
         raise TokenError("the token is not meant for this API (wrong audience)") from None
     except jwt.InvalidTokenError:
@@ -145,3 +148,33 @@ def verify_token(token: str, settings: Settings | None = None, key: bytes | None
         token_id=str(claims["jti"]),
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
     )
+
+
+class TokenVerifier:
+    """`verify_token` with a small cache of tokens already verified by this process.
+
+    A token's signature and claims never change, so a token seen valid stays valid until it
+    expires: a hit only re-checks `exp` (with the same leeway). Only valid tokens are kept (at most
+    `size`, least recently used first out), so invalid ones cost a full check every time.
+    """
+
+    def __init__(self, key: bytes, size: int = 4096, clock: Callable[[], datetime] | None = None) -> None:
+        from collections import OrderedDict
+
+        self.key, self.size = key, size
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._seen: OrderedDict[str, Principal] = OrderedDict()
+
+    def __call__(self, token: str) -> Principal:
+        who = self._seen.get(token)
+        if who is not None:
+            if self.clock() > who.expires_at + LEEWAY:
+                del self._seen[token]
+                raise TokenError(EXPIRED)
+            self._seen.move_to_end(token)
+            return who
+        who = verify_token(token, key=self.key)
+        self._seen[token] = who
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return who

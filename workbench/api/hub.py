@@ -14,7 +14,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -120,10 +120,12 @@ async def check_http(client: httpx.AsyncClient, service: Service) -> ServiceHeal
     return ServiceHealth(service.name, service.url, up, version, latency, f"HTTP {answer.status_code}")
 
 
-def check_callable(name: str, url: str | None, probe: Any) -> ServiceHealth:
+async def check_callable(
+    name: str, url: str | None, probe: Callable[[], Awaitable[tuple[str | None, str]]]
+) -> ServiceHealth:
     started = time.perf_counter()
     try:
-        version, detail = probe()
+        version, detail = await probe()
     except Exception as exc:
         return ServiceHealth(name, url, False, detail=f"{type(exc).__name__}: {str(exc)[:120]}")
     return ServiceHealth(name, url, True, version, (time.perf_counter() - started) * 1000, detail)
@@ -152,8 +154,8 @@ async def service_health(app: FastAPI, settings: Settings, base: str) -> list[Se
     """Every service of the profile, checked concurrently."""
     from importlib.metadata import version as package_version
 
-    def postgres() -> tuple[str | None, str]:
-        return app.state.published().version(), "published marts"
+    async def postgres() -> tuple[str | None, str]:
+        return await (await app.state.published()).version(), "published marts"
 
     def lake() -> tuple[str | None, str]:
         from workbench.lake.store import open_lake
@@ -164,13 +166,15 @@ async def service_health(app: FastAPI, settings: Settings, base: str) -> list[Se
     async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S, follow_redirects=False) as client:
         http = [check_http(client, s) for s in profile_services(settings, base)]
         local = [
-            asyncio.to_thread(check_callable, "PostgreSQL (published marts)", None, postgres),
-            asyncio.to_thread(check_callable, "Lake catalog", None, lake),
-            asyncio.to_thread(
-                check_callable, "Documentation site", f"{base}site/", lambda: _static_site(docs_site_dir())
+            check_callable("PostgreSQL (published marts)", None, postgres),
+            check_callable("Lake catalog", None, lambda: asyncio.to_thread(lake)),
+            check_callable(
+                "Documentation site", f"{base}site/", lambda: asyncio.to_thread(_static_site, docs_site_dir())
             ),
-            asyncio.to_thread(
-                check_callable, "dbt docs (lineage)", f"{base}dbt-docs/", lambda: _static_site(dbt_docs_dir(settings))
+            check_callable(
+                "dbt docs (lineage)",
+                f"{base}dbt-docs/",
+                lambda: asyncio.to_thread(_static_site, dbt_docs_dir(settings)),
             ),
         ]
         return list(await asyncio.gather(*http, *local))
@@ -185,13 +189,13 @@ class Freshness:
     fresh: bool
 
 
-def freshness(app: FastAPI, now: datetime | None = None) -> list[Freshness]:
+def freshness(newest_readings: dict[str, datetime | None], now: datetime | None = None) -> list[Freshness]:
     from workbench.quality.audit import Thresholds
 
     limit = timedelta(hours=Thresholds().max_staleness_hours)  # the audit's staleness limit
     now = now or datetime.now(UTC)
     out = []
-    for patient, newest in sorted(app.state.newest_readings().items()):
+    for patient, newest in sorted(newest_readings.items()):
         age = None if newest is None else now - newest
         out.append(Freshness(patient, newest, age, age is not None and age <= limit))
     return out
@@ -346,7 +350,7 @@ def add_hub(app: FastAPI, settings: Settings, key: bytes) -> None:
         base = str(request.base_url)
         services = await service_health(app, settings, base)
         try:
-            fresh = await asyncio.to_thread(freshness, app)
+            fresh = freshness(await app.state.newest_readings())
             fresh_error = None
         except Exception as exc:
             fresh, fresh_error = [], f"not available ({type(exc).__name__})"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +24,11 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 
 class FreshnessCollector:
-    """Seconds since each patient's newest published reading, read when Prometheus scrapes."""
+    """Seconds since each patient's newest published reading: the `/metrics` endpoint reads the
+    newest readings (asynchronously) and hands them over right before it renders the registry."""
 
-    def __init__(self, newest: Callable[[], dict[str, datetime | None]]) -> None:
-        self.newest = newest
+    def __init__(self) -> None:
+        self.newest: dict[str, datetime | None] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -35,13 +36,8 @@ class FreshnessCollector:
             "Seconds since the newest published reading of each patient",
             labels=["patient"],
         )
-        try:
-            newest = self.newest()
-        except Exception as exc:  # the database is down: no samples, the request metrics still work
-            log.warning("freshness not available: %s", type(exc).__name__)
-            newest = {}
         now = datetime.now(UTC)
-        for patient, at in sorted(newest.items()):
+        for patient, at in sorted(self.newest.items()):
             if at is not None:
                 family.add_metric([patient], (now - at).total_seconds())
         yield family
@@ -61,9 +57,14 @@ class ApiMetrics:
         self.errors = Counter(
             "cascade_api_errors_total", "Requests answered with an error", ["route", "kind"], registry=self.registry
         )
+        self.freshness = FreshnessCollector()
+        self.registry.register(self.freshness)  # type: ignore[arg-type]
 
-    def add_freshness(self, newest: Callable[[], dict[str, datetime | None]]) -> None:
-        self.registry.register(FreshnessCollector(newest))  # type: ignore[arg-type]
+    def scrape(self, newest: dict[str, datetime | None]) -> CollectorRegistry:
+        """The registry to render, with the freshness of `newest` (rendered synchronously right
+        after this call, so concurrent scrapes on the event loop cannot interleave)."""
+        self.freshness.newest = newest
+        return self.registry
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """A plain ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request)."""
