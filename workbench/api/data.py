@@ -85,7 +85,8 @@ class PostgresSource:
             url,
             min_size=1,
             max_size=max_size,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            # UTC session: `timestamp with time zone` values arrive as UTC datetimes, ready for JSON
+            kwargs={"autocommit": True, "row_factory": dict_row, "options": "-c TimeZone=UTC"},
             open=False,
             timeout=10,
             name="cascade-api",
@@ -137,7 +138,13 @@ class LakeSource:
 
         query = _PARAM.sub(positional, sql)
         with self._lock:
-            return list(self.lake.sql_arrow(query, values).to_pylist())
+            rows = self.lake.sql_arrow(query, values).to_pylist()
+        # like the published source: times with a zone in UTC, whatever the session's zone
+        return [{k: _in_utc(v) for k, v in row.items()} for row in rows]
+
+
+def _in_utc(value: Any) -> Any:
+    return value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo is not None else value
 
 
 def config() -> PublishConfig:
@@ -153,10 +160,13 @@ class ReadingsQuery:
     end: datetime | None
     after: tuple[str, datetime] | None
     limit: int
+    units: str = UNITS["mgdl"]  # the label each row carries
 
 
 async def readings(source: Source, q: ReadingsQuery) -> list[dict[str, Any]]:
-    """Readings ordered by (patient, reading time), at most `limit + 1` (the extra one says "more")."""
+    """Readings ordered by (patient, reading time), at most `limit + 1` (the extra one says "more"),
+    each row as the API answers it (`Reading`): the database names, types and stamps every value
+    (UTC times, glucose as a float, the units label), so serving a row costs no Python per value."""
     after_patient, after_ts = q.after or (None, None)
     filters = (  # (fixed SQL fragment, its parameter, the value; None = no filter)
         ("patient_id = %(patient)s", "patient", q.patient),
@@ -167,10 +177,11 @@ async def readings(source: Source, q: ReadingsQuery) -> list[dict[str, Any]]:
     )
     where = [fragment for fragment, _, value in filters if value is not None]
     params: dict[str, Any] = {name: value for _, name, value in filters if value is not None}
-    params.update(limit=q.limit + 1, after_ts=after_ts)
+    params.update(limit=q.limit + 1, after_ts=after_ts, units=q.units)
     sql = (
-        "select patient_id, reading_ts_utc, reading_date, glucose_value, glucose_category, rolling_avg_3, "
-        f"trend_direction from {source.table(READINGS)}"
+        "select patient_id, reading_ts_utc at time zone 'UTC' as reading_timestamp, reading_date, "
+        "cast(glucose_value as double precision) as glucose_value, %(units)s as units, glucose_category, "
+        f"rolling_avg_3, trend_direction as direction from {source.table(READINGS)}"
         + (" where " + " and ".join(where) if where else "")
         + " order by patient_id, reading_ts_utc limit %(limit)s"
     )
@@ -213,16 +224,11 @@ async def patients(source: Source, patient: str | None = None) -> list[dict[str,
     where = " where p.patient_id = %(patient)s" if patient is not None else ""
     sql = (
         "select p.patient_id, p.display_name, p.time_zone, p.first_reading_date, p.last_reading_date, "
-        "p.reading_count, (select max(f.reading_ts_utc) from "
-        f"{source.table(READINGS)} f where f.patient_id = p.patient_id) as newest_reading_at "
+        "p.reading_count, (select max(f.reading_ts_utc) from "  # the fact's UTC wall time, stamped UTC
+        f"{source.table(READINGS)} f where f.patient_id = p.patient_id) at time zone 'UTC' as newest_reading_at "
         f"from {source.table(PATIENTS)} p{where} order by p.patient_id"
     )
-    rows = await source.rows(sql, {"patient": patient})
-    for row in rows:  # the fact's reading_ts_utc is a UTC wall time (timestamp without time zone)
-        at = row["newest_reading_at"]
-        if isinstance(at, datetime) and at.tzinfo is None:
-            row["newest_reading_at"] = at.replace(tzinfo=UTC)
-    return rows
+    return await source.rows(sql, {"patient": patient})
 
 
 def to_units(row: dict[str, Any], units: str) -> dict[str, Any]:
