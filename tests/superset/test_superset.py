@@ -129,6 +129,21 @@ def _query(params: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]], lis
     return columns, metrics, filters
 
 
+def _where(filters: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """The charts' simple filters as SQL with bound values (every operator the bundle uses)."""
+    parts, values = ["true"], []
+    for f in filters:
+        if f["op"] == "==":
+            parts.append(f'"{f["col"]}" = %s')
+            values.append(f["val"])
+        elif f["op"] == "IN":
+            parts.append(f'"{f["col"]}" = any(%s)')
+            values.append(list(f["val"]))
+        else:
+            raise AssertionError(f"the test does not know the filter operator {f['op']!r}")
+    return " and ".join(parts), values
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000
@@ -168,9 +183,9 @@ def test_chart_data_equals_the_marts(superset: Settings) -> None:
                 served = answer["result"][0]["data"]
                 select = [f'{expressions.get((table, c), c)} as "{c}"' for c in columns]
                 select += [f'{m["sqlExpression"]} as "{m["label"]}"' for m in metrics]
-                where = " and ".join(f"{f['col']} = {int(f['val'])}" for f in filters if f["op"] == "==") or "true"
+                where, values = _where(filters)
                 group = f" group by {', '.join(str(i + 1) for i in range(len(columns)))}" if metrics else ""
-                cur = con.execute(f"select {', '.join(select)} from marts.{table} where {where}{group}")
+                cur = con.execute(f"select {', '.join(select)} from marts.{table} where {where}{group}", values)
                 names = [d.name for d in cur.description]
                 expected = [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
                 assert served, f"{chart['slice_name']}: no data"
