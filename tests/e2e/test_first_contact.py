@@ -89,6 +89,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             "CASCADE_DEMO_END": demo_end().isoformat(),
             "PATH": f"{clone / '.venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
             "PYTHONUNBUFFERED": "1",
+            # a user's machine is rarely in UTC as CI's is: the whole first contact runs in a zone
+            # far from it (Iceberg refused DuckDB's local-zone timestamps there once)
+            "TZ": "Pacific/Auckland",
         }
     )
     try:

@@ -99,6 +99,13 @@ def _duck_path(path: str) -> str:
     return path.removeprefix("file://")
 
 
+def use_utc(con: duckdb.DuckDBPyConnection) -> None:
+    """Times with a zone come out in UTC on this connection and all its cursors, whatever the
+    machine's zone: Iceberg stores `timestamptz` as UTC and refuses an Arrow column stamped with
+    another zone. (Set after connecting: the ICU extension that owns the setting is loaded by then.)"""
+    con.execute("set global TimeZone = 'UTC'")
+
+
 class RefSession:
     """Views for every table of a ref inside a DuckDB connection; refreshed when the ref moves."""
 
@@ -130,7 +137,9 @@ class RefSession:
         }
         if self.settings.duckdb_threads:
             config["threads"] = self.settings.duckdb_threads
-        return duckdb.connect(":memory:", config=config)
+        con = duckdb.connect(":memory:", config=config)
+        use_utc(con)
+        return con
 
     def _configure_s3(self) -> None:
         s = self.settings

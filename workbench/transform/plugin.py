@@ -76,8 +76,11 @@ class Plugin(BasePlugin):
         self._lock = threading.Lock()
 
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
-        """Attach the branch's tables (lake mode)."""
+        """Attach the branch's tables (lake mode); times with a zone in UTC on every cursor."""
+        from workbench.sql.duckdb import use_utc
+
         self._conn = conn
+        use_utc(conn)
         if self.lake:
             self._attach(conn)
 
