@@ -145,6 +145,7 @@ def _raw(doc: Any) -> str:
     return json.dumps(doc, ensure_ascii=True)
 
 
+@pytest.mark.timeout(max(900, 60 * EXAMPLES))  # two real ingests per example: `make fuzz` runs long
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
