@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.api.conftest import Api, published_rows
+from workbench.metrics import MGDL_PER_MMOLL
 
 READING_FIELDS = {
     "patient_id",
@@ -81,7 +82,7 @@ def test_mmol_converts_glucose_and_nothing_else(api: Api) -> None:
     assert bad.status_code == 422
     assert {r["units"] for r in mg} == {"mg/dL"} and {r["units"] for r in mmol} == {"mmol/L"}
     for a, b in zip(mg, mmol, strict=True):
-        assert b["glucose_value"] == pytest.approx(a["glucose_value"] / 18.0182, abs=0.005)
+        assert b["glucose_value"] == pytest.approx(a["glucose_value"] / MGDL_PER_MMOLL, abs=0.005)
         assert b["glucose_category"] == a["glucose_category"] and b["reading_timestamp"] == a["reading_timestamp"]
 
 
@@ -129,7 +130,7 @@ def test_mart_endpoints(api: Api, openapi: dict[str, Any], path: str, table: str
     hidden = {"ingested_at", "source_ingested_at", "site_id", "site_url", "device"}
     assert not hidden & set(body[0]), "bookkeeping columns must not be served"
     glucose = next(c for c in ("mean_glucose", "avg_glucose", "p50") if c in body[0])
-    assert mmol.json()[0][glucose] == pytest.approx(body[0][glucose] / 18.0182, abs=0.005)
+    assert mmol.json()[0][glucose] == pytest.approx(body[0][glucose] / MGDL_PER_MMOLL, abs=0.005)
 
 
 def test_daily_by_days(api: Api) -> None:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from workbench.metrics import MGDL_PER_MMOLL  # the one conversion (dashboards, reports, API)
 from workbench.publish.publisher import PublishConfig, load_config
 from workbench.settings import Settings
 
-MGDL_PER_MMOL = 18.0182  # mg/dL per mmol/L of glucose (molar mass 180.16 g/mol)
 UNITS = {"mgdl": "mg/dL", "mmol": "mmol/L"}
 # Columns holding a glucose concentration (or its spread/excursion) in mg/dL: converted for ?units=mmol.
 GLUCOSE_COLUMNS = frozenset(
@@ -236,5 +236,6 @@ def to_units(row: dict[str, Any], units: str) -> dict[str, Any]:
     if units != "mmol":
         return row
     return {
-        k: (round(float(v) / MGDL_PER_MMOL, 2) if k in GLUCOSE_COLUMNS and v is not None else v) for k, v in row.items()
+        k: (round(float(v) / MGDL_PER_MMOLL, 2) if k in GLUCOSE_COLUMNS and v is not None else v)
+        for k, v in row.items()
     }
