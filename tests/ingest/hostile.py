@@ -29,6 +29,7 @@ class Behaviour:
     mode: str = "normal"  # normal | ignore_lte | trickle | bomb | fail
     bomb_bytes: int = 50_000_000
     requests: int = 0
+    served: set[str] = field(default_factory=set)  # every document text sent at least once
 
 
 def _date_of(raw: str, key: str) -> Any:
@@ -94,6 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
             docs = _window(b.treatments, "created_at", query, honour_lte=b.mode != "ignore_lte")
         else:
             docs = []
+        b.served.update(docs)
         body = ("[" + ",".join(docs) + "]").encode("utf-8", errors="surrogateescape")
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

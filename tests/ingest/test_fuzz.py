@@ -206,7 +206,9 @@ def test_generated_documents_land_once_or_are_quarantined(data: st.DataObject, m
                 assert _id not in landed_set and reasons.get(_id) == reason, (doc, reasons.get(_id))
             else:
                 assert (_id in landed_set) != (_id in reasons), doc
-        non_objects = {_raw(d) for kind, d, _ in docs if kind == "non_object"}
+        # a date window serves undated documents only on a page with room left after the dated
+        # ones (like a real server, which never serves them): each one served is quarantined once
+        non_objects = {_raw(d) for kind, d, _ in docs if kind == "non_object"} & behaviour.served
         assert sum(1 for r in reasons.values() if r == "not_an_object") == len(non_objects)
         TOTALS["landed"] += len(landed_set)
         TOTALS["quarantined"] += len(reasons)
