@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench.viz.summary import RANGES, TARGET_HIGH, TARGET_LOW, Card, PeriodSummary
+from workbench.viz.summary import RANGES, TARGET_HIGH, TARGET_LOW, VERY_HIGH, VERY_LOW, Card, PeriodSummary
 
 BAND_COLOR = "rgba(49, 163, 84, 0.12)"
 MEDIAN_COLOR = "#08519c"
@@ -63,7 +63,7 @@ def daily_trend_figure(daily: pd.DataFrame, rolling_days: int = 7) -> go.Figure:
     )
     fig.update_yaxes(title_text="glucose (mg/dL)", rangemode="tozero")
     fig.update_xaxes(tickformat="%d %b")
-    return _layout(fig, "daily_trend", "Daily mean glucose (target 70–180 mg/dL shaded)")
+    return _layout(fig, "daily_trend", f"Daily mean glucose (target {TARGET_LOW}–{TARGET_HIGH} mg/dL shaded)")
 
 
 def time_in_ranges_figure(summary: PeriodSummary) -> go.Figure:
@@ -158,11 +158,7 @@ STATS_COLUMNS = {
     "sd_glucose": "SD",
     "cv_glucose": "CV %",
     "gmi": "GMI %",
-    "pct_very_low": "<54 %",
-    "pct_low": "54–69 %",
-    "pct_in_range": "70–180 %",
-    "pct_high": "181–250 %",
-    "pct_very_high": ">250 %",
+    **{r.column: r.label.split("(")[1].rstrip(")") + " %" for r in RANGES},  # "<54 %", "54–69 %", ...
     "gri": "GRI",
 }
 
@@ -209,7 +205,7 @@ def cards_html(cards: list[Card]) -> str:
 #: Plotly config of every report figure: static (nothing to hover or click on paper), no toolbar.
 PRINT_CONFIG = {"staticPlot": True, "displayModeBar": False}
 AGP_SCALE_MGDL = (0.0, 350.0)  # the AGP report's fixed glucose axis
-MARKER_LINES_MGDL = (54.0, 250.0)  # thin reference lines beside the 70–180 target band
+MARKER_LINES_MGDL = (float(VERY_LOW), float(VERY_HIGH))  # thin reference lines beside the target band
 
 
 def _to_unit(values: Any, unit: str) -> Any:
@@ -295,7 +291,7 @@ def report_agp_figure(profile: pd.DataFrame, unit: str = "mg/dL", width: int = 9
         range=[0, 24], tickvals=list(range(0, 25, 3)), ticktext=[f"{h % 24:02d}:00" for h in range(0, 25, 3)]
     )
     scale = [_to_unit(v, unit) for v in AGP_SCALE_MGDL]
-    ticks = [_to_unit(float(v), unit) for v in (0, 54, 70, 180, 250, 350)]
+    ticks = [_to_unit(float(v), unit) for v in (0, VERY_LOW, TARGET_LOW, TARGET_HIGH, VERY_HIGH, AGP_SCALE_MGDL[1])]
     fig.update_yaxes(range=scale, tickvals=ticks, ticktext=[f"{t:.0f}" if unit == "mg/dL" else f"{t:.1f}" for t in ticks],
                      title_text=unit)  # fmt: skip
     return _print_layout(fig, "agp", width, height, "Ambulatory glucose profile (AGP): median, 25–75 % and 5–95 %")
@@ -386,9 +382,9 @@ def today_html(today: Any) -> str:
     if today.reading_count:
         parts.append(f'<span data-today="readings"><b>{today.reading_count}</b> readings so far</span>')
         parts.append(f'<span data-today="mean">mean <b>{today.mean_glucose:.0f} mg/dL</b></span>')
-        parts.append(f'<span data-today="tir">TIR 70–180 <b>{today.pct_in_range:.0f} %</b></span>')
-        parts.append(f'<span data-today="tbr">below 70 <b>{today.pct_below_70:.0f} %</b></span>')
-        parts.append(f'<span data-today="tar">above 180 <b>{today.pct_above_180:.0f} %</b></span>')
+        parts.append(f'<span data-today="tir">TIR {TARGET_LOW}–{TARGET_HIGH} <b>{today.pct_in_range:.0f} %</b></span>')
+        parts.append(f'<span data-today="tbr">below {TARGET_LOW} <b>{today.pct_below_70:.0f} %</b></span>')
+        parts.append(f'<span data-today="tar">above {TARGET_HIGH} <b>{today.pct_above_180:.0f} %</b></span>')
         if today.last_reading is not None:
             parts.append(f'<span data-today="last">last reading <b>{today.last_reading:%H:%M}</b></span>')
     else:

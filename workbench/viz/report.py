@@ -29,7 +29,7 @@ from plotly.offline import get_plotlyjs
 from workbench.lake.api import MAIN_BRANCH
 from workbench.metrics import SUFFICIENT_ACTIVE_PERCENT, SUFFICIENT_DAYS
 from workbench.settings import Settings, get_settings
-from workbench.viz import figures
+from workbench.viz import figures, summary
 from workbench.viz.data import GlucoseData, SourceChoice
 from workbench.viz.errors import PdfExportError, VizError
 from workbench.viz.summary import gri_zone
@@ -74,6 +74,7 @@ def _stats_html(view: GlucoseView, unit: str) -> str:
     mean = figures._to_unit(s.mean_glucose, unit)
     enough = view.sufficiency
     assert enough is not None
+    vlo, lo, hi, vhi = summary.VERY_LOW, summary.TARGET_LOW, summary.TARGET_HIGH, summary.VERY_HIGH
 
     def row(label: str, value: str, target: str = "", met: bool | None = None) -> str:
         mark = "" if met is None else ('<span class="ok">✓</span>' if met else '<span class="miss">✗</span>')
@@ -96,11 +97,11 @@ def _stats_html(view: GlucoseView, unit: str) -> str:
         row("Mean glucose", f"{mean:.1f} {unit}" if unit != "mg/dL" else f"{mean:.0f} {unit}"),
         row("GMI", f"{s.gmi:.1f} %"),
         row("Glucose variability (CV)", f"{s.cv_glucose:.1f} %", "≤ 36 %", s.cv_glucose <= 36),
-        row("Time in range 70–180", f"{s.pct_in_range:.1f} %", "> 70 %", s.pct_in_range > 70),
-        row("Below 70 (incl. < 54)", f"{s.pct_below_70:.1f} %", "< 4 %", s.pct_below_70 < 4),
-        row("Below 54", f"{s.pct_very_low:.1f} %", "< 1 %", s.pct_very_low < 1),
-        row("Above 180 (incl. > 250)", f"{s.pct_above_180:.1f} %", "< 25 %", s.pct_above_180 < 25),
-        row("Above 250", f"{s.pct_very_high:.1f} %", "< 5 %", s.pct_very_high < 5),
+        row(f"Time in range {lo}–{hi}", f"{s.pct_in_range:.1f} %", "> 70 %", s.pct_in_range > 70),
+        row(f"Below {lo} (incl. < {vlo})", f"{s.pct_below_70:.1f} %", "< 4 %", s.pct_below_70 < 4),
+        row(f"Below {vlo}", f"{s.pct_very_low:.1f} %", "< 1 %", s.pct_very_low < 1),
+        row(f"Above {hi} (incl. > {vhi})", f"{s.pct_above_180:.1f} %", "< 25 %", s.pct_above_180 < 25),
+        row(f"Above {vhi}", f"{s.pct_very_high:.1f} %", "< 5 %", s.pct_very_high < 5),
         row("GRI", f"{s.gri:.0f} (zone {gri_zone(s.gri)})"),
     ]
     warning = (
