@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -127,7 +127,7 @@ def report_html(view: GlucoseView, settings: Settings | None = None, data: Repor
     name = patient["display_name"]
     today = f" · {view.today.day:%d %b} (today so far) not included" if view.today is not None else ""
     title = f"AGP report · {name} ({view.patient_id}) · {view.start} – {view.end}"
-    days = [view.start + timedelta(days=i) for i in range(view.days)]
+    days = view.profile_days  # the last 14 days of the period, one small chart each
     tir = figures.report_tir_figure(view.summary, width=330, height=228)
     agp = figures.report_agp_figure(view.agp, unit, width=width, height=222)
     profiles = figures.report_daily_profiles_figure(data.readings, days, data.treatments, unit, width=width, height=196)
