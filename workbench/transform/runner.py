@@ -170,6 +170,7 @@ def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = Non
         "branch": branch,
         "cascade_home": str(settings.home),
         "cascade_warehouse": settings.warehouse or "",
+        "cascade_demo_end": settings.demo_end.isoformat() if settings.demo_end else "",
         "duckdb_memory_limit": settings.duckdb_memory_limit,
         "trino_host": settings.trino_host,
         "trino_port": settings.trino_port,
