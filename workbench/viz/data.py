@@ -18,6 +18,7 @@ import pandas as pd
 
 from workbench.errors import CascadeError, TableNotFoundError
 from workbench.lake.api import DEV_BRANCH, MAIN_BRANCH, RUN_HISTORY_BRANCH
+from workbench.metrics import AGP_PERCENTILES
 from workbench.settings import Settings, get_settings
 from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError
 
@@ -35,7 +36,7 @@ TREATMENTS = "bronze.stg_treatments"
 TREATMENTS_DAILY = "marts.mrt_treatments_daily"
 #: Treatment events that are basal insulin (rate × duration), not boluses — as marts.mrt_treatments_daily.
 BASAL_EVENT = "Temp Basal"
-PERCENTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))  # as metrics.AGP_PERCENTILES
+PERCENTILES = AGP_PERCENTILES  # p05..p95 of the AGP, by their one definition
 
 
 def published_url(settings: Settings | None = None) -> str | None:

@@ -75,6 +75,7 @@ def _stats_html(view: GlucoseView, unit: str) -> str:
     enough = view.sufficiency
     assert enough is not None
     vlo, lo, hi, vhi = summary.VERY_LOW, summary.TARGET_LOW, summary.TARGET_HIGH, summary.VERY_HIGH
+    cards = {card.key: card for card in view.cards}  # the consensus targets, as the dashboard's cards
 
     def row(label: str, value: str, target: str = "", met: bool | None = None) -> str:
         mark = "" if met is None else ('<span class="ok">✓</span>' if met else '<span class="miss">✗</span>')
@@ -96,12 +97,17 @@ def _stats_html(view: GlucoseView, unit: str) -> str:
         ),
         row("Mean glucose", f"{mean:.1f} {unit}" if unit != "mg/dL" else f"{mean:.0f} {unit}"),
         row("GMI", f"{s.gmi:.1f} %"),
-        row("Glucose variability (CV)", f"{s.cv_glucose:.1f} %", "≤ 36 %", s.cv_glucose <= 36),
-        row(f"Time in range {lo}–{hi}", f"{s.pct_in_range:.1f} %", "> 70 %", s.pct_in_range > 70),
-        row(f"Below {lo} (incl. < {vlo})", f"{s.pct_below_70:.1f} %", "< 4 %", s.pct_below_70 < 4),
-        row(f"Below {vlo}", f"{s.pct_very_low:.1f} %", "< 1 %", s.pct_very_low < 1),
-        row(f"Above {hi} (incl. > {vhi})", f"{s.pct_above_180:.1f} %", "< 25 %", s.pct_above_180 < 25),
-        row(f"Above {vhi}", f"{s.pct_very_high:.1f} %", "< 5 %", s.pct_very_high < 5),
+        *(
+            row(label, f"{card.value:.1f} %", card.target or "", card.met)
+            for label, card in (
+                ("Glucose variability (CV)", cards["cv"]),
+                (f"Time in range {lo}–{hi}", cards["tir"]),
+                (f"Below {lo} (incl. < {vlo})", cards["tbr70"]),
+                (f"Below {vlo}", cards["tbr54"]),
+                (f"Above {hi} (incl. > {vhi})", cards["tar180"]),
+                (f"Above {vhi}", cards["tar250"]),
+            )
+        ),
         row("GRI", f"{s.gri:.0f} (zone {gri_zone(s.gri)})"),
     ]
     warning = (

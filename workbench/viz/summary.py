@@ -173,6 +173,7 @@ def headline_cards(summary: PeriodSummary) -> list[Card]:
     """Mean, GMI, CV, TIR, TBR, TAR, GRI and % data present, each beside its consensus target."""
     s = summary
     below_54 = s.pct_very_low
+    active = metrics.SUFFICIENT_ACTIVE_PERCENT
     return [
         Card("mean", "Mean glucose", s.mean_glucose, " mg/dL", 0, None, None),
         Card("gmi", "GMI", s.gmi, " %", 1, None, None),
@@ -183,5 +184,13 @@ def headline_cards(summary: PeriodSummary) -> list[Card]:
         Card("tar180", f"TAR >{TARGET_HIGH}", s.pct_above_180, " %", 1, "<25 %", s.pct_above_180 < 25),
         Card("tar250", f"TAR >{VERY_HIGH}", s.pct_very_high, " %", 1, "<5 %", s.pct_very_high < 5),
         Card("gri", f"GRI (zone {gri_zone(s.gri)})", s.gri, "", 0, None, None),
-        Card("present", "Data present", s.pct_readings_present, " %", 0, "≥70 %", s.pct_readings_present >= 70),
+        Card(
+            "present",
+            "Data present",
+            s.pct_readings_present,
+            " %",
+            0,
+            f"≥{active:.0f} %",
+            s.pct_readings_present >= active,
+        ),
     ]
