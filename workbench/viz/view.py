@@ -275,20 +275,20 @@ def load_view(
         today = data.today_so_far(patient_id)
     except CascadeError:
         today = None
+    if start_d > end_d:
+        raise VizError(f"the period starts ({start_d}) after it ends ({end_d}); pick a start before the end")
     notices: list[str] = []
     if today is not None and end_d >= today.day:
         # the day in progress is not part of any period: it is shown apart as "today so far"
         if start_d >= today.day:
             raise VizError(
-                f"the period starts on {start_d}, but {today.day} is today, still in progress (shown as "
+                f"the period starts on {start_d}, not before today ({today.day}, still in progress: shown as "
                 "'today so far'); pick a start before today"
             )
         end_d = today.day - timedelta(days=1)
         notices.append(
             f"the period ends on the last complete day, {end_d}; today ({today.day}) is shown as 'today so far'"
         )
-    if start_d > end_d:
-        raise VizError(f"the period starts ({start_d}) after it ends ({end_d}); pick a start before the end")
     daily = data.daily_metrics(patient_id, start_d, end_d)
     try:
         summary = summarize_period(daily, patient_id, start_d, end_d)
