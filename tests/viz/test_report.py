@@ -29,7 +29,9 @@ def test_report_is_one_self_contained_html_file(demo_settings: Settings, tmp_pat
     assert bundle and len(bundle) > 3_000_000  # plotly.js itself is inlined, once
     rest = before + after
     assert get_plotlyjs() not in rest
-    assert not re.search(r"<script[^>]*\bsrc=", rest) and "cdn" not in rest.lower() and "<link" not in rest
+    # no script or stylesheet from elsewhere, no CDN address (figure data is base64: match URLs, not letters)
+    assert not re.search(r"<script[^>]*\bsrc=", rest) and "<link" not in rest
+    assert not re.search(r"https?://[^\s\"'<>]*cdn", rest.lower())
     for chart in ("agp", "time_in_ranges", "daily_profiles"):
         assert f'"meta":{{"chart":"{chart}"}}' in page
     for part in ("stats", "tir", "agp", "daily-profiles", "treatments-page"):
