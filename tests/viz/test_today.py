@@ -115,3 +115,16 @@ def test_profiles_carry_one_marker_per_bolus_and_carb_entry(demo_settings: Setti
         assert len(bolus[i].x) == expected_boluses, day  # the mart's count of boluses
         assert sum(carbs[i].customdata if carbs[i].customdata is not None else []) == pytest.approx(expected_carbs)
         assert all(0 <= x <= 24 for x in [*bolus[i].x, *carbs[i].x])
+
+
+def test_without_a_pinned_clock_today_is_the_day_of_the_latest_ingestion(demo_settings: Settings) -> None:
+    from datetime import UTC
+
+    unpinned = demo_settings.model_copy(update={"demo_end": None})
+    latest = Lakehouse("main", settings=unpinned).sql("select max(ingested_at) as m from silver.fct_glucose_readings")
+    expected = pd.Timestamp(latest["m"].iloc[0]).to_pydatetime()
+    expected = expected if expected.tzinfo else expected.replace(tzinfo=UTC)
+    data = GlucoseData("main", settings=unpinned)
+    assert data.clock() == expected  # what the lake knows, as the transforms decide (never the wall clock)
+    today = data.today_so_far("p001")
+    assert today is not None and today.as_of == expected
