@@ -363,11 +363,13 @@ def report_daily_profiles_figure(
 def daily_profiles_figure(readings: pd.DataFrame, days: Sequence[object], treatments: pd.DataFrame | None = None,
                           width: int = 1150) -> go.Figure:  # fmt: skip
     """The dashboard's daily glucose profiles: the report's small charts (one per day, seven a row)
-    with a title naming the markers, sized for the page and with hover values."""
+    with a title naming the markers, as wide as the page and with hover values."""
     rows = max(1, (len(days) + 6) // 7)
-    fig = report_daily_profiles_figure(readings, days, treatments, width=width, height=60 + 130 * rows)
+    height = 90 + 150 * rows
+    fig = report_daily_profiles_figure(readings, days, treatments, width=width, height=height)
     title = "Daily glucose profiles (midnight to midnight; ▲ carbohydrates, | bolus)"
-    fig.update_layout(title={"text": title, "x": 0.01, "font": {"size": 13}}, margin={"t": 56}, font={"size": 11})
+    fig.update_layout(title={"text": title, "x": 0.01, "font": {"size": 13}}, margin={"t": 60}, font={"size": 11},
+                      width=None, autosize=True)  # fmt: skip
     fig.update_annotations(yshift=2)
     return fig
 
