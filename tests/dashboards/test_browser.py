@@ -80,6 +80,7 @@ def dashboard_url(demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
 @pytest.fixture
 def browser() -> Iterator[Any]:
     with chromium(1400, 3300, console=True, timeout_s=RENDER_TIMEOUT_S) as driver:
+        driver.set_script_timeout(RENDER_TIMEOUT_S)  # a busy page (a loaded machine) answers late, not never
         yield driver
 
 
