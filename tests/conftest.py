@@ -72,10 +72,10 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def demo_settings(demo_home: Path):  # type: ignore[no-untyped-def]
-    """Settings for the demo lake (embedded profile, no PostgreSQL URL)."""
+    """Settings for the demo lake (embedded profile, no PostgreSQL URL, the pinned demo clock)."""
     from workbench.settings import load_settings
 
-    return load_settings(home=demo_home, profile="embedded", warehouse=None, postgres_url=None)
+    return load_settings(home=demo_home, profile="embedded", warehouse=None, postgres_url=None, demo_end=demo_end())
 
 
 @pytest.fixture(scope="session")

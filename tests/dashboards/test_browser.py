@@ -79,16 +79,17 @@ def dashboard_url(demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    with chromium(1400, 2600, console=True, timeout_s=RENDER_TIMEOUT_S) as driver:
+    with chromium(1400, 3300, console=True, timeout_s=RENDER_TIMEOUT_S) as driver:
+        driver.set_script_timeout(RENDER_TIMEOUT_S)  # a busy page (a loaded machine) answers late, not never
         yield driver
 
 
 def _charts(driver: Any, timeout_s: float = RENDER_TIMEOUT_S) -> dict[str, list[dict[str, Any]]]:
-    """Wait until the AGP, time-in-ranges and trend charts are drawn; chart name -> traces."""
+    """Wait until the AGP, time-in-ranges, daily profiles and trend charts are drawn; chart name -> traces."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         charts = {c["chart"]: c["traces"] for c in driver.execute_script(CHARTS_JS)}
-        if {"agp", "time_in_ranges", "daily_trend"} <= set(charts):
+        if {"agp", "time_in_ranges", "daily_profiles", "daily_trend"} <= set(charts):
             return charts
         time.sleep(0.2)
     raise AssertionError(
@@ -122,6 +123,13 @@ def test_dashboard_draws_the_charts_and_follows_the_patient_picker(dashboard_url
     assert len(charts["daily_trend"][0]["y"]) == 14
     assert len(browser.find_elements(By.CSS_SELECTOR, ".cascade-card")) == 10
     assert "p001" in browser.find_element(By.TAG_NAME, "h2").text
+    # the day in progress apart from the period, and treatment markers on the daily profiles
+    today = browser.find_element(By.ID, "cascade-today").text
+    assert today.startswith("Today so far") and ("readings so far" in today or "no readings" in today), today
+    profiles = charts["daily_profiles"]
+    assert sum(1 for t in profiles if t["name"] == "glucose") == 14
+    assert sum(len(t["y"]) for t in profiles if t["name"] == "bolus") > 0
+    assert sum(len(t["y"]) for t in profiles if t["name"] == "carbs") > 0
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard_glucose_overview.png"))
     assert _errors(browser) == []
@@ -170,4 +178,18 @@ def test_bad_input_shows_a_notice_with_the_controls_and_nothing_from_the_network
     assert remote == [], remote
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard_bad_input.png"))
+    assert _errors(browser) == []
+
+
+def test_a_short_period_warns_that_the_data_are_not_sufficient(dashboard_url: str, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(dashboard_url + "?patient=p002&days=7")
+    charts = _charts(browser)
+    assert len(charts["daily_trend"][0]["y"]) == 7
+    warning = browser.find_element(By.ID, "cascade-insufficient").text
+    assert "Not enough data" in warning and "≥ 14 needed" in warning, warning
+    assert browser.find_element(By.ID, "cascade-today").text.startswith("Today so far")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard_short_period.png"))
     assert _errors(browser) == []

@@ -24,7 +24,7 @@ CLOCKS = {
     # Europe's spring-forward instant; America's (2026-03-08) lies inside the 14 days before it
     "dst-change": "2026-03-29T01:00:00+00:00",
 }
-FIXTURE_TESTS = ("tests/viz/test_data.py",)
+FIXTURE_TESTS = ("tests/viz/test_data.py", "tests/viz/test_today.py")
 
 pytestmark = pytest.mark.slow
 

@@ -39,7 +39,7 @@ DAY_KEYED = {
     "marts.mrt_glucose_overview",
     "marts.mrt_glucose_daily_metrics",
 }
-UNIT_TESTS = 6
+UNIT_TESTS = 7
 START = date(2026, 3, 1)
 DAYS = 6
 NEW_DAY = date(2026, 3, 7)

@@ -35,6 +35,11 @@ def test_vars_carry_branch_and_settings(tmp_path: Path) -> None:
     assert values["cascade_home"] == str(tmp_path / "h")
     assert values["duckdb_memory_limit"] == "3GB" and values["trino_port"] == 9999
     assert values["agp_days"] == 7
+    assert values["cascade_demo_end"] == ""  # no pinned clock: the transforms use the latest ingestion
+    pinned = load_settings(home=tmp_path / "h", demo_end="2026-01-14T09:42:00+00:00")
+    assert runner.dbt_vars("b", pinned)["cascade_demo_end"] == "2026-01-14T09:42:00+00:00"  # reaches the plugin
+    # the SQL macros' range limits are workbench.metrics' (one definition)
+    assert values["glucose_limits"] == {"very_low": 54, "low": 70, "high": 180, "very_high": 250, "tight_high": 140}
 
 
 def test_layer_names_select_their_folder(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,9 +13,10 @@ from workbench.viz.view import dashboard_view, warm_up
 
 @pytest.fixture(scope="module")
 def data(demo_home):  # type: ignore[no-untyped-def]
+    from tests.conftest import demo_end
     from workbench.settings import load_settings
 
-    settings = load_settings(home=demo_home, profile="embedded", warehouse=None, postgres_url=None)
+    settings = load_settings(home=demo_home, profile="embedded", warehouse=None, postgres_url=None, demo_end=demo_end())
     return warm_up(ref="main", settings=settings)
 
 

@@ -9,6 +9,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
@@ -28,7 +29,9 @@ def test_report_is_one_self_contained_html_file(demo_settings: Settings, tmp_pat
     assert bundle and len(bundle) > 3_000_000  # plotly.js itself is inlined, once
     rest = before + after
     assert get_plotlyjs() not in rest
-    assert not re.search(r"<script[^>]*\bsrc=", rest) and "cdn" not in rest.lower() and "<link" not in rest
+    # no script or stylesheet from elsewhere, no CDN address (figure data is base64: match URLs, not letters)
+    assert not re.search(r"<script[^>]*\bsrc=", rest) and "<link" not in rest
+    assert not re.search(r"https?://[^\s\"'<>]*cdn", rest.lower())
     for chart in ("agp", "time_in_ranges", "daily_profiles"):
         assert f'"meta":{{"chart":"{chart}"}}' in page
     for part in ("stats", "tir", "agp", "daily-profiles", "treatments-page"):
@@ -38,6 +41,25 @@ def test_report_is_one_self_contained_html_file(demo_settings: Settings, tmp_pat
     assert page.count('"staticPlot": true') == page.count('"displayModeBar": false') == 4
     assert "size: A4 landscape" in page and "glucose in mg/dL" in page
     assert 'data-part="insufficient"' in page  # 7 days are not enough by consensus
+
+
+def test_daily_profiles_carry_a_marker_per_bolus_and_carb_entry(demo_settings: Settings) -> None:
+    from workbench.viz import figures
+    from workbench.viz.report import report_data, report_html
+    from workbench.viz.view import load_view
+
+    view = load_view(patient="p001", days=30, settings=demo_settings)
+    data = report_data(view, demo_settings)
+    page = report_html(view, demo_settings, data)
+    assert '"name":"bolus"' in page and '"name":"carbs"' in page
+    days = view.profile_days
+    assert len(days) == min(14, view.days) and days[-1] == view.end
+    fig = figures.report_daily_profiles_figure(data.readings, days, data.treatments)
+    shown = data.treatments_daily[pd.to_datetime(data.treatments_daily["treatment_date"]).dt.date >= days[0]]
+    boluses = sum(len(t.x) for t in fig.data if t.name == "bolus")
+    carbs = sum(sum(t.customdata) for t in fig.data if t.name == "carbs" and t.customdata is not None)
+    assert boluses == int(shown["bolus_count"].sum()) > 0  # the treatments mart's count of boluses
+    assert carbs == pytest.approx(float(shown["carbs_grams"].sum())) and carbs > 0
 
 
 def test_export_reports_writes_one_per_patient(demo_settings: Settings, tmp_path: Path) -> None:

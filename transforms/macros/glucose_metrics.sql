@@ -2,6 +2,13 @@
     They mirror workbench/metrics.py (the reference implementation, cross-checked in tests):
     International Consensus on Time in Range (Battelino 2019) and iglu's definitions. -#}
 
+{#- A consensus range limit in mg/dL: very_low 54, low 70, high 180, very_high 250, tight_high 140.
+    The numbers are defined once, in workbench/metrics.py; the runner hands them to dbt as the var
+    `glucose_limits` (workbench.transform.runner.dbt_vars). -#}
+{% macro glucose_limit(name) -%}
+    {{ var('glucose_limits')[name] }}
+{%- endmacro %}
+
 {#- Share of readings (percent) for which `condition` holds. -#}
 {% macro pct_readings(condition) -%}
     100e0 * sum(case when {{ condition }} then 1 else 0 end) / count(*)
@@ -10,8 +17,8 @@
 {#- The seed's three categories: Low (<70), Normal (70-180), High (>180). -#}
 {% macro glucose_category(g) -%}
     case
-        when {{ g }} < 70 then 'Low'
-        when {{ g }} > 180 then 'High'
+        when {{ g }} < {{ glucose_limit('low') }} then 'Low'
+        when {{ g }} > {{ glucose_limit('high') }} then 'High'
         else 'Normal'
     end
 {%- endmacro %}
@@ -19,10 +26,10 @@
 {#- The five consensus ranges: very_low <54, low 54-69, in_range 70-180, high 181-250, very_high >250. -#}
 {% macro glucose_range(g) -%}
     case
-        when {{ g }} < 54 then 'very_low'
-        when {{ g }} < 70 then 'low'
-        when {{ g }} <= 180 then 'in_range'
-        when {{ g }} <= 250 then 'high'
+        when {{ g }} < {{ glucose_limit('very_low') }} then 'very_low'
+        when {{ g }} < {{ glucose_limit('low') }} then 'low'
+        when {{ g }} <= {{ glucose_limit('high') }} then 'in_range'
+        when {{ g }} <= {{ glucose_limit('very_high') }} then 'high'
         else 'very_high'
     end
 {%- endmacro %}
@@ -44,26 +51,28 @@
 {#- Every distribution metric of a group of readings, as a select list (ends with a comma).
     Needs columns `g` (mg/dL), `risk_low` and `risk_high` (see fct_glucose_readings). -#}
 {% macro glucose_summary_columns(g='glucose_value') -%}
+    {%- set vlo, lo = glucose_limit('very_low'), glucose_limit('low') -%}
+    {%- set hi, vhi, tight = glucose_limit('high'), glucose_limit('very_high'), glucose_limit('tight_high') -%}
     count(*) as reading_count,
     avg(cast({{ g }} as double)) as mean_glucose,
     stddev_samp(cast({{ g }} as double)) as sd_glucose,
     100e0 * stddev_samp(cast({{ g }} as double)) / avg(cast({{ g }} as double)) as cv_glucose,
     3.31 + 0.02392 * avg(cast({{ g }} as double)) as gmi,
     (avg(cast({{ g }} as double)) + 46.7) / 28.7 as ea1c,
-    {{ pct_readings(g ~ ' < 54') }} as pct_very_low,
-    {{ pct_readings(g ~ ' >= 54 and ' ~ g ~ ' < 70') }} as pct_low,
-    {{ pct_readings(g ~ ' >= 70 and ' ~ g ~ ' <= 180') }} as pct_in_range,
-    {{ pct_readings(g ~ ' > 180 and ' ~ g ~ ' <= 250') }} as pct_high,
-    {{ pct_readings(g ~ ' > 250') }} as pct_very_high,
-    {{ pct_readings(g ~ ' < 70') }} as pct_below_70,
-    {{ pct_readings(g ~ ' > 180') }} as pct_above_180,
-    {{ pct_readings(g ~ ' >= 70 and ' ~ g ~ ' <= 140') }} as pct_tight_range,
+    {{ pct_readings(g ~ ' < ' ~ vlo) }} as pct_very_low,
+    {{ pct_readings(g ~ ' >= ' ~ vlo ~ ' and ' ~ g ~ ' < ' ~ lo) }} as pct_low,
+    {{ pct_readings(g ~ ' >= ' ~ lo ~ ' and ' ~ g ~ ' <= ' ~ hi) }} as pct_in_range,
+    {{ pct_readings(g ~ ' > ' ~ hi ~ ' and ' ~ g ~ ' <= ' ~ vhi) }} as pct_high,
+    {{ pct_readings(g ~ ' > ' ~ vhi) }} as pct_very_high,
+    {{ pct_readings(g ~ ' < ' ~ lo) }} as pct_below_70,
+    {{ pct_readings(g ~ ' > ' ~ hi) }} as pct_above_180,
+    {{ pct_readings(g ~ ' >= ' ~ lo ~ ' and ' ~ g ~ ' <= ' ~ tight) }} as pct_tight_range,
     least(
         100e0,
-        3.0 * {{ pct_readings(g ~ ' < 54') }}
-        + 2.4 * {{ pct_readings(g ~ ' >= 54 and ' ~ g ~ ' < 70') }}
-        + 1.6 * {{ pct_readings(g ~ ' > 250') }}
-        + 0.8 * {{ pct_readings(g ~ ' > 180 and ' ~ g ~ ' <= 250') }}
+        3.0 * {{ pct_readings(g ~ ' < ' ~ vlo) }}
+        + 2.4 * {{ pct_readings(g ~ ' >= ' ~ vlo ~ ' and ' ~ g ~ ' < ' ~ lo) }}
+        + 1.6 * {{ pct_readings(g ~ ' > ' ~ vhi) }}
+        + 0.8 * {{ pct_readings(g ~ ' > ' ~ hi ~ ' and ' ~ g ~ ' <= ' ~ vhi) }}
     ) as gri,
     avg(risk_low) as lbgi,
     avg(risk_high) as hbgi,

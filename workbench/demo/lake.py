@@ -30,7 +30,9 @@ def build_demo_lake(
     from workbench.lakehouse import Lakehouse
     from workbench.transform.runner import build
 
-    settings = load_settings(home=home, profile="embedded", warehouse=None, postgres_url=None)
+    # the pinned clock is also the transforms' clock (which day is complete), not the ingestion time
+    clock = {"demo_end": end} if end is not None else {}
+    settings = load_settings(home=home, profile="embedded", warehouse=None, postgres_url=None, **clock)
     settings.ensure_home()
     with demo_sites(seed=seed, patients=patients, days=days, end=end) as sites:
         ingest(branch=DEV_BRANCH, sites=sites, settings=settings)

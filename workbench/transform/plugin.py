@@ -70,6 +70,7 @@ class Plugin(BasePlugin):
         self.ref = str(plugin_config.get("ref") or "dev")
         self._home = str(plugin_config.get("cascade_home") or "")
         self._warehouse = str(plugin_config.get("warehouse") or "")
+        self._demo_end = str(plugin_config.get("demo_end") or "")  # the runner's pinned clock, if any
         self._settings: Settings | None = None
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._session: Any = None  # workbench.sql.duckdb.RefSession bound to dbt's connection
@@ -86,13 +87,15 @@ class Plugin(BasePlugin):
 
     @property
     def settings(self) -> Settings:
-        """The runner's settings: home and warehouse arrive as dbt vars, the rest as usual."""
+        """The runner's settings: home, warehouse and the pinned clock arrive as dbt vars, the rest as usual."""
         if self._settings is None:
             overrides: dict[str, Any] = {}
             if self._home:
                 overrides["home"] = self._home
             if self._warehouse:
                 overrides["warehouse"] = self._warehouse
+            if self._demo_end:
+                overrides["demo_end"] = self._demo_end
             self._settings = load_settings(**overrides) if overrides else get_settings()
         return self._settings
 

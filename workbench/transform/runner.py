@@ -149,17 +149,34 @@ def default_target(settings: Settings) -> str:
     return dbt_target(settings)
 
 
+def glucose_limits() -> dict[str, float]:
+    """The consensus range limits (mg/dL) the SQL macros use (`glucose_limit(name)`), from their one
+    definition in workbench.metrics: very low < 54, low < 70, high > 180, very high > 250, and the
+    tight range's upper limit 140 (TITR 70–140)."""
+    from workbench import metrics
+
+    return {
+        "very_low": metrics.HYPO_LV2,
+        "low": metrics.HYPO_LV1,
+        "high": metrics.HYPER_LV1,
+        "very_high": metrics.HYPER_LV2,
+        "tight_high": metrics.GRADE_EU_HIGH,  # 140: the upper limit of GRADE's euglycaemia and of TITR
+    }
+
+
 def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``--vars`` every invocation gets (how settings reach profiles.yml and the models)."""
     values: dict[str, Any] = {
         "branch": branch,
         "cascade_home": str(settings.home),
         "cascade_warehouse": settings.warehouse or "",
+        "cascade_demo_end": settings.demo_end.isoformat() if settings.demo_end else "",
         "duckdb_memory_limit": settings.duckdb_memory_limit,
         "trino_host": settings.trino_host,
         "trino_port": settings.trino_port,
         "trino_user": settings.trino_user,
     }
+    values["glucose_limits"] = glucose_limits()
     if default_target(settings) == "trino":  # the Trino catalog that shows the branch (see workbench.sql.trino)
         from workbench.sql.trino import branch_catalog
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from workbench.lake.api import MAIN_BRANCH
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
         patient: Annotated[str, typer.Option(help="patient id (see the dashboard)")],
         days: Annotated[int, typer.Option(help="days up to the patient's last day with data")] = 14,
         out: Annotated[Path, typer.Option(help="folder for the report")] = Path("reports"),
-        ref: Annotated[str, typer.Option(help="lake ref (main reads the published marts)")] = "main",
+        ref: Annotated[str, typer.Option(help="lake ref (main reads the published marts)")] = MAIN_BRANCH,
         end: Annotated[str | None, typer.Option(help="last day of the period (YYYY-MM-DD)")] = None,
         pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="also print a PDF (needs Chromium)")] = False,
     ) -> None:

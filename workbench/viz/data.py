@@ -9,14 +9,16 @@ always use the lake, because only marts are published.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
 from workbench.errors import CascadeError, TableNotFoundError
 from workbench.lake.api import DEV_BRANCH, MAIN_BRANCH, RUN_HISTORY_BRANCH
+from workbench.metrics import AGP_PERCENTILES
 from workbench.settings import Settings, get_settings
 from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError
 
@@ -30,7 +32,11 @@ AGP = "marts.mrt_agp_profile"
 PERIOD = "marts.mrt_glucose_period_metrics"
 READINGS = "silver.fct_glucose_readings"
 PATIENTS = "gold.dim_patient"
-PERCENTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p95", 0.95))  # as metrics.AGP_PERCENTILES
+TREATMENTS = "bronze.stg_treatments"
+TREATMENTS_DAILY = "marts.mrt_treatments_daily"
+#: Treatment events that are basal insulin (rate × duration), not boluses — as marts.mrt_treatments_daily.
+BASAL_EVENT = "Temp Basal"
+PERCENTILES = AGP_PERCENTILES  # p05..p95 of the AGP, by their one definition
 
 
 def published_url(settings: Settings | None = None) -> str | None:
@@ -45,6 +51,35 @@ def published_url(settings: Settings | None = None) -> str | None:
         return postgres.reader_url(settings)  # the read-only role, never the superuser
     except CascadeError:
         return None
+
+
+@dataclass(frozen=True)
+class TodaySoFar:
+    """The patient's current local day, still in progress: not part of any period, the AGP, the
+    trend or a report until it is complete (the clock is `clock()`, never the wall clock).
+    The numbers are the daily mart's row of that day (its one definition of each metric)."""
+
+    patient_id: str
+    day: date
+    as_of: datetime  # the clock (UTC) that makes `day` today
+    reading_count: int
+    mean_glucose: float  # NaN without readings
+    pct_in_range: float
+    pct_below_70: float
+    pct_above_180: float
+    last_reading: datetime | None  # patient-local time of the day's last reading
+    latest_reading: datetime | None  # the patient's last reading at all (local), maybe on an earlier day
+
+
+@dataclass(frozen=True)
+class Sufficiency:
+    """Whether a period has enough CGM data for reliable metrics (consensus: ≥ 14 days with data and
+    ≥ 70 % of the possible readings); from the period mart when the period is one of its windows."""
+
+    days_with_data: int
+    active_percent: float
+    sufficient: bool
+    source: str  # e.g. "marts.mrt_glucose_period_metrics (14d)" or "daily marts"
 
 
 @dataclass
@@ -187,6 +222,114 @@ class GlucoseData:
         )
         frame["reading_date"] = _dates(frame["reading_date"])
         return frame.drop(columns=[c for c in frame.columns if c.endswith("_identity")])
+
+    def period_metrics(self, patient_id: str) -> pd.DataFrame:
+        """The patient's rows of the period mart (14d/30d/90d/all over complete days); empty when
+        the mart is not there."""
+        try:
+            frame = self.query(
+                PERIOD,
+                f"select period, period_start, period_end, days_with_data, active_percent, sufficient "
+                f"from {PERIOD} where patient_id = ?",
+                [patient_id],
+            )
+        except (TableNotFoundError, NoGlucoseDataError):
+            return pd.DataFrame(columns=["period", "period_start", "period_end", "days_with_data",
+                                         "active_percent", "sufficient"])  # fmt: skip
+        frame["period_start"] = _dates(frame["period_start"])
+        frame["period_end"] = _dates(frame["period_end"])
+        return frame
+
+    def clock(self) -> datetime:
+        """The clock that decides which day is complete, as the transforms decide it
+        (`workbench.transform.computed.default_as_of`: CASCADE_DEMO_END when set, else the latest
+        ingestion into the lake; never the wall clock)."""
+        from workbench.transform.computed import default_as_of
+
+        latest = None
+        if self.settings.demo_end is None:
+            frame = self.lakehouse.sql(f"select max(ingested_at) as m from {READINGS}")
+            value = frame["m"].iloc[0] if len(frame) else None
+            latest = None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+        return default_as_of(self.settings, latest)
+
+    def today_so_far(self, patient_id: str) -> TodaySoFar | None:
+        """The patient's day in progress at `clock()` (see `TodaySoFar`); None when only the
+        published marts can be read (source='postgres': no clock, no readings)."""
+        from workbench.transform.computed import local_today
+
+        if self.source == "postgres":
+            return None
+        as_of = self.clock()
+        last = self.lakehouse.sql(
+            f"select max(patient_tz) as tz, max(reading_ts_local) as latest from {READINGS} where patient_id = ?",
+            [patient_id],
+        )
+        if last.empty or pd.isna(last["latest"].iloc[0]):
+            return None
+        tz = str(last["tz"].iloc[0] or "UTC")
+        day = local_today(as_of, tz)
+        row = self.query(
+            DAILY,
+            f"select reading_count, mean_glucose, pct_in_range, pct_below_70, pct_above_180 from {DAILY} "
+            "where patient_id = ? and reading_date = ?",
+            [patient_id, day],
+        )
+        on_day = self.lakehouse.sql(
+            f"select max(reading_ts_local) as last from {READINGS} where patient_id = ? and reading_date = ?",
+            [patient_id, day],
+        )["last"]
+        nan = math.nan
+        values = row.iloc[0] if len(row) else pd.Series(dtype=object)
+
+        def number(name: str) -> float:
+            value = values.get(name)
+            return nan if value is None or pd.isna(value) else float(value)
+
+        def stamp(value: object) -> datetime | None:
+            return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()  # type: ignore[arg-type]
+
+        return TodaySoFar(
+            patient_id=patient_id,
+            day=day,
+            as_of=as_of,
+            reading_count=int(values.get("reading_count") or 0),
+            mean_glucose=number("mean_glucose"),
+            pct_in_range=number("pct_in_range"),
+            pct_below_70=number("pct_below_70"),
+            pct_above_180=number("pct_above_180"),
+            last_reading=stamp(on_day.iloc[0]) if len(on_day) else None,
+            latest_reading=stamp(last["latest"].iloc[0]),
+        )
+
+    def treatments(self, patient_id: str, start: date, end: date) -> pd.DataFrame:
+        """Treatment events of one patient, start..end (local days), with `is_bolus` and `is_carbs`
+        flags by the definition of marts.mrt_treatments_daily (boluses: insulin units on any event
+        but the basal one). Empty when the lake has no treatments."""
+        columns = ["treatment_ts_local", "treatment_date", "event_type", "insulin_units", "carbs_grams"]
+        try:
+            events = self.lakehouse.sql(
+                f"select {', '.join(columns)} from {TREATMENTS} where patient_id = ? "
+                "and treatment_date between ? and ? order by treatment_ts_local",
+                [patient_id, start, end],
+            )
+        except CascadeError:
+            events = pd.DataFrame(columns=columns)
+        events["is_bolus"] = (events["event_type"] != BASAL_EVENT) & (events["insulin_units"].fillna(0) > 0)
+        events["is_carbs"] = events["carbs_grams"].fillna(0) > 0
+        return events
+
+    def treatments_daily(self, patient_id: str, start: date, end: date) -> pd.DataFrame:
+        """Rows of marts.mrt_treatments_daily of one patient, start..end; empty when there are none."""
+        try:
+            return self.query(
+                TREATMENTS_DAILY,
+                f"select * from {TREATMENTS_DAILY} where patient_id = ? and treatment_date between ? and ? "
+                "order by treatment_date",
+                [patient_id, start, end],
+            )
+        except CascadeError:
+            return pd.DataFrame()
 
     def agp_profile(self, patient_id: str, start: date, end: date) -> tuple[pd.DataFrame, str]:
         """AGP percentiles (p05..p95) per 5-minute time of the local day, and where they came from.

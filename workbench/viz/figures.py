@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench.viz.summary import RANGES, TARGET_HIGH, TARGET_LOW, Card, PeriodSummary
+from workbench.viz.summary import RANGES, TARGET_HIGH, TARGET_LOW, VERY_HIGH, VERY_LOW, Card, PeriodSummary
 
 BAND_COLOR = "rgba(49, 163, 84, 0.12)"
 MEDIAN_COLOR = "#08519c"
@@ -63,7 +63,7 @@ def daily_trend_figure(daily: pd.DataFrame, rolling_days: int = 7) -> go.Figure:
     )
     fig.update_yaxes(title_text="glucose (mg/dL)", rangemode="tozero")
     fig.update_xaxes(tickformat="%d %b")
-    return _layout(fig, "daily_trend", "Daily mean glucose (target 70–180 mg/dL shaded)")
+    return _layout(fig, "daily_trend", f"Daily mean glucose (target {TARGET_LOW}–{TARGET_HIGH} mg/dL shaded)")
 
 
 def time_in_ranges_figure(summary: PeriodSummary) -> go.Figure:
@@ -158,11 +158,7 @@ STATS_COLUMNS = {
     "sd_glucose": "SD",
     "cv_glucose": "CV %",
     "gmi": "GMI %",
-    "pct_very_low": "<54 %",
-    "pct_low": "54–69 %",
-    "pct_in_range": "70–180 %",
-    "pct_high": "181–250 %",
-    "pct_very_high": ">250 %",
+    **{r.column: r.label.split("(")[1].rstrip(")") + " %" for r in RANGES},  # "<54 %", "54–69 %", ...
     "gri": "GRI",
 }
 
@@ -209,7 +205,7 @@ def cards_html(cards: list[Card]) -> str:
 #: Plotly config of every report figure: static (nothing to hover or click on paper), no toolbar.
 PRINT_CONFIG = {"staticPlot": True, "displayModeBar": False}
 AGP_SCALE_MGDL = (0.0, 350.0)  # the AGP report's fixed glucose axis
-MARKER_LINES_MGDL = (54.0, 250.0)  # thin reference lines beside the 70–180 target band
+MARKER_LINES_MGDL = (float(VERY_LOW), float(VERY_HIGH))  # thin reference lines beside the target band
 
 
 def _to_unit(values: Any, unit: str) -> Any:
@@ -295,10 +291,14 @@ def report_agp_figure(profile: pd.DataFrame, unit: str = "mg/dL", width: int = 9
         range=[0, 24], tickvals=list(range(0, 25, 3)), ticktext=[f"{h % 24:02d}:00" for h in range(0, 25, 3)]
     )
     scale = [_to_unit(v, unit) for v in AGP_SCALE_MGDL]
-    ticks = [_to_unit(float(v), unit) for v in (0, 54, 70, 180, 250, 350)]
+    ticks = [_to_unit(float(v), unit) for v in (0, VERY_LOW, TARGET_LOW, TARGET_HIGH, VERY_HIGH, AGP_SCALE_MGDL[1])]
     fig.update_yaxes(range=scale, tickvals=ticks, ticktext=[f"{t:.0f}" if unit == "mg/dL" else f"{t:.1f}" for t in ticks],
                      title_text=unit)  # fmt: skip
     return _print_layout(fig, "agp", width, height, "Ambulatory glucose profile (AGP): median, 25–75 % and 5–95 %")
+
+
+CARBS_COLOR = "#e6550d"
+BOLUS_COLOR = "#2563eb"
 
 
 def report_daily_profiles_figure(
@@ -309,18 +309,20 @@ def report_daily_profiles_figure(
     width: int = 990,
     height: int = 200,
 ) -> go.Figure:
-    """One small chart per day (two rows of seven): glucose over the local day on the fixed scale
-    with the 70–180 band; carbohydrate (orange triangle) and bolus (blue bar) markers at the foot."""
+    """One small chart per day (rows of seven): glucose over the local day on the fixed scale with
+    the 70–180 band; carbohydrate (orange triangle, trace "carbs") and bolus (blue tick, trace
+    "bolus") markers at the foot, from `GlucoseData.treatments` (its `is_carbs`/`is_bolus` flags)."""
     from plotly.subplots import make_subplots
 
     cols = 7
     rows = max(1, (len(days) + cols - 1) // cols)
     titles = [f"{pd.Timestamp(d):%a %d %b}" for d in days]
-    fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.006, vertical_spacing=0.14,
-                        subplot_titles=titles)  # fmt: skip
+    fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.006,
+                        vertical_spacing=min(0.14, 0.3 / rows), subplot_titles=titles)  # fmt: skip
     local = pd.to_datetime(readings["reading_ts_local"]) if len(readings) else pd.Series([], dtype="datetime64[ns]")
     dates = pd.to_datetime(readings["reading_date"]).dt.date if len(readings) else pd.Series([], dtype=object)
-    t_local = pd.to_datetime(treatments["treatment_ts_local"]) if treatments is not None and len(treatments) else None
+    events = treatments if treatments is not None and len(treatments) else None
+    t_local = pd.to_datetime(events["treatment_ts_local"]) if events is not None else None
     low, high = _to_unit(float(TARGET_LOW), unit), _to_unit(float(TARGET_HIGH), unit)
     top = _to_unit(AGP_SCALE_MGDL[1], unit)
     for i, day in enumerate(days):
@@ -330,17 +332,25 @@ def report_daily_profiles_figure(
         fig.add_hrect(y0=low, y1=high, fillcolor=BAND_COLOR, line_width=0, layer="below", row=row, col=col)
         values = _to_unit(readings.loc[mine, "glucose_value"].astype(float), unit)
         fig.add_trace(
-            go.Scatter(x=hours, y=values, mode="lines", line={"color": MEDIAN_COLOR, "width": 1}), row=row, col=col
-        )
-        if t_local is not None:
-            on_day = t_local.dt.date == day
+            go.Scatter(x=hours, y=values, mode="lines", name="glucose", line={"color": MEDIAN_COLOR, "width": 1},
+                       hovertemplate=f"%{{y:.0f}} {unit}<extra></extra>"),
+            row=row, col=col,
+        )  # fmt: skip
+        if events is not None and t_local is not None:
+            on_day = (t_local.dt.date == day).to_numpy()
             th = (t_local[on_day] - pd.Timestamp(day)).dt.total_seconds() / 3600.0
-            carbs = treatments.loc[on_day, "carbs_grams"].fillna(0) > 0  # type: ignore[union-attr]
-            bolus = treatments.loc[on_day, "insulin_units"].fillna(0) > 0  # type: ignore[union-attr]
-            fig.add_trace(go.Scatter(x=th[carbs], y=[top * 0.06] * int(carbs.sum()), mode="markers",
-                                     marker={"symbol": "triangle-up", "size": 5, "color": "#e6550d"}), row=row, col=col)  # fmt: skip
-            fig.add_trace(go.Scatter(x=th[bolus], y=[top * 0.015] * int(bolus.sum()), mode="markers",
-                                     marker={"symbol": "line-ns-open", "size": 7, "color": "#2563eb"}), row=row, col=col)  # fmt: skip
+            mine_events = events[on_day]
+            carbs, bolus = mine_events["is_carbs"].to_numpy(bool), mine_events["is_bolus"].to_numpy(bool)
+            grams = mine_events["carbs_grams"].to_numpy(float)[carbs]
+            units = mine_events["insulin_units"].to_numpy(float)[bolus]
+            fig.add_trace(go.Scatter(x=th[carbs], y=[top * 0.06] * int(carbs.sum()), mode="markers", name="carbs",
+                                     customdata=grams, hovertemplate="carbs %{customdata:.0f} g<extra></extra>",
+                                     marker={"symbol": "triangle-up", "size": 5, "color": CARBS_COLOR}),
+                          row=row, col=col)  # fmt: skip
+            fig.add_trace(go.Scatter(x=th[bolus], y=[top * 0.015] * int(bolus.sum()), mode="markers", name="bolus",
+                                     customdata=units, hovertemplate="bolus %{customdata:.1f} U<extra></extra>",
+                                     marker={"symbol": "line-ns-open", "size": 7, "color": BOLUS_COLOR}),
+                          row=row, col=col)  # fmt: skip
         fig.update_xaxes(range=[0, 24], tickvals=[0, 12, 24], ticktext=["", "12", ""], row=row, col=col)
     labels = [f"{v:.0f}" if unit == "mg/dL" else f"{v:.1f}" for v in (low, high)]
     fig.update_yaxes(range=[0, top], tickvals=[low, high], ticktext=labels)
@@ -348,6 +358,48 @@ def report_daily_profiles_figure(
     _print_layout(fig, "daily_profiles", width, height)
     fig.update_layout(margin={"t": 16})
     return fig
+
+
+def daily_profiles_figure(readings: pd.DataFrame, days: Sequence[object], treatments: pd.DataFrame | None = None,
+                          width: int = 1150) -> go.Figure:  # fmt: skip
+    """The dashboard's daily glucose profiles: the report's small charts (one per day, seven a row)
+    with a title naming the markers, as wide as the page and with hover values."""
+    rows = max(1, (len(days) + 6) // 7)
+    height = 90 + 150 * rows
+    fig = report_daily_profiles_figure(readings, days, treatments, width=width, height=height)
+    title = "Daily glucose profiles (midnight to midnight; ▲ carbohydrates, | bolus)"
+    fig.update_layout(title={"text": title, "x": 0.01, "font": {"size": 13}}, margin={"t": 60}, font={"size": 11},
+                      width=None, autosize=True)  # fmt: skip
+    fig.update_annotations(yshift=2)
+    return fig
+
+
+def today_html(today: Any) -> str:
+    """The "today so far" block: the day in progress (not part of the period above): readings so
+    far, mean, time in range and the last reading's time. `today` is a `data.TodaySoFar` or None."""
+    if today is None:
+        return ""
+    day = f"{today.day:%a %d %b %Y}"
+    parts: list[str] = []
+    if today.reading_count:
+        parts.append(f'<span data-today="readings"><b>{today.reading_count}</b> readings so far</span>')
+        parts.append(f'<span data-today="mean">mean <b>{today.mean_glucose:.0f} mg/dL</b></span>')
+        parts.append(f'<span data-today="tir">TIR {TARGET_LOW}–{TARGET_HIGH} <b>{today.pct_in_range:.0f} %</b></span>')
+        parts.append(f'<span data-today="tbr">below {TARGET_LOW} <b>{today.pct_below_70:.0f} %</b></span>')
+        parts.append(f'<span data-today="tar">above {TARGET_HIGH} <b>{today.pct_above_180:.0f} %</b></span>')
+        if today.last_reading is not None:
+            parts.append(f'<span data-today="last">last reading <b>{today.last_reading:%H:%M}</b></span>')
+    else:
+        parts.append('<span data-today="readings"><b>no readings</b> yet today</span>')
+        if today.latest_reading is not None:
+            parts.append(f'<span data-today="last">last reading <b>{today.latest_reading:%a %d %b %H:%M}</b></span>')
+    note = "not part of the period, the AGP or the trend until the day is complete"
+    return (
+        f'<div id="cascade-today" style="border:1px dashed #9ca3af;border-radius:6px;padding:6px 12px;'
+        f'margin:8px 0;font-family:{_FONT};font-size:13px">'
+        f"<b>Today so far</b> · {html.escape(day)} · {' · '.join(parts)}"
+        f'<div style="font-size:11px;color:#6b7280">{html.escape(note)}</div></div>'
+    )
 
 
 def report_treatments_figure(daily: pd.DataFrame, width: int = 990, height: int = 300) -> go.Figure:

@@ -19,23 +19,21 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from workbench.errors import CascadeError
+from workbench.lake.api import MAIN_BRANCH
 from workbench.metrics import SUFFICIENT_ACTIVE_PERCENT, SUFFICIENT_DAYS
 from workbench.settings import Settings, get_settings
-from workbench.viz import figures
+from workbench.viz import figures, summary
 from workbench.viz.data import GlucoseData, SourceChoice
 from workbench.viz.errors import PdfExportError, VizError
 from workbench.viz.summary import gri_zone
 from workbench.viz.view import DEFAULT_DAYS, GlucoseView, load_view
-
-TREATMENTS_DAILY = "marts.mrt_treatments_daily"
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _PDF_TIMEOUT_S = 120
@@ -65,24 +63,8 @@ def report_data(view: GlucoseView, settings: Settings) -> ReportData:
     """Read the readings and treatments of the view's period (the lake of the view's ref)."""
     data = view.data
     readings = data.readings(view.patient_id, view.start, view.end)
-    try:
-        events = data.lakehouse.sql(
-            "select treatment_ts_local, treatment_date, event_type, insulin_units, carbs_grams "
-            "from bronze.stg_treatments where patient_id = ? and treatment_date between ? and ? "
-            "order by treatment_ts_local",
-            [view.patient_id, view.start, view.end],
-        )
-    except CascadeError:
-        events = pd.DataFrame()
-    try:
-        daily = data.query(
-            TREATMENTS_DAILY,
-            f"select * from {TREATMENTS_DAILY} where patient_id = ? and treatment_date between ? and ? "
-            "order by treatment_date",
-            [view.patient_id, view.start, view.end],
-        )
-    except CascadeError:
-        daily = pd.DataFrame()
+    events = data.treatments(view.patient_id, view.start, view.end)
+    daily = data.treatments_daily(view.patient_id, view.start, view.end)
     return ReportData(view, readings, events, daily, settings.glucose_unit, settings.report_paper)
 
 
@@ -90,7 +72,10 @@ def _stats_html(view: GlucoseView, unit: str) -> str:
     s = view.summary
     assert s is not None
     mean = figures._to_unit(s.mean_glucose, unit)
-    sufficient = s.days_with_data >= SUFFICIENT_DAYS and s.pct_readings_present >= SUFFICIENT_ACTIVE_PERCENT
+    enough = view.sufficiency
+    assert enough is not None
+    vlo, lo, hi, vhi = summary.VERY_LOW, summary.TARGET_LOW, summary.TARGET_HIGH, summary.VERY_HIGH
+    cards = {card.key: card for card in view.cards}  # the consensus targets, as the dashboard's cards
 
     def row(label: str, value: str, target: str = "", met: bool | None = None) -> str:
         mark = "" if met is None else ('<span class="ok">✓</span>' if met else '<span class="miss">✗</span>')
@@ -98,28 +83,38 @@ def _stats_html(view: GlucoseView, unit: str) -> str:
 
     rows = [
         row("Period", f"{view.start:%d %b %Y} – {view.end:%d %b %Y} ({view.days} days)"),
-        row("Days with data", f"{s.days_with_data} of {view.days}", "≥ 14", s.days_with_data >= SUFFICIENT_DAYS),
+        row(
+            "Days with data",
+            f"{enough.days_with_data} of {view.days}",
+            f"≥ {SUFFICIENT_DAYS}",
+            enough.days_with_data >= SUFFICIENT_DAYS,
+        ),
         row(
             "CGM active",
-            f"{s.pct_readings_present:.1f} %",
-            "≥ 70 %",
-            s.pct_readings_present >= SUFFICIENT_ACTIVE_PERCENT,
+            f"{enough.active_percent:.1f} %",
+            f"≥ {SUFFICIENT_ACTIVE_PERCENT:.0f} %",
+            enough.active_percent >= SUFFICIENT_ACTIVE_PERCENT,
         ),
         row("Mean glucose", f"{mean:.1f} {unit}" if unit != "mg/dL" else f"{mean:.0f} {unit}"),
         row("GMI", f"{s.gmi:.1f} %"),
-        row("Glucose variability (CV)", f"{s.cv_glucose:.1f} %", "≤ 36 %", s.cv_glucose <= 36),
-        row("Time in range 70–180", f"{s.pct_in_range:.1f} %", "> 70 %", s.pct_in_range > 70),
-        row("Below 70 (incl. < 54)", f"{s.pct_below_70:.1f} %", "< 4 %", s.pct_below_70 < 4),
-        row("Below 54", f"{s.pct_very_low:.1f} %", "< 1 %", s.pct_very_low < 1),
-        row("Above 180 (incl. > 250)", f"{s.pct_above_180:.1f} %", "< 25 %", s.pct_above_180 < 25),
-        row("Above 250", f"{s.pct_very_high:.1f} %", "< 5 %", s.pct_very_high < 5),
+        *(
+            row(label, f"{card.value:.1f} %", card.target or "", card.met)
+            for label, card in (
+                ("Glucose variability (CV)", cards["cv"]),
+                (f"Time in range {lo}–{hi}", cards["tir"]),
+                (f"Below {lo} (incl. < {vlo})", cards["tbr70"]),
+                (f"Below {vlo}", cards["tbr54"]),
+                (f"Above {hi} (incl. > {vhi})", cards["tar180"]),
+                (f"Above {vhi}", cards["tar250"]),
+            )
+        ),
         row("GRI", f"{s.gri:.0f} (zone {gri_zone(s.gri)})"),
     ]
     warning = (
         ""
-        if sufficient
+        if enough.sufficient
         else '<p class="warning" data-part="insufficient">Not enough data for a reliable AGP: the consensus '
-        "asks for ≥ 14 days with ≥ 70 % of CGM data.</p>"
+        f"asks for ≥ {SUFFICIENT_DAYS} days with ≥ {SUFFICIENT_ACTIVE_PERCENT:.0f} % of CGM data.</p>"
     )
     return f'<table class="stats" data-part="stats">{"".join(rows)}</table>{warning}'
 
@@ -136,14 +131,9 @@ def report_html(view: GlucoseView, settings: Settings | None = None, data: Repor
     page_size, width = PAGES[data.paper]
     patient = view.patients.set_index("patient_id").loc[view.patient_id]
     name = patient["display_name"]
-    latest = patient.get("latest_date")
-    today = (
-        f" · {latest:%d %b} (today so far) not included"
-        if latest is not None and not pd.isna(latest) and latest > view.end
-        else ""
-    )
+    today = f" · {view.today.day:%d %b} (today so far) not included" if view.today is not None else ""
     title = f"AGP report · {name} ({view.patient_id}) · {view.start} – {view.end}"
-    days = [view.start + timedelta(days=i) for i in range(view.days)]
+    days = view.profile_days  # the last 14 days of the period, one small chart each
     tir = figures.report_tir_figure(view.summary, width=330, height=228)
     agp = figures.report_agp_figure(view.agp, unit, width=width, height=222)
     profiles = figures.report_daily_profiles_figure(data.readings, days, data.treatments, unit, width=width, height=196)
@@ -260,7 +250,7 @@ def export_report(
     patient: str,
     out_dir: str | Path,
     *,
-    ref: str = "main",
+    ref: str = MAIN_BRANCH,
     days: int = DEFAULT_DAYS,
     end: str | None = None,
     pdf: bool = False,
@@ -285,7 +275,7 @@ def export_report(
 
 def export_reports(
     out_dir: str | Path,
-    ref: str = "main",
+    ref: str = MAIN_BRANCH,
     days: int = DEFAULT_DAYS,
     *,
     pdf: bool | None = None,

@@ -32,17 +32,22 @@ class GlucoseRange:
     color: str
 
 
-# Bottom to top, as drawn in the AGP report's time-in-ranges bar.
-RANGES: tuple[GlucoseRange, ...] = (
-    GlucoseRange("very_low", "Very low (<54)", "pct_very_low", "#a50f15"),
-    GlucoseRange("low", "Low (54–69)", "pct_low", "#ef3b2c"),
-    GlucoseRange("in_range", "In range (70–180)", "pct_in_range", "#31a354"),
-    GlucoseRange("high", "High (181–250)", "pct_high", "#fdae6b"),
-    GlucoseRange("very_high", "Very high (>250)", "pct_very_high", "#e6550d"),
+#: The consensus range limits (mg/dL), by their one definition in workbench.metrics.
+VERY_LOW, TARGET_LOW, TARGET_HIGH, VERY_HIGH = (
+    int(metrics.HYPO_LV2),
+    int(metrics.HYPO_LV1),
+    int(metrics.HYPER_LV1),
+    int(metrics.HYPER_LV2),
 )
 
-TARGET_LOW = 70
-TARGET_HIGH = 180
+# Bottom to top, as drawn in the AGP report's time-in-ranges bar.
+RANGES: tuple[GlucoseRange, ...] = (
+    GlucoseRange("very_low", f"Very low (<{VERY_LOW})", "pct_very_low", "#a50f15"),
+    GlucoseRange("low", f"Low ({VERY_LOW}–{TARGET_LOW - 1})", "pct_low", "#ef3b2c"),
+    GlucoseRange("in_range", f"In range ({TARGET_LOW}–{TARGET_HIGH})", "pct_in_range", "#31a354"),
+    GlucoseRange("high", f"High ({TARGET_HIGH + 1}–{VERY_HIGH})", "pct_high", "#fdae6b"),
+    GlucoseRange("very_high", f"Very high (>{VERY_HIGH})", "pct_very_high", "#e6550d"),
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,16 @@ class PeriodSummary:
 def gri(very_low: float, low: float, high: float, very_high: float) -> float:
     """Glycemia Risk Index from the four range percentages (the one definition in workbench.metrics)."""
     return float(metrics.gri_from_ranges(very_low, low, high, very_high))
+
+
+def is_sufficient(days_with_data: int, active_percent: float) -> bool:
+    """Enough CGM data for reliable metrics (International Consensus, Battelino 2019): at least
+    `metrics.SUFFICIENT_DAYS` days with data and `metrics.SUFFICIENT_ACTIVE_PERCENT` % CGM active."""
+    return bool(
+        days_with_data >= metrics.SUFFICIENT_DAYS
+        and not math.isnan(active_percent)
+        and active_percent >= metrics.SUFFICIENT_ACTIVE_PERCENT
+    )
 
 
 def gri_zone(value: float) -> str:
@@ -158,15 +173,24 @@ def headline_cards(summary: PeriodSummary) -> list[Card]:
     """Mean, GMI, CV, TIR, TBR, TAR, GRI and % data present, each beside its consensus target."""
     s = summary
     below_54 = s.pct_very_low
+    active = metrics.SUFFICIENT_ACTIVE_PERCENT
     return [
         Card("mean", "Mean glucose", s.mean_glucose, " mg/dL", 0, None, None),
         Card("gmi", "GMI", s.gmi, " %", 1, None, None),
         Card("cv", "CV", s.cv_glucose, " %", 1, "≤36 %", s.cv_glucose <= 36),
-        Card("tir", "TIR 70–180", s.pct_in_range, " %", 1, ">70 %", s.pct_in_range > 70),
-        Card("tbr70", "TBR <70", s.pct_below_70, " %", 1, "<4 %", s.pct_below_70 < 4),
-        Card("tbr54", "TBR <54", below_54, " %", 1, "<1 %", below_54 < 1),
-        Card("tar180", "TAR >180", s.pct_above_180, " %", 1, "<25 %", s.pct_above_180 < 25),
-        Card("tar250", "TAR >250", s.pct_very_high, " %", 1, "<5 %", s.pct_very_high < 5),
+        Card("tir", f"TIR {TARGET_LOW}–{TARGET_HIGH}", s.pct_in_range, " %", 1, ">70 %", s.pct_in_range > 70),
+        Card("tbr70", f"TBR <{TARGET_LOW}", s.pct_below_70, " %", 1, "<4 %", s.pct_below_70 < 4),
+        Card("tbr54", f"TBR <{VERY_LOW}", below_54, " %", 1, "<1 %", below_54 < 1),
+        Card("tar180", f"TAR >{TARGET_HIGH}", s.pct_above_180, " %", 1, "<25 %", s.pct_above_180 < 25),
+        Card("tar250", f"TAR >{VERY_HIGH}", s.pct_very_high, " %", 1, "<5 %", s.pct_very_high < 5),
         Card("gri", f"GRI (zone {gri_zone(s.gri)})", s.gri, "", 0, None, None),
-        Card("present", "Data present", s.pct_readings_present, " %", 0, "≥70 %", s.pct_readings_present >= 70),
+        Card(
+            "present",
+            "Data present",
+            s.pct_readings_present,
+            " %",
+            0,
+            f"≥{active:.0f} %",
+            s.pct_readings_present >= active,
+        ),
     ]

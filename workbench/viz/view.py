@@ -22,19 +22,23 @@ from urllib.parse import parse_qs
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.errors import CascadeError
+from workbench.lake.api import MAIN_BRANCH
+from workbench.metrics import SUFFICIENT_ACTIVE_PERCENT, SUFFICIENT_DAYS
 from workbench.settings import Settings, get_settings, page_query_string
 from workbench.viz import figures
-from workbench.viz.data import GlucoseData, SourceChoice
+from workbench.viz.data import GlucoseData, SourceChoice, Sufficiency, TodaySoFar
 from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError, VizError
-from workbench.viz.summary import Card, PeriodSummary, headline_cards, summarize_period
+from workbench.viz.summary import Card, PeriodSummary, headline_cards, is_sufficient, summarize_period
 
 DEFAULT_DAYS = 14  # the consensus AGP period
+PROFILE_DAYS = 14  # daily glucose profiles: the last 14 days of the period, as the AGP report
 
 
 def query_params(
     query: str | None = None,
     *,
-    ref: str = "main",
+    ref: str = MAIN_BRANCH,
     patient: str | None = None,
     days: int = DEFAULT_DAYS,
     start: str | date | None = None,
@@ -78,7 +82,7 @@ def request_query() -> str:
     return page_query_string()
 
 
-def warm_up(ref: str = "main", source: SourceChoice = "auto", settings: Settings | None = None) -> GlucoseData:
+def warm_up(ref: str = MAIN_BRANCH, source: SourceChoice = "auto", settings: Settings | None = None) -> GlucoseData:
     """Open the data source and bind the lake's views ahead of a request (Voila preheated kernels)."""
     data = GlucoseData(ref=ref, source=source, settings=settings or get_settings())
     data.patients()
@@ -109,6 +113,8 @@ class GlucoseView:
     agp_source: str
     error: str | None = None
     notices: list[str] = field(default_factory=list)  # what the page asked for and could not get
+    today: TodaySoFar | None = None  # the day in progress, shown apart from the period
+    sufficiency: Sufficiency | None = None  # None when the period has no data
 
     @property
     def ref(self) -> str:
@@ -143,12 +149,42 @@ class GlucoseView:
     def stats_frame(self) -> pd.DataFrame:
         return figures.daily_stats_frame(self.daily)
 
+    @property
+    def profile_days(self) -> list[date]:
+        """The days of the daily profiles: the last `PROFILE_DAYS` days of the period."""
+        first = max(self.start, self.end - timedelta(days=PROFILE_DAYS - 1))
+        return [first + timedelta(days=i) for i in range((self.end - first).days + 1)]
+
+    def profiles_figure(self) -> go.Figure:
+        """Daily glucose profiles (last 14 days of the period) with carbohydrate and bolus markers."""
+        days = self.profile_days
+        readings = self.data.readings(self.patient_id, days[0], days[-1])
+        treatments = self.data.treatments(self.patient_id, days[0], days[-1])
+        return figures.daily_profiles_figure(readings, days, treatments)
+
+    def today_html(self) -> str:
+        return figures.today_html(self.today)
+
+    def sufficiency_html(self) -> str:
+        """A warning when the period's data are not sufficient by consensus ('' when they are)."""
+        s = self.sufficiency
+        if s is None or s.sufficient:
+            return ""
+        return (
+            '<p id="cascade-insufficient" class="cascade-warning" style="color:#b45309;font-weight:600;'
+            'margin:4px 0">⚠ Not enough data for reliable metrics: '
+            f"{s.days_with_data} days with data (≥ {SUFFICIENT_DAYS} needed), "
+            f"{s.active_percent:.0f} % CGM active (≥ {SUFFICIENT_ACTIVE_PERCENT:.0f} % needed) — "
+            "International Consensus on Time in Range.</p>"
+        )
+
     def show(self, part: str) -> Any:
-        """A displayable part: 'cards', 'trend', 'ranges', 'agp' or 'stats'. When the period has no
-        data the notice is shown once (with 'cards', the first part) and the other parts are empty."""
+        """A displayable part: 'cards', 'today', 'trend', 'ranges', 'agp', 'profiles' or 'stats'. When
+        the period has no data the notice is shown once (with 'cards', the first part) and the other
+        parts are empty, but for 'today' (the day in progress is apart from the period)."""
         from IPython.display import HTML
 
-        if self.error:
+        if self.error and part != "today":
             return self._notice() if part == "cards" else HTML("")
 
         builders: dict[str, Any] = {
@@ -157,6 +193,8 @@ class GlucoseView:
             "ranges": self.time_in_ranges_figure,
             "agp": self.agp_figure,
             "stats": self.stats_frame,
+            "today": lambda: HTML(self.today_html()),
+            "profiles": self.profiles_figure,
         }
         if part not in builders:
             raise VizError(f"unknown part {part!r}; choose one of {', '.join(builders)}")
@@ -177,6 +215,7 @@ class GlucoseView:
             f'<p style="margin:0;color:#4b5563">{self.start:%a %d %b %Y} – {self.end:%a %d %b %Y} '
             f'({self.days} days) · <b id="cascade-provenance">{html.escape(self.data.provenance())}</b> · data from '
             f"{html.escape(', '.join(sorted(sources)))}</p>"
+            f"{self.sufficiency_html()}"
         )
 
     def controls_html(self, refs: list[str] | None = None) -> str:
@@ -210,7 +249,7 @@ class GlucoseView:
 
 
 def load_view(
-    ref: str = "main",
+    ref: str = MAIN_BRANCH,
     patient: str | None = None,
     days: int = DEFAULT_DAYS,
     start: str | date | None = None,
@@ -232,23 +271,59 @@ def load_view(
     if start_d is None:
         start_d = end_d - timedelta(days=days - 1)
     assert start_d is not None and end_d is not None
+    try:
+        today = data.today_so_far(patient_id)
+    except CascadeError:
+        today = None
     if start_d > end_d:
         raise VizError(f"the period starts ({start_d}) after it ends ({end_d}); pick a start before the end")
+    notices: list[str] = []
+    if today is not None and end_d >= today.day:
+        # the day in progress is not part of any period: it is shown apart as "today so far"
+        if start_d >= today.day:
+            raise VizError(
+                f"the period starts on {start_d}, not before today ({today.day}, still in progress: shown as "
+                "'today so far'); pick a start before today"
+            )
+        end_d = today.day - timedelta(days=1)
+        notices.append(
+            f"the period ends on the last complete day, {end_d}; today ({today.day}) is shown as 'today so far'"
+        )
     daily = data.daily_metrics(patient_id, start_d, end_d)
     try:
         summary = summarize_period(daily, patient_id, start_d, end_d)
     except NoGlucoseDataError as exc:
         empty = pd.DataFrame(columns=["minute_of_day", "p05", "p25", "p50", "p75", "p95"])
-        return GlucoseView(data, patients, patient_id, start_d, end_d, daily, None, empty, "", error=str(exc))
+        return GlucoseView(data, patients, patient_id, start_d, end_d, daily, None, empty, "", error=str(exc),
+                           notices=notices, today=today)  # fmt: skip
     agp, agp_source = data.agp_profile(patient_id, start_d, end_d)
-    return GlucoseView(data, patients, patient_id, start_d, end_d, daily, summary, agp, agp_source)
+    return GlucoseView(data, patients, patient_id, start_d, end_d, daily, summary, agp, agp_source,
+                       notices=notices, today=today, sufficiency=period_sufficiency(data, summary))  # fmt: skip
+
+
+def period_sufficiency(data: GlucoseData, summary: PeriodSummary) -> Sufficiency:
+    """The period's data sufficiency: the period mart's `sufficient` row when the period is one of its
+    windows (14/30/90 days, the whole history), else the same rule over the period's daily marts
+    (days with data, readings present over the window)."""
+    rows = data.period_metrics(summary.patient_id)
+    match = rows[(rows["period_start"] == summary.start) & (rows["period_end"] == summary.end)]
+    if len(match):
+        row = match.iloc[0]
+        return Sufficiency(int(row["days_with_data"]), float(row["active_percent"]), bool(row["sufficient"]),
+                           f"marts.mrt_glucose_period_metrics ({row['period']})")  # fmt: skip
+    return Sufficiency(
+        summary.days_with_data,
+        summary.pct_readings_present,
+        is_sufficient(summary.days_with_data, summary.pct_readings_present),
+        "daily marts",
+    )
 
 
 def dashboard_view(
     query: str | None = None,
     *,
     data: GlucoseData,
-    ref: str = "main",
+    ref: str = MAIN_BRANCH,
     patient: str | None = None,
     days: int = DEFAULT_DAYS,
     start: str | date | None = None,
@@ -287,6 +362,6 @@ def dashboard_view(
             notices.append(f"{exc} — showing the last {chosen['days']} days instead")
             chosen["start"] = chosen["end"] = None
         else:
-            view.notices = notices
+            view.notices = notices + view.notices
             return view
     raise VizError("; ".join(notices))  # pragma: no cover - three fallbacks cover every parameter

@@ -1,4 +1,6 @@
-{#- Every consensus metric per patient and patient-local day. Incremental by day. -#}
+{#- Every consensus metric per patient and patient-local day. Incremental by day. Each metric is
+    computed once, by workbench/metrics.py (source computed.glucose_metrics_daily); this model adds
+    only the share of readings present and the newest ingestion time of the day's readings. -#}
 -- depends_on: {{ ref('glucose_computed') }}
 with
 
@@ -29,8 +31,6 @@ daily as (
     select
         patient_id,
         reading_date,
-        {{ glucose_summary_columns('glucose_value') }}
-        max(risk_low) + max(risk_high) as daily_risk_range,
         least(100e0, 100e0 * count(*) / ({{ 24 * 60 }} / {{ var('cgm_interval_minutes') }})) as pct_readings_present,
         max(ingested_at) as source_ingested_at
 
@@ -45,7 +45,29 @@ daily as (
 final as (
 
     select
-        daily.*,
+        daily.patient_id,
+        daily.reading_date,
+        cast(computed.reading_count as bigint) as reading_count,
+        computed.mean_glucose,
+        computed.sd_glucose,
+        computed.cv_glucose,
+        computed.gmi,
+        computed.ea1c,
+        computed.pct_very_low,
+        computed.pct_low,
+        computed.pct_in_range,
+        computed.pct_high,
+        computed.pct_very_high,
+        computed.pct_below_70,
+        computed.pct_above_180,
+        computed.pct_tight_range,
+        computed.gri,
+        computed.lbgi,
+        computed.hbgi,
+        computed.j_index,
+        computed.adrr as daily_risk_range,
+        daily.pct_readings_present,
+        daily.source_ingested_at,
         computed.min_glucose,
         computed.q1_glucose,
         computed.median_glucose,

@@ -78,7 +78,7 @@ enriched as (
         {{ minute_of_day('reading_ts_local') }} as reading_minute_of_day,
         {{ glucose_category('glucose_value') }} as glucose_category,
         {{ glucose_range('glucose_value') }} as glucose_range,
-        glucose_value between 70 and 140 as is_tight_range,
+        glucose_value between {{ glucose_limit('low') }} and {{ glucose_limit('tight_high') }} as is_tight_range,
         {{ risk_low('glucose_value') }} as risk_low,
         {{ risk_high('glucose_value') }} as risk_high,
         rolling_avg_3,
