@@ -186,6 +186,21 @@ def _secret_env(home: StackHome) -> dict[str, str]:
     }
 
 
+def compose_env(home: Path) -> Path:
+    """Generate the stack's credentials (as `up` does) for stack/compose.yaml: ``stack/compose.env``
+    (0600; the secrets as ``CASCADE_STACK_*`` plus ``CASCADE_STACK_SECRETS``, the folder of the files
+    Trino mounts) and ``stack/client.env`` for the clients. Returns compose.env's path."""
+    stack = StackHome(home)
+    stack.prepare()
+    inside = ("CASCADE_STACK_TRINO_KEYSTORE", "CASCADE_STACK_TRINO_PASSWORD_FILE")  # compose.yaml's own paths
+    values = {k: v for k, v in _secret_env(stack).items() if k not in inside}
+    values["CASCADE_STACK_SECRETS"] = str(stack.root / "secrets")
+    path = stack.root / "compose.env"
+    _write_env(path, values)
+    _write_env(stack.root / "client.env", client_env(home))
+    return path
+
+
 def client_env(home: Path) -> dict[str, str]:
     """The CASCADE_* settings of a client of this stack (also written to ``stack/client.env``)."""
     from workbench.stack import credentials
