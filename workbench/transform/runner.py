@@ -167,6 +167,9 @@ def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = Non
         from workbench.sql.trino import branch_catalog
 
         values["trino_catalog"] = branch_catalog(settings, branch)
+        # Trino is a server: independent models and tests overlap their round trips (Nessie commits
+        # per table, so concurrent models on one branch do not conflict)
+        values["threads"] = TRINO_DBT_THREADS
     values.update(extra or {})
     return values
 
@@ -176,6 +179,8 @@ def _system_ca() -> str:
 
     return certifi.where()
 
+
+TRINO_DBT_THREADS = 4
 
 #: how Trino's password reaches profiles.yml: dbt keeps DBT_ENV_SECRET_* values out of logs and artifacts
 TRINO_PASSWORD_ENV = "DBT_ENV_SECRET_TRINO_PASSWORD"
