@@ -89,19 +89,11 @@ def test_credentials_are_readable_only_by_their_owner(stack_home: Path) -> None:
     assert "$2y$" in (root / "secrets" / credentials.PASSWORD_FILE).read_text()  # a bcrypt hash, not the password
 
 
-def test_no_secret_in_the_statements_trino_records(stack_home: Path, stack_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_no_secret_in_the_statements_trino_records(stack_home: Path, stack_settings) -> None:  # type: ignore[no-untyped-def]
     """A ref-pinned session creates a dynamic catalog; its statement names ${ENV:...} references only."""
-    from workbench import profiles
     from workbench.lakehouse import Lakehouse
-    from workbench.settings import get_settings, load_settings
 
-    for key, value in stack_env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("CASCADE_PROFILE", "stack")
-    monkeypatch.setenv("CASCADE_HOME", str(stack_home))
-    get_settings.cache_clear()
-    profiles.forget_lakes()
-    settings = load_settings()
+    settings = stack_settings
     dev = Lakehouse("dev", settings=settings)
     dev.write("raw.secretless", pd.DataFrame({"id": [1, 2]}), message="first")
     first = dev.log(limit=1)[0].id
@@ -115,5 +107,3 @@ def test_no_secret_in_the_statements_trino_records(stack_home: Path, stack_env, 
     creds = credentials.ensure(stack_home / "stack")
     for name in ("CASCADE_STACK_S3_SECRET_KEY", "CASCADE_STACK_NESSIE_TOKEN", "CASCADE_STACK_TRINO_PASSWORD"):
         assert not any(creds[name] in q for q in recorded), f"{name} is in Trino's query history"
-    get_settings.cache_clear()
-    profiles.forget_lakes()
