@@ -51,11 +51,12 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 # The stack profile with Docker (stack/compose.yaml); without Docker use `make stack-up` (native).
-up-core:
-	docker compose -f stack/compose.yaml --env-file .env up -d --wait
+# `cascade stack secrets` generates the credentials as the native launcher does and prints its env file.
+up-core: setup
+	docker compose -f stack/compose.yaml --env-file .env --env-file "$$($(BIN)/cascade stack secrets)" up -d --wait
 
-down:
-	docker compose -f stack/compose.yaml --env-file .env down
+down: setup
+	docker compose -f stack/compose.yaml --env-file .env --env-file "$$($(BIN)/cascade stack secrets)" down
 
 stack-up: setup
 	$(BIN)/cascade stack up

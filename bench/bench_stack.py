@@ -18,6 +18,7 @@ Steps:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -63,7 +64,8 @@ def _write_raw(settings: Any, patients: int, days: int) -> int:
 
 
 def _build(settings: Any) -> tuple[float, float]:
-    """Wall seconds of the whole transform build and of its Python-computed metrics step."""
+    """Wall seconds of the whole transform build and of its Python-computed metrics step (and where the
+    time of the dbt models went)."""
     from workbench.transform.runner import build
 
     started = time.perf_counter()
@@ -71,7 +73,40 @@ def _build(settings: Any) -> tuple[float, float]:
     if not result.success:
         raise SystemExit(f"the build on {settings.profile.value} failed: {result.failures()[:3]}")
     computed = result.computed.seconds if result.computed is not None else 0.0
+    models = sorted(result.models, key=lambda m: -m.seconds)
+    model_s = sum(m.seconds for m in models)
+    top = ", ".join(f"{m.name} {m.seconds:.1f}" for m in models[:5])
+    print(
+        f"  {settings.profile.value}: {len(models)} models {model_s:.1f} s (top: {top}); "
+        f"{len(result.tests)} tests; computed metrics {computed:.1f} s"
+    )
     return time.perf_counter() - started, computed
+
+
+def _read_paths(settings: Any) -> dict[str, float]:
+    """The computed metrics' input (every reading of silver.fct_glucose_readings) read on the stack's
+    `dev` both ways, in the same run: through Trino's client protocol and from the data files."""
+    from dataclasses import replace
+
+    from workbench import profiles
+    from workbench.lakehouse import Lakehouse
+    from workbench.transform import computed
+
+    lh = Lakehouse("dev", settings=settings)
+    patients = lh.sql_arrow(f"select distinct patient_id from {computed.FACT}")["patient_id"].to_pylist()
+    out = {}
+    original = profiles.PROFILES["stack"]
+    try:
+        for label, from_files in (("trino_protocol", False), ("pyiceberg_files", True)):
+            profiles.PROFILES["stack"] = replace(original, bulk_reads_from_files=from_files)
+            t0 = time.perf_counter()
+            rows = computed._readings(lh, patients).num_rows
+            out[label] = time.perf_counter() - t0
+            print(f"  read {rows} readings via {label}: {out[label]:.1f} s")
+    finally:
+        profiles.PROFILES["stack"] = original
+        lh.close()
+    return out
 
 
 def _peak_mb() -> float:
@@ -124,6 +159,7 @@ def main() -> None:
         duck, duck_computed = _build(embedded)
         peak = _peak_mb()
         trino, trino_computed = _build(stack)
+        figures["read_paths_s"] = _read_paths(stack)
         print(
             f"build, DuckDB (embedded): {duck:.1f} s ({duck_computed:.1f} s computed metrics), {rows / duck:,.0f} readings/s"
         )
@@ -143,6 +179,8 @@ def main() -> None:
             memory_after_build=_memory(stack_home),
         )
         print(f"memory after the build: {figures['memory_after_build']}")
+        figures["load_average"] = os.getloadavg()
+        print(f"load average: {figures['load_average']}")
         print(f"saved {save('stack', figures)}")
     finally:
         if started_here:

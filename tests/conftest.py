@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,20 @@ def stack_env(stack_home: Path) -> dict[str, str]:
     from workbench.stack import launcher
 
     return launcher.client_env(stack_home)
+
+
+@pytest.fixture
+def stack_settings(stack_home: Path, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Settings of the test stack's lake (also in the environment, as `CASCADE_PROFILE=stack` sees it)."""
+    from workbench import profiles
+    from workbench.settings import get_settings, load_settings
+
+    for key, value in stack_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CASCADE_PROFILE", "stack")
+    monkeypatch.setenv("CASCADE_HOME", str(stack_home))
+    get_settings.cache_clear()
+    profiles.forget_lakes()
+    yield load_settings()
+    get_settings.cache_clear()
+    profiles.forget_lakes()

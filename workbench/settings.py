@@ -109,9 +109,16 @@ class Settings(BaseSettings):
     duckdb_threads: int = Field(default=0, description="0 = DuckDB's default (all cores)")
     # Stack profile endpoints
     nessie_uri: str = "http://localhost:19120/api/v2"
+    nessie_token: SecretStr | None = Field(default=None, description="bearer token for Nessie (stack: generated)")
     trino_host: str = "localhost"
-    trino_port: int = 8080
+    trino_port: int = 8443
     trino_user: str = "cascade"
+    trino_password: SecretStr | None = Field(
+        default=None, description="Trino password; with one, Cascade talks HTTPS to Trino (stack: generated)"
+    )
+    trino_ca: Path | None = Field(
+        default=None, description="certificate (PEM) Trino's HTTPS is verified against (default: the system's)"
+    )
     # The native stack (`cascade stack up`)
     stack_cache: Path = Field(
         default=Path.home() / ".cache" / "cascade" / "stack",

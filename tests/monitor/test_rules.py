@@ -87,3 +87,22 @@ def test_rules_use_only_metrics_that_exist() -> None:
     for alert in _alerts():
         for name in re.findall(r"\bcascade_[a-z0-9_]+", alert["expr"]):
             assert name in known, f"{alert['alert']} uses unknown metric {name}"
+
+
+@needs_promtool
+def test_stack_config_scrapes_trino_with_its_password_over_https(run_home: Settings, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    from pydantic import SecretStr
+
+    from workbench.settings import Profile
+
+    update = {"profile": Profile.stack, "trino_password": SecretStr("s3cret-pw"), "trino_ca": ca}
+    settings = run_home.model_copy(update=update)
+    path = render_config(settings, tmp_path / "prom", exporter="127.0.0.1:1", prometheus="127.0.0.1:2")
+    job = next(j for j in yaml.safe_load(path.read_text())["scrape_configs"] if j["job_name"] == "trino")
+    assert job["scheme"] == "https" and job["tls_config"] == {"ca_file": str(ca)}
+    assert job["basic_auth"] == {"username": settings.trino_user, "password_file": "secrets/trino-password"}
+    secret = tmp_path / "prom" / "secrets" / "trino-password"
+    assert secret.read_text() == "s3cret-pw" and secret.stat().st_mode & 0o077 == 0
+    assert "s3cret-pw" not in path.read_text()

@@ -47,18 +47,11 @@ def test_status_lists_every_service_healthy_with_pid_port_and_memory(stack_home:
     assert bad.returncode == 1 and bad.stderr.startswith("error: unknown service 'nope'")
 
 
-def test_kill_9_fails_clearly_and_up_restarts_with_nothing_lost(stack_home: Path, stack_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_fails_clearly_and_up_restarts_with_nothing_lost(stack_home: Path, stack_settings) -> None:  # type: ignore[no-untyped-def]
     from workbench import profiles
     from workbench.lakehouse import Lakehouse
-    from workbench.settings import get_settings, load_settings
 
-    for key, value in stack_env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("CASCADE_PROFILE", "stack")
-    monkeypatch.setenv("CASCADE_HOME", str(stack_home))
-    get_settings.cache_clear()
-    profiles.forget_lakes()
-    settings = load_settings()
+    settings = stack_settings
     lake = profiles.open_lake(settings)
     lake.wipe()  # type: ignore[attr-defined]
     dev = Lakehouse("dev", settings=settings)
@@ -89,5 +82,3 @@ def test_kill_9_fails_clearly_and_up_restarts_with_nothing_lost(stack_home: Path
     assert sorted(dev.sql("select id from raw.k")["id"]) == [1, 2, 3, 4]  # nothing lost or duplicated
     assert [c.message for c in dev.log(limit=2)] == ["after the restart", "before the crash"]
     dev.close()
-    get_settings.cache_clear()
-    profiles.forget_lakes()

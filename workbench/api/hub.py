@@ -13,6 +13,7 @@ for an HttpOnly cookie and removed from the address at once (and access logs nev
 import asyncio
 import json
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -73,7 +74,9 @@ def profile_services(settings: Settings, base: str) -> list[Service]:
     ]
     if settings.profile == Profile.stack:
         nessie = settings.nessie_uri.rstrip("/")
-        trino = f"http://{settings.trino_host}:{settings.trino_port}/"
+        from workbench.sql.trino import trino_uri
+
+        trino = trino_uri(settings) + "/"
         services += [
             Service("Superset", settings.superset_url, _join(settings.superset_url, "health")),
             Service("Trino", trino, _join(trino, "v1/info"), "nodeVersion.version"),
@@ -163,7 +166,10 @@ async def service_health(app: FastAPI, settings: Settings, base: str) -> list[Se
         head = open_lake(settings).resolve("main")
         return f"pyiceberg {package_version('pyiceberg')}", f"main at {head.commit_id[:10]}"
 
-    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S, follow_redirects=False) as client:
+    trust = ssl.create_default_context()
+    if settings.trino_ca is not None and settings.trino_ca.is_file():  # the stack's Trino (HTTPS, own CA)
+        trust.load_verify_locations(settings.trino_ca)
+    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S, follow_redirects=False, verify=trust) as client:
         http = [check_http(client, s) for s in profile_services(settings, base)]
         local = [
             check_callable("PostgreSQL (published marts)", None, postgres),

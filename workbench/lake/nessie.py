@@ -75,13 +75,18 @@ class NessieLake:
         if not self.api.endswith("/api/v2"):
             raise StackError(f"CASCADE_NESSIE_URI must end with /api/v2 (got {settings.nessie_uri})")
         self.base = self.api.removesuffix("/api/v2")
-        self.http = httpx.Client(timeout=60)
+        self.http = httpx.Client(timeout=60, headers=self.auth_headers())
         self._catalogs: dict[str, Any] = {}
         self._write_lock = threading.RLock()
         if bootstrap:
             self.bootstrap()
 
     # ---- HTTP ------------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        """The bearer token Nessie asks for (``CASCADE_NESSIE_TOKEN``; the stack's is in client.env)."""
+        token = self.settings.nessie_token
+        return {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 
@@ -92,6 +97,12 @@ class NessieLake:
                 f"Nessie at {self.api} is not reachable ({exc.__class__.__name__}); start the stack with "
                 "`cascade stack up` (see `cascade stack status`)"
             ) from None
+        if response.status_code in (401, 403):
+            raise StackError(
+                f"Nessie at {self.api} refused the request ({response.status_code}): "
+                + ("its token is not valid; " if self.settings.nessie_token else "it needs a token; ")
+                + "set CASCADE_NESSIE_TOKEN (the stack's is in CASCADE_HOME/stack/client.env)"
+            )
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -619,6 +630,8 @@ def _rest_catalog(lake: NessieLake, resolved: ResolvedRef) -> Any:
 
     uri = f"{lake.base}/iceberg/{lake._prefix(resolved)}"
     props = {**lake.io_properties(), "uri": uri}
+    if lake.settings.nessie_token is not None:
+        props["token"] = lake.settings.nessie_token.get_secret_value()
     if resolved.writable:
         catalog = RestCatalog(resolved.name, **props)
         _nessie_session(catalog._session)

@@ -100,6 +100,13 @@ def render_config(
     if settings.profile == Profile.stack:
         targets["nessie"] = [f"{urlsplit(settings.nessie_uri).hostname}:{NESSIE_MANAGEMENT_PORT}"]
         targets["trino"] = [f"{settings.trino_host}:{settings.trino_port}"]
+        if settings.trino_password is not None:  # the stack's Trino: a password over HTTPS, its own CA
+            job = next(j for j in config["scrape_configs"] if j["job_name"] == "trino")
+            job["scheme"] = "https"
+            job["basic_auth"] = {"username": settings.trino_user, "password_file": "secrets/trino-password"}
+            if settings.trino_ca is not None:
+                job["tls_config"] = {"ca_file": str(settings.trino_ca)}
+            write_private(target / "secrets" / "trino-password", settings.trino_password.get_secret_value())
     (target / "targets").mkdir(exist_ok=True)
     for job, hosts in targets.items():
         (target / "targets" / f"{job}.yml").write_text(yaml.safe_dump([{"targets": hosts}] if hosts else []))

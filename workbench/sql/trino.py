@@ -60,26 +60,19 @@ class TrinoSession:
 
     # ---- catalogs --------------------------------------------------------------------------
     def _properties(self, prefix: str) -> dict[str, str]:
-        s = self.settings
-        secret = s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else ""
-        return {
-            "iceberg.catalog.type": "rest",
-            "iceberg.rest-catalog.uri": f"{self.lake.base}/iceberg",
-            "iceberg.rest-catalog.prefix": prefix,
-            "fs.native-s3.enabled": "true",
-            "s3.endpoint": s.s3_endpoint or "",
-            "s3.region": s.s3_region,
-            "s3.path-style-access": "true",
-            "s3.aws-access-key": s.s3_access_key_id or "",
-            "s3.aws-secret-key": secret,
-        }
+        """The main catalog's properties (``stack/trino/etc/catalog/lake.properties``) with another
+        prefix: secrets stay ``${ENV:...}`` references that Trino resolves from its own environment,
+        so no key is part of the statement Trino records."""
+        return {**lake_catalog_properties(), "iceberg.rest-catalog.prefix": prefix}
 
     def _ensure_catalog(self, name: str, prefix: str, pinned: bool) -> str:
         if name == _MAIN_CATALOG:
             return name
-        props = ", ".join(f"\"{k}\" = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in self._properties(prefix).items())
+        properties = self._properties(prefix)
+        connector = properties.pop("connector.name")
+        props = ", ".join(f"\"{k}\" = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in properties.items())
         try:
-            self._execute(f'create catalog "{name}" using iceberg with ({props})', raw=True)
+            self._execute(f'create catalog "{name}" using {connector} with ({props})', raw=True)
         except QueryError as exc:
             if "already exists" not in str(exc):
                 raise
@@ -110,13 +103,17 @@ class TrinoSession:
         if self._conn is None:
             import trino
 
-            self._conn = trino.dbapi.connect(
-                host=self.settings.trino_host,
-                port=self.settings.trino_port,
-                user=self.settings.trino_user,
-                http_scheme="http",
-                request_timeout=600,
-            )
+            options = connect_options(self.settings)
+            if "verify" in options:
+                # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own CA
+                # (psf/requests#3829): a session that ignores the environment verifies against ours
+                import requests
+
+                session = requests.Session()
+                session.trust_env = False
+                session.verify = options.pop("verify")
+                options["http_session"] = session
+            self._conn = trino.dbapi.connect(**options, request_timeout=600)
         return self._conn
 
     def _default_catalog(self) -> str:
@@ -141,7 +138,18 @@ class TrinoSession:
                 raise self._user_error(exc) from None
             except trino.exceptions.TrinoQueryError as exc:
                 raise QueryError(f"SQL error: {exc.error_name}: {exc.message.splitlines()[0]}") from None
-            except (trino.exceptions.HttpError, trino.exceptions.TrinoConnectionError, OSError) as exc:
+            except trino.exceptions.HttpError as exc:
+                if " 401" in str(exc) or " 403" in str(exc):
+                    raise StackError(
+                        f"Trino at {self.settings.trino_host}:{self.settings.trino_port} refused the login of "
+                        f"'{self.settings.trino_user}' ({str(exc)[:60]}); check CASCADE_TRINO_PASSWORD "
+                        "(the stack's is in CASCADE_HOME/stack/client.env)"
+                    ) from None
+                raise StackError(
+                    f"Trino at {self.settings.trino_host}:{self.settings.trino_port} is not reachable "
+                    f"({exc.__class__.__name__}); start the stack with `cascade stack up`"
+                ) from None
+            except (trino.exceptions.TrinoConnectionError, OSError) as exc:
                 raise StackError(
                     f"Trino at {self.settings.trino_host}:{self.settings.trino_port} is not reachable "
                     f"({exc.__class__.__name__}); start the stack with `cascade stack up`"
@@ -215,6 +223,38 @@ class TrinoSession:
         if self._pinned:
             with contextlib.suppress(Exception):
                 self.close()
+
+
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """How every client reaches Trino (sessions, dbt, Superset): HTTPS with the password and the
+    stack's certificate authority when a password is set (Trino accepts passwords over HTTPS only),
+    plain HTTP without authentication otherwise (a Trino of your own that has none)."""
+    options: dict[str, Any] = {"host": settings.trino_host, "port": settings.trino_port, "user": settings.trino_user}
+    if settings.trino_password is None:
+        return {**options, "http_scheme": "http"}
+    import trino
+
+    auth = trino.auth.BasicAuthentication(settings.trino_user, settings.trino_password.get_secret_value())
+    verify: str | bool = str(settings.trino_ca) if settings.trino_ca else True
+    return {**options, "http_scheme": "https", "auth": auth, "verify": verify}
+
+
+def trino_uri(settings: Settings) -> str:
+    """The Trino server's base URL (``https://...`` when a password is set)."""
+    scheme = "https" if settings.trino_password is not None else "http"
+    return f"{scheme}://{settings.trino_host}:{settings.trino_port}"
+
+
+def lake_catalog_properties() -> dict[str, str]:
+    """The properties of the ``lake`` catalog (the one file both launchers give Trino)."""
+    from workbench.stack.launcher import repo_stack_dir
+
+    properties = {}
+    for line in (repo_stack_dir() / "trino" / "etc" / "catalog" / "lake.properties").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            properties[key.strip()] = value.strip()
+    return properties
 
 
 def branch_catalog(settings: Settings, branch: str) -> str:

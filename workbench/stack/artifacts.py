@@ -21,8 +21,9 @@ MAVEN = "https://repo.maven.apache.org/maven2"
 NESSIE_VERSION = "0.99.0"
 TRINO_VERSION = "476"
 VERSITYGW_VERSION = "v1.7.0"
-#: Trino plugins kept (postgresql needs geospatial); the rest of the 896 MB tarball is deleted.
-TRINO_PLUGINS = ("iceberg", "postgresql", "geospatial", "tpch")
+#: Trino plugins kept (postgresql needs geospatial; password-authenticators has the file
+#: authenticator); the rest of the 896 MB tarball is deleted.
+TRINO_PLUGINS = ("iceberg", "postgresql", "geospatial", "tpch", "password-authenticators")
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,10 @@ def nessie_jar(cache: Path, *, quiet: bool = False) -> Path:
 def trino_home(cache: Path, *, quiet: bool = False) -> Path:
     """Trino unpacked into the cache with only the plugins the stack uses."""
     home = cache / f"trino-server-{TRINO_VERSION}"
-    if (home / ".cascade-ready").exists():
-        return home
+    marker = f"{TRINO_VERSION} {' '.join(TRINO_PLUGINS)}"
+    ready = home / ".cascade-ready"
+    if ready.exists() and ready.read_text() == marker:
+        return home  # unpacked with the plugins this version of Cascade keeps
     tarball = fetch(TRINO, cache, quiet=quiet)
     staging = cache / f".trino-unpack-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -117,7 +120,7 @@ def trino_home(cache: Path, *, quiet: bool = False) -> Path:
     for plugin in (unpacked / "plugin").iterdir():
         if plugin.name not in TRINO_PLUGINS:
             shutil.rmtree(plugin)
-    (unpacked / ".cascade-ready").write_text(TRINO_VERSION)
+    (unpacked / ".cascade-ready").write_text(marker)
     shutil.rmtree(home, ignore_errors=True)
     unpacked.rename(home)
     shutil.rmtree(staging, ignore_errors=True)

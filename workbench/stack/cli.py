@@ -69,6 +69,14 @@ def logs(
         typer.echo(line)
 
 
+@stack_app.command("secrets")
+def secrets_command() -> None:
+    """Generate the stack's credentials for Docker Compose; prints the --env-file to give it.  Example: docker compose -f stack/compose.yaml --env-file "$(cascade stack secrets)" up -d"""
+    from workbench.stack import launcher
+
+    typer.echo(str(launcher.compose_env(launcher.default_home())))
+
+
 @stack_app.command("import")
 def import_command(
     source: Annotated[

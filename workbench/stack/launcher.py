@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -31,7 +30,9 @@ from workbench.errors import StackError
 
 # One definition of the stack's ports, bucket and names (stack/compose.yaml is checked against them).
 BIND = "127.0.0.1"
-PORTS = {"s3": 7070, "nessie": 19120, "nessie-management": 9001, "trino": 8080}
+# Trino serves clients over HTTPS with passwords on "trino"; its HTTP port only carries the node's
+# internal communication (authenticated by a shared secret: clients are refused there).
+PORTS = {"s3": 7070, "nessie": 19120, "nessie-management": 9001, "trino": 8443, "trino-internal": 8080}
 BUCKET = "lake"
 WAREHOUSE = f"s3://{BUCKET}/warehouse"
 PG_USER = "postgres"
@@ -130,31 +131,17 @@ class StackHome:
 
     # ---- credentials ----------------------------------------------------------------------
     def credentials(self) -> dict[str, str]:
-        """Generated once per stack; never printed, only written to 0600 files."""
-        path = self.root / "credentials.env"
-        if path.exists():
-            return _read_env(path)
-        values = {
-            "CASCADE_STACK_S3_ACCESS_KEY": f"cascade{secrets.token_hex(6)}",
-            "CASCADE_STACK_S3_SECRET_KEY": secrets.token_urlsafe(24),
-        }
-        _write_env(path, values)
-        return values
+        """Generated once per stack (see `workbench.stack.credentials`); never printed, only written to
+        0600 files."""
+        from workbench.stack import credentials
 
-
-def _read_env(path: Path) -> dict[str, str]:
-    from dotenv import dotenv_values
-
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+        return credentials.ensure(self.root)
 
 
 def _write_env(path: Path, values: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write("".join(f"{k}={v}\n" for k, v in values.items()))
-    tmp.replace(path)
+    from workbench.stack.credentials import write_env
+
+    write_env(path, values)
 
 
 # ---- the services -------------------------------------------------------------------------------------
@@ -179,13 +166,45 @@ def service_env(home: StackHome, pg_port: int) -> dict[str, str]:
         "CASCADE_STACK_NESSIE_PORT": str(PORTS["nessie"]),
         "CASCADE_STACK_NESSIE_MANAGEMENT_PORT": str(PORTS["nessie-management"]),
         "CASCADE_STACK_TRINO_PORT": str(PORTS["trino"]),
+        "CASCADE_STACK_TRINO_INTERNAL_PORT": str(PORTS["trino-internal"]),
         "CASCADE_STACK_TRINO_DATA": str(home.root / "trino-data"),
-        **home.credentials(),
+        **_secret_env(home),
     }
+
+
+def _secret_env(home: StackHome) -> dict[str, str]:
+    """The secrets the services read (Trino's own password stays out: it only has the bcrypt hash)."""
+    from workbench.stack import credentials
+
+    creds = {k: v for k, v in home.credentials().items() if k != "CASCADE_STACK_TRINO_PASSWORD"}
+    paths = credentials.files(home.root)
+    return {
+        **creds,
+        "CASCADE_STACK_TRINO_KEYSTORE": str(paths["keystore"]),
+        "CASCADE_STACK_TRINO_PASSWORD_FILE": str(paths["password"]),
+        "CASCADE_STACK_NESSIE_PUBLIC_KEY": credentials.nessie_public_key(home.root),
+    }
+
+
+def compose_env(home: Path) -> Path:
+    """Generate the stack's credentials (as `up` does) for stack/compose.yaml: ``stack/compose.env``
+    (0600; the secrets as ``CASCADE_STACK_*`` plus ``CASCADE_STACK_SECRETS``, the folder of the files
+    Trino mounts) and ``stack/client.env`` for the clients. Returns compose.env's path."""
+    stack = StackHome(home)
+    stack.prepare()
+    inside = ("CASCADE_STACK_TRINO_KEYSTORE", "CASCADE_STACK_TRINO_PASSWORD_FILE")  # compose.yaml's own paths
+    values = {k: v for k, v in _secret_env(stack).items() if k not in inside}
+    values["CASCADE_STACK_SECRETS"] = str(stack.root / "secrets")
+    path = stack.root / "compose.env"
+    _write_env(path, values)
+    _write_env(stack.root / "client.env", client_env(home))
+    return path
 
 
 def client_env(home: Path) -> dict[str, str]:
     """The CASCADE_* settings of a client of this stack (also written to ``stack/client.env``)."""
+    from workbench.stack import credentials
+
     stack = StackHome(home)
     creds = stack.credentials()
     pg = _postgres(stack).status()
@@ -195,8 +214,12 @@ def client_env(home: Path) -> dict[str, str]:
         "CASCADE_S3_ACCESS_KEY_ID": creds["CASCADE_STACK_S3_ACCESS_KEY"],
         "CASCADE_S3_SECRET_ACCESS_KEY": creds["CASCADE_STACK_S3_SECRET_KEY"],
         "CASCADE_NESSIE_URI": f"http://{BIND}:{PORTS['nessie']}/api/v2",
+        "CASCADE_NESSIE_TOKEN": creds["CASCADE_STACK_NESSIE_TOKEN"],
         "CASCADE_TRINO_HOST": BIND,
         "CASCADE_TRINO_PORT": str(PORTS["trino"]),
+        "CASCADE_TRINO_USER": credentials.TRINO_USER,
+        "CASCADE_TRINO_PASSWORD": creds["CASCADE_STACK_TRINO_PASSWORD"],
+        "CASCADE_TRINO_CA": str(credentials.files(stack.root)["ca"]),
     }
     if pg.running and pg.port:
         server = _postgres(stack)
@@ -230,11 +253,12 @@ def probe(service: str) -> bool:
     """Is the service answering (the readiness check)?"""
     if service == "s3":  # versitygw answers 403 AccessDenied to an anonymous request once it is up
         return _http_ok(f"http://{BIND}:{PORTS['s3']}/", lambda r: r.status_code in (200, 403))
-    if service == "nessie":
-        return _http_ok(f"http://{BIND}:{PORTS['nessie']}/api/v2/config", lambda r: r.status_code == 200)
-    if service == "trino":
+    if service == "nessie":  # the API needs a token; the management port's readiness check does not
+        return _http_ok(f"http://{BIND}:{PORTS['nessie-management']}/q/health/ready", lambda r: r.status_code == 200)
+    if service == "trino":  # /v1/info is public (no password) on the internal HTTP port
         return _http_ok(
-            f"http://{BIND}:{PORTS['trino']}/v1/info", lambda r: r.status_code == 200 and not r.json().get("starting")
+            f"http://{BIND}:{PORTS['trino-internal']}/v1/info",
+            lambda r: r.status_code == 200 and not r.json().get("starting"),
         )
     raise StackError(f"unknown service '{service}'")
 
@@ -364,10 +388,11 @@ def _start(service: str, home: StackHome, env: dict[str, str], say: Callable[[st
     elif _alive(record):  # running but not answering yet (e.g. still starting)
         _wait_ready(service, home, record)  # type: ignore[arg-type]
         return time.monotonic() - t0
-    if _port_taken(PORTS[service]):
-        raise StackError(
-            f"port {PORTS[service]} ({service}) is taken by another program; stop it and run `cascade stack up` again"
-        )
+    for port in (PORTS[service], PORTS.get(f"{service}-internal"), PORTS.get(f"{service}-management")):
+        if port and _port_taken(port):
+            raise StackError(
+                f"port {port} ({service}) is taken by another program; stop it and run `cascade stack up` again"
+            )
     record = _spawn(service, home, env, quiet)
     _wait_ready(service, home, record)
     return time.monotonic() - t0
@@ -543,8 +568,9 @@ def endpoints(home: Path) -> list[str]:
     env = client_env(home)
     return [
         f"S3 (versitygw)   {env['CASCADE_S3_ENDPOINT']}   bucket {BUCKET}",
-        f"Nessie           http://{BIND}:{PORTS['nessie']}/api/v2   Iceberg REST /iceberg/<ref>",
-        f"Trino            http://{BIND}:{PORTS['trino']}   catalog lake (main)",
+        f"Nessie           http://{BIND}:{PORTS['nessie']}/api/v2   Iceberg REST /iceberg/<ref>   (bearer token)",
+        f"Trino            https://{BIND}:{PORTS['trino']}   catalog lake (main)   (user {env['CASCADE_TRINO_USER']}, "
+        f"password; certificate {env['CASCADE_TRINO_CA']})",
         f"PostgreSQL       {redact_url(env['CASCADE_POSTGRES_URL']) if 'CASCADE_POSTGRES_URL' in env else '(down)'}",
         f"client settings  {StackHome(home).root / 'client.env'}   (used with CASCADE_PROFILE=stack)",
     ]

@@ -143,17 +143,34 @@ def import_dashboards(settings: Settings | None = None) -> None:
         client.close()
 
 
-def trino_url(settings: Settings) -> str:
-    return f"trino://{settings.trino_user}@{settings.trino_host}:{settings.trino_port}/lake_main"
+def trino_database(settings: Settings) -> dict[str, Any]:
+    """Superset's connection to the lake's `main` through Trino: the user and password in the URL
+    (Superset keeps it encrypted in its metadata database and masks it in its API), HTTPS verified
+    against the stack's certificate authority — the same options as every other client
+    (`workbench.sql.trino.connect_options`)."""
+    from urllib.parse import quote
+
+    from workbench.sql.trino import connect_options
+
+    options = connect_options(settings)
+    login = quote(settings.trino_user, safe="")
+    if settings.trino_password is not None:
+        login += ":" + quote(settings.trino_password.get_secret_value(), safe="")
+    uri = f"trino://{login}@{settings.trino_host}:{settings.trino_port}/lake"
+    connect_args: dict[str, Any] = {"http_scheme": options["http_scheme"]}
+    if "verify" in options:
+        connect_args["verify"] = options["verify"]
+    extra = {"engine_params": {"connect_args": connect_args}}
+    return {"sqlalchemy_uri": uri, "extra": json.dumps(extra)}
 
 
 def ensure_trino_database(client: SupersetClient, settings: Settings) -> None:
-    """The lake's `main` through Trino, for SQL Lab (stack profile only; exercised once the stack runs)."""
+    """The lake's `main` through Trino, for SQL Lab (stack profile only)."""
     if client.list("database", database_name=TRINO_DATABASE):
         return
     client.post(
         "/api/v1/database/",
-        json={"database_name": TRINO_DATABASE, "sqlalchemy_uri": trino_url(settings), "expose_in_sqllab": True},
+        json={"database_name": TRINO_DATABASE, "expose_in_sqllab": True, **trino_database(settings)},
     )
 
 

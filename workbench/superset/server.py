@@ -85,8 +85,14 @@ def url_of(settings: Settings) -> str | None:
 
 def _env(settings: Settings) -> dict[str, str]:
     folder = superset_dir(settings)
+    inherited = child_environment(settings)
+    if settings.trino_ca is not None:
+        # requests prefers these to a connection's own CA (psf/requests#3829); the Trino connection
+        # names the stack's CA itself (workbench.superset.bundle.trino_database)
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            inherited.pop(name, None)
     return {
-        **child_environment(settings),
+        **inherited,
         "SUPERSET_CONFIG_PATH": str(folder / "superset_config.py"),
         "FLASK_APP": "superset",
         "SUPERSET_LOAD_EXAMPLES": "no",

@@ -126,17 +126,29 @@ def _as_date(day: int) -> date:
     return EPOCH + timedelta(days=int(day))
 
 
+READING_FIELDS = ("patient_id", "reading_ts_utc", "reading_ts_local", "reading_date", "glucose_value", "ingested_at")
+
+
 def _readings(lh: Any, patients: list[str], since: dict[str, date] | None = None) -> pa.Table:
-    """Readings of some patients (optionally only from a date per patient on), engine-neutral SQL."""
+    """Readings of some patients (optionally only from a date per patient on), engine-neutral SQL —
+    or, where the profile says bulk reads go to the files (the stack), the same rows read from the
+    ref's Iceberg data files with PyIceberg."""
+    from workbench.profiles import spec
+
+    lowest = min(since.values()) if since else None
+    if spec(lh.settings).bulk_reads_from_files:
+        from pyiceberg.expressions import And, GreaterThanOrEqual, In
+
+        row_filter: Any = In("patient_id", set(patients))  # type: ignore[misc,call-arg,arg-type]  # narrower typing than API
+        if lowest is not None:
+            row_filter = And(row_filter, GreaterThanOrEqual("reading_date", lowest.isoformat()))  # type: ignore[misc,call-arg,arg-type]
+        scan = lh.table(FACT).scan(row_filter=row_filter, selected_fields=READING_FIELDS)
+        return scan.to_arrow().select(list(READING_FIELDS))
     quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in patients)
     where = f"patient_id in ({quoted})"
-    if since:
-        lowest = min(since.values())
+    if lowest is not None:
         where += f" and reading_date >= date '{lowest.isoformat()}'"
-    return lh.sql_arrow(
-        "select patient_id, reading_ts_utc, reading_ts_local, reading_date, glucose_value, ingested_at "
-        f"from {FACT} where {where}"
-    )
+    return lh.sql_arrow(f"select {', '.join(READING_FIELDS)} from {FACT} where {where}")
 
 
 def _batches(sizes: dict[str, int]) -> Iterator[list[str]]:

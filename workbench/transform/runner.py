@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import tempfile
 import threading
 import time
@@ -175,14 +176,53 @@ def dbt_vars(branch: str, settings: Settings, extra: dict[str, Any] | None = Non
         "trino_host": settings.trino_host,
         "trino_port": settings.trino_port,
         "trino_user": settings.trino_user,
+        "trino_http_scheme": "https" if settings.trino_password is not None else "http",
+        "trino_ca": str(settings.trino_ca or _system_ca()),
     }
     values["glucose_limits"] = glucose_limits()
     if default_target(settings) == "trino":  # the Trino catalog that shows the branch (see workbench.sql.trino)
         from workbench.sql.trino import branch_catalog
 
         values["trino_catalog"] = branch_catalog(settings, branch)
+        # Trino is a server: independent models and tests overlap their round trips (Nessie commits
+        # per table, so concurrent models on one branch do not conflict)
+        values["threads"] = TRINO_DBT_THREADS
     values.update(extra or {})
     return values
+
+
+def _system_ca() -> str:
+    import certifi
+
+    return certifi.where()
+
+
+TRINO_DBT_THREADS = 4
+
+#: how Trino's password reaches profiles.yml: dbt keeps DBT_ENV_SECRET_* values out of logs and artifacts
+TRINO_PASSWORD_ENV = "DBT_ENV_SECRET_TRINO_PASSWORD"
+#: requests prefers these to a session's own CA (psf/requests#3829), so during an invocation they name
+#: the CA Trino is verified against
+CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@contextlib.contextmanager
+def _trino_env(settings: Settings) -> Iterator[None]:
+    """Trino's password (never in --vars, which dbt records) and CA in the environment for one dbt
+    invocation."""
+    values = {TRINO_PASSWORD_ENV: settings.trino_password.get_secret_value() if settings.trino_password else ""}
+    if settings.trino_password is not None and settings.trino_ca is not None:
+        values.update(dict.fromkeys(CA_BUNDLE_ENV, str(settings.trino_ca)))
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -267,7 +307,8 @@ def run_dbt(
         plugin.clear_writes()
         started = time.perf_counter()
         try:
-            outcome = dbtRunner().invoke(["--quiet", "--no-use-colors", *args])
+            with _trino_env(settings):
+                outcome = dbtRunner().invoke(["--quiet", "--no-use-colors", *args])
         finally:
             writes = {w.model: w for w in plugin.recorded_writes()}
             computed = plugin.recorded_compute()
