@@ -327,10 +327,11 @@ class _Arrays:
         return self.t[mask], self.g[mask], self.day[mask], self.offset[mask]
 
 
-def _group_ids(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense group ids of the rows' key tuples, and the row index of each group's first row."""
-    stacked = np.column_stack(keys)
-    uniq, first, inverse = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
+def _group_ids(patient: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense group ids of the rows' (patient, day) pairs in their order, and the row index of each
+    group's first row."""
+    key = patient.astype(np.int64) * (1 << 32) + (day.astype(np.int64) - int(day.min(initial=0)))
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.reshape(-1).astype(np.int64), first
 
 
