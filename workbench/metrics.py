@@ -824,7 +824,7 @@ def _gsd(values: FloatArray, group: IntArray, n: int) -> FloatArray:
         ss = _reduce_sorted(dev * dev, starts)
     else:
         cnt = np.bincount(group, weights=ok.astype(np.float64), minlength=n).astype(np.float64)
-        mean = _div(np.bincount(group, weights=zeroed, minlength=n), cnt)
+        mean = _div(np.bincount(group, weights=zeroed, minlength=n).astype(np.float64), cnt)
         dev = np.where(ok, values - np.nan_to_num(mean[group]), 0.0)
         ss = np.bincount(group, weights=dev * dev, minlength=n).astype(np.float64)
     return np.sqrt(_div(ss, np.where(cnt > 1, cnt - 1, 0.0)))
@@ -1249,14 +1249,20 @@ def pgs_from(gvp_: FloatArray, in_range: FloatArray, mean: FloatArray, grid: Gri
 
 def all_metrics(r: GroupedReadings, *, with_mage: bool = True) -> dict[str, FloatArray]:
     """Every metric (readings, grid, episode rates, PGS) for every group, as columns."""
+    return metrics_and_episodes(r, with_mage=with_mage)[0]
+
+
+def metrics_and_episodes(r: GroupedReadings, *, with_mage: bool = True) -> tuple[dict[str, FloatArray], Episodes]:
+    """``all_metrics`` and the episodes its rates count (one grid for both)."""
     out = reading_metrics(r)
     grid = build_grid(r)
     out.update(grid_metrics(grid, with_mage=with_mage))
     days = grid_days(grid)
     out["grid_days"] = days
-    out.update(episode_rates(episodes_of(grid), days))
+    episodes = episodes_of(grid)
+    out.update(episode_rates(episodes, days))
     out["pgs"] = pgs_from(out["gvp"], out["pct_in_range"], out["mean_glucose"], grid)
-    return out
+    return out, episodes
 
 
 # ---- AGP --------------------------------------------------------------------------------------
