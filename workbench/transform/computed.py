@@ -50,7 +50,7 @@ AGP_DAYS = 14
 SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
 SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
-BATCH_READINGS = 500_000  # readings per batch of patients (bounds memory: ~1 kB per reading)
+BATCH_READINGS = 250_000  # readings per batch of patients (bounds memory: ~1 kB per reading)
 EPOCH = date(1970, 1, 1)
 
 # Metric columns of the computed tables, in order (names are the marts' vocabulary).
