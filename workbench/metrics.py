@@ -729,6 +729,12 @@ def build_grid(r: GroupedReadings, inter_gap_minutes: float = INTER_GAP_MINUTES)
     ndays = np.zeros(n, dtype=np.int64)
     ndays[has] = np.ceil((last_t[has] - first_t[has]) / SECONDS_PER_DAY + 1).astype(np.int64)
     points = ndays * READINGS_PER_DAY
+    # The points after a group's last reading are NaN (iglu's last row runs on to its midnight: a
+    # one-day group has two rows). They change no metric, except that SDwsh's windows reaching into
+    # them count, so only the first SD_WSH_WINDOW of them are kept.
+    before_last = np.zeros(n, dtype=np.int64)
+    before_last[has] = np.floor((last_t[has] - r.day_start[has]) / GRID_SECONDS).astype(np.int64)
+    points = np.minimum(points, np.maximum(before_last, 0) + SD_WSH_WINDOW)
     total = int(points.sum())
     gid = np.repeat(np.arange(n, dtype=np.int64), points)
     offsets = np.concatenate([[0], np.cumsum(points)[:-1]]).astype(np.int64)
@@ -759,11 +765,37 @@ def build_grid(r: GroupedReadings, inter_gap_minutes: float = INTER_GAP_MINUTES)
 # ---- grouped reductions ------------------------------------------------------------------------
 
 
+def _sorted_starts(group: IntArray, n: int) -> IntArray | None:
+    """Where each group starts when ``group`` is non-decreasing (as readings and grids are), else
+    None. ``starts[i]:starts[i + 1]`` are group i's elements (``n + 1`` bounds)."""
+    if group.size > 1 and not bool(np.all(group[1:] >= group[:-1])):
+        return None
+    return np.searchsorted(group, np.arange(n + 1, dtype=np.int64)).astype(np.int64)
+
+
+def _reduce_sorted(values: npt.NDArray[Any], starts: IntArray) -> FloatArray:
+    """Sum of each group's values, ``starts`` from ``_sorted_starts`` (a segment sum, no scatter)."""
+    n = starts.size - 1
+    out = np.zeros(n)
+    nonempty = np.flatnonzero(starts[1:] > starts[:-1])
+    if nonempty.size:
+        out[nonempty] = np.add.reduceat(values, starts[nonempty], dtype=np.float64)
+    return out
+
+
 def _gsum(values: FloatArray, group: IntArray, n: int) -> FloatArray:
+    starts = _sorted_starts(group, n)
+    if starts is not None:
+        return _reduce_sorted(values, starts)
     return np.bincount(group, weights=values, minlength=n).astype(np.float64)
 
 
 def _gcount(mask: npt.NDArray[np.bool_], group: IntArray, n: int) -> FloatArray:
+    starts = _sorted_starts(group, n)
+    if starts is not None:
+        csum = np.zeros(mask.size + 1, dtype=np.int64)
+        np.cumsum(mask, out=csum[1:])
+        return (csum[starts[1:]] - csum[starts[:-1]]).astype(np.float64)
     return np.bincount(group, weights=mask.astype(np.float64), minlength=n).astype(np.float64)
 
 
@@ -781,10 +813,20 @@ def _gmean(values: FloatArray, group: IntArray, n: int) -> FloatArray:
 def _gsd(values: FloatArray, group: IntArray, n: int) -> FloatArray:
     """Sample SD (n−1) of the non-NaN values of each group, two-pass (NaN for fewer than two)."""
     ok = ~np.isnan(values)
-    cnt = _gcount(ok, group, n)
-    mean = _gmean(values, group, n)
-    dev = np.where(ok, values - np.nan_to_num(mean[group]), 0.0)
-    ss = _gsum(dev * dev, group, n)
+    starts = _sorted_starts(group, n)
+    zeroed = np.where(ok, values, 0.0)
+    if starts is not None:
+        csum = np.zeros(ok.size + 1, dtype=np.int64)
+        np.cumsum(ok, out=csum[1:])
+        cnt = (csum[starts[1:]] - csum[starts[:-1]]).astype(np.float64)
+        mean = _div(_reduce_sorted(zeroed, starts), cnt)
+        dev = np.where(ok, values - np.repeat(np.nan_to_num(mean), np.diff(starts)), 0.0)
+        ss = _reduce_sorted(dev * dev, starts)
+    else:
+        cnt = np.bincount(group, weights=ok.astype(np.float64), minlength=n).astype(np.float64)
+        mean = _div(np.bincount(group, weights=zeroed, minlength=n).astype(np.float64), cnt)
+        dev = np.where(ok, values - np.nan_to_num(mean[group]), 0.0)
+        ss = np.bincount(group, weights=dev * dev, minlength=n).astype(np.float64)
     return np.sqrt(_div(ss, np.where(cnt > 1, cnt - 1, 0.0)))
 
 
@@ -792,8 +834,10 @@ def _gquantiles(values: FloatArray, group: IntArray, n: int, probs: Sequence[flo
     """R ``quantile(type = 7)`` of the non-NaN values of each group, for every p in ``probs``."""
     ok = ~np.isnan(values)
     x, grp = values[ok], group[ok]
-    order = np.lexsort((x, grp))
-    x, grp = x[order], grp[order]
+    # sort by (group, value): one integer sort of group · (distinct values) + the value's rank
+    uniq, rank = np.unique(x, return_inverse=True)
+    key = np.sort(grp * max(uniq.size, 1) + rank.reshape(-1))
+    x, grp = uniq[key % max(uniq.size, 1)], key // max(uniq.size, 1)
     starts, counts = _group_bounds(grp, n)
     out = []
     has = counts > 0
@@ -1017,22 +1061,23 @@ def _sd_within_series(grid: Grid, window: int, chunk: int = 1 << 20) -> FloatArr
     total_sd = np.zeros(n)
     total_n = np.zeros(n)
     v = grid.v
+    ok_all = ~np.isnan(v)
+    present = ok_all.astype(np.float64)
+    zeroed = np.where(ok_all, v, 0.0)
     size = v.size - window + 1
     for lo in range(0, max(size, 0), chunk):
         hi = min(lo + chunk, size)
         sums = np.zeros(hi - lo)
         cnt = np.zeros(hi - lo)
         for j in range(window):
-            part = v[lo + j : hi + j]
-            ok = ~np.isnan(part)
-            sums += np.where(ok, part, 0.0)
-            cnt += ok
+            sums += zeroed[lo + j : hi + j]
+            cnt += present[lo + j : hi + j]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = sums / cnt
             ss = np.zeros(hi - lo)
             for j in range(window):
-                dev = v[lo + j : hi + j] - mean
-                ss += np.where(np.isnan(dev), 0.0, dev * dev)
+                dev = zeroed[lo + j : hi + j] - mean
+                ss += present[lo + j : hi + j] * (dev * dev)  # NaN only where no point (unused)
             sd = np.sqrt(ss / (cnt - 1))
         same = grid.group[lo:hi] == grid.group[lo + window - 1 : hi + window - 1]
         use = same & (cnt > 1)
@@ -1204,14 +1249,20 @@ def pgs_from(gvp_: FloatArray, in_range: FloatArray, mean: FloatArray, grid: Gri
 
 def all_metrics(r: GroupedReadings, *, with_mage: bool = True) -> dict[str, FloatArray]:
     """Every metric (readings, grid, episode rates, PGS) for every group, as columns."""
+    return metrics_and_episodes(r, with_mage=with_mage)[0]
+
+
+def metrics_and_episodes(r: GroupedReadings, *, with_mage: bool = True) -> tuple[dict[str, FloatArray], Episodes]:
+    """``all_metrics`` and the episodes its rates count (one grid for both)."""
     out = reading_metrics(r)
     grid = build_grid(r)
     out.update(grid_metrics(grid, with_mage=with_mage))
     days = grid_days(grid)
     out["grid_days"] = days
-    out.update(episode_rates(episodes_of(grid), days))
+    episodes = episodes_of(grid)
+    out.update(episode_rates(episodes, days))
     out["pgs"] = pgs_from(out["gvp"], out["pct_in_range"], out["mean_glucose"], grid)
-    return out
+    return out, episodes
 
 
 # ---- AGP --------------------------------------------------------------------------------------

@@ -350,6 +350,20 @@ def test_full_refresh_equals_the_incremental_result(incremental: dict[str, objec
         pd.testing.assert_frame_equal(_table(name), incremental_state[name], check_like=True, obj=name)
 
 
+def test_a_run_with_nothing_new_leaves_every_table_untouched(lake: Lake, incremental: dict[str, object]) -> None:
+    """Nothing new since the last build: no model writes (whole-table models whose result equals the
+    stored table are left as they are), so the branch keeps every table's snapshot."""
+    from workbench.lake.store import open_lake
+    from workbench.settings import load_settings
+
+    store = open_lake(load_settings(home=lake.home))
+    state = store.state("dev")
+    result = build(branch="dev")
+    assert result.success, result.failures()
+    assert {m.name: m.write_mode for m in result.models} == {m.name: "unchanged" for m in result.models}
+    assert store.state("dev") == state
+
+
 def test_failing_data_test_fails_the_build_on_its_own_branch(lake: Lake) -> None:
     from workbench.transform.errors import TransformError
 

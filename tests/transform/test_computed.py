@@ -93,3 +93,29 @@ def test_daily_rows_equal_the_metrics_of_each_day(lh) -> None:  # type: ignore[n
         assert row["median_glucose"] == pytest.approx(float(np.median(day["glucose_value"])), rel=1e-12)
         assert row["mag"] >= 0 and row["hypo_lv1_per_day"] >= 0
     assert metrics.READINGS_PER_DAY == 288
+
+
+def test_only_patients_with_new_data_get_new_periods(lh) -> None:  # type: ignore[no-untyped-def]
+    """A new day for one patient: that patient's periods, episodes and AGP are recomputed (and equal
+    what a full recomputation gives); the other patient's rows are left as they were."""
+    first = pd.concat([_facts(20).assign(patient_id="p1"), _facts(20).assign(patient_id="p2")])
+    lh.write("silver.fct_glucose_readings", first, mode="overwrite")
+    as_of = datetime(2026, 11, 12, 12, 0, tzinfo=UTC)
+    computed.materialise("dev", as_of=as_of)
+    before = lh.sql(f"select * from {computed.PERIOD} where patient_id = 'p1' order by period")
+    later = _facts(21, ingested="2026-11-21 12:00").assign(patient_id="p2")
+    lh.write("silver.fct_glucose_readings", later[later["reading_date"] == date(2026, 11, 9)], mode="append")
+    result = computed.materialise("dev", as_of=as_of)
+    assert result.tables[computed.PERIOD] == 4  # p2's four periods only
+    assert set(lh.sql(f"select distinct patient_id from {computed.AGP}")["patient_id"]) == {"p1", "p2"}
+    after = lh.sql(f"select * from {computed.PERIOD} where patient_id = 'p1' order by period")
+    pd.testing.assert_frame_equal(before, after)
+    tables = (computed.PERIOD, computed.EPISODES, computed.AGP)
+    incremental = {t: lh.sql(f"select * from {t}") for t in tables}
+    computed.materialise("dev", as_of=as_of, full_refresh=True)
+    for table, frame in incremental.items():
+        full = lh.sql(f"select * from {table}")
+        keys = list(full.columns)
+        pd.testing.assert_frame_equal(
+            frame.sort_values(keys).reset_index(drop=True), full.sort_values(keys).reset_index(drop=True)
+        )

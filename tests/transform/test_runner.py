@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import fcntl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,21 @@ def test_four_pipeline_tasks_share_the_layer_notebook() -> None:
     layers = {t["name"]: t for t in spec["tasks"] if t["source"] == f"notebooks/{LAYER_NOTEBOOK}"}
     assert set(layers) == {"bronze", "silver", "gold", "marts"}
     assert all(task["params"]["layer"] == name for name, task in layers.items())
+
+
+def test_dbt_starts_without_compiling_the_iri_grammar() -> None:
+    """dbt's import pulls in jsonschema's iri checker; its Lark grammar is compiled on first use only,
+    and iri validation still works (a fresh interpreter, so no earlier import hides the effect)."""
+    code = (
+        "import sys\n"
+        "from workbench.transform.runner import _defer_iri_grammar\n"
+        "_defer_iri_grammar()\n"
+        "import dbt.cli.main, jsonschema\n"
+        "assert 'lark' not in sys.modules, 'the iri grammar was compiled at import'\n"
+        "check = jsonschema.Draft7Validator.FORMAT_CHECKER\n"
+        "v = jsonschema.Draft7Validator({'format': 'iri'}, format_checker=check)\n"
+        "assert v.is_valid('https://example.org/ä') and not v.is_valid('no scheme here')\n"
+        "assert 'lark' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -50,3 +50,18 @@ def test_a_keyed_write_reads_the_stream_whole(lh) -> None:  # type: ignore[no-un
     assert result.rows_written == 50 and result.rows_skipped == 50
     with pytest.raises(WriteError):
         lh.write("gold.streamed", lambda: _reader(0, 1), mode="upsert")  # no key: refused as before
+
+
+def test_a_stream_is_written_in_files_of_bounded_size(lh, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A stream is cut into data files of at most ~STREAM_FILE_BYTES of Arrow data each (so a large
+    model never holds more than one file's rows), for a new table and for an existing one."""
+    from workbench.lake import writes
+
+    monkeypatch.setattr(writes, "STREAM_FILE_BYTES", 64 * 1024)  # ~5,000 rows of this schema
+    lh.write("gold.streamed", lambda: _reader(0, 20_000), mode="overwrite")
+    files = lh.sql_arrow('select record_count from "gold"."streamed$files"')["record_count"].to_pylist()
+    assert len(files) > 2 and sum(files) == 20_000 and max(files) < 10_000
+    monkeypatch.setattr(writes, "STREAM_FILE_BYTES", 32 * 1024)  # an existing table: the bound applies too
+    lh.write("gold.streamed", lambda: _reader(0, 20_000), mode="overwrite")
+    again = lh.sql_arrow('select record_count from "gold"."streamed$files"')["record_count"].to_pylist()
+    assert sum(again) == 20_000 and max(again) < max(files)

@@ -43,6 +43,9 @@ _TRANSFORMS = {
     "identity": IdentityTransform,
 }
 MAX_ATTEMPTS = 20
+# A streamed write holds one data file's rows in memory before writing it (PyIceberg measures the
+# target in uncompressed Arrow bytes; its default, 512 MiB, dominated a large build's peak RSS).
+STREAM_FILE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -269,10 +272,11 @@ def _write_stream_once(
         tbl: Table | None = catalog.load_table(table)
     except NoSuchTableError:
         tbl = None
+    file_size = {TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: str(STREAM_FILE_BYTES)}
     if tbl is None:
         iceberg_schema, spec = _spec(schema, None)
         create = catalog.create_table_transaction(
-            table, iceberg_schema, partition_spec=spec, properties=properties or {}
+            table, iceberg_schema, partition_spec=spec, properties={**file_size, **(properties or {})}
         )
         create.append(stream(schema))
         create.commit_transaction()
@@ -280,6 +284,8 @@ def _write_stream_once(
     if not tbl.spec().is_unpartitioned():  # PyIceberg streams only into unpartitioned tables
         return _write_once(catalog, table, to_arrow(reader.read_all()), mode, [], where, None, properties)
     tx = tbl.transaction()
+    if tbl.metadata.properties.get(TableProperties.WRITE_TARGET_FILE_SIZE_BYTES) != str(STREAM_FILE_BYTES):
+        tx.set_properties(file_size)
     _evolve(tx, tbl, schema.empty_table())
     evolved = tx.table_metadata.schema().as_arrow()
     target = _align_to(schema.empty_table(), evolved, table).schema

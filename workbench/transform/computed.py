@@ -24,6 +24,7 @@ on trino the runner (``workbench.transform.runner.build``) calls it between gold
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -49,7 +50,7 @@ AGP_DAYS = 14
 SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
 SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
-BATCH_READINGS = 500_000  # readings per batch of patients (bounds memory: ~1 kB per reading)
+BATCH_READINGS = 250_000  # readings per batch of patients (bounds memory: ~1 kB per reading)
 EPOCH = date(1970, 1, 1)
 
 # Metric columns of the computed tables, in order (names are the marts' vocabulary).
@@ -129,25 +130,24 @@ def _as_date(day: int) -> date:
 READING_FIELDS = ("patient_id", "reading_ts_utc", "reading_ts_local", "reading_date", "glucose_value", "ingested_at")
 
 
-def _readings(lh: Any, patients: list[str], since: dict[str, date] | None = None) -> pa.Table:
-    """Readings of some patients (optionally only from a date per patient on), engine-neutral SQL —
-    or, where the profile says bulk reads go to the files (the stack), the same rows read from the
-    ref's Iceberg data files with PyIceberg."""
+def _readings(lh: Any, patients: list[str], days: list[date] | None = None) -> pa.Table:
+    """Readings of some patients (optionally only of some days), engine-neutral SQL — or, where the
+    profile says bulk reads go to the files (the stack), the same rows read from the ref's Iceberg
+    data files with PyIceberg."""
     from workbench.profiles import spec
 
-    lowest = min(since.values()) if since else None
     if spec(lh.settings).bulk_reads_from_files:
-        from pyiceberg.expressions import And, GreaterThanOrEqual, In
+        from pyiceberg.expressions import And, In
 
         row_filter: Any = In("patient_id", set(patients))  # type: ignore[misc,call-arg,arg-type]  # narrower typing than API
-        if lowest is not None:
-            row_filter = And(row_filter, GreaterThanOrEqual("reading_date", lowest.isoformat()))  # type: ignore[misc,call-arg,arg-type]
+        if days is not None:
+            row_filter = And(row_filter, In("reading_date", {d.isoformat() for d in days}))  # type: ignore[misc,call-arg,arg-type]
         scan = lh.table(FACT).scan(row_filter=row_filter, selected_fields=READING_FIELDS)
         return scan.to_arrow().select(list(READING_FIELDS))
     quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in patients)
     where = f"patient_id in ({quoted})"
-    if lowest is not None:
-        where += f" and reading_date >= date '{lowest.isoformat()}'"
+    if days is not None:
+        where += f" and reading_date in ({', '.join(f'date {d.isoformat()!r}' for d in days)})"
     return lh.sql_arrow(f"select {', '.join(READING_FIELDS)} from {FACT} where {where}")
 
 
@@ -228,45 +228,56 @@ def materialise(
     if not full_refresh and _table_exists(lh, DAILY):
         previous = lh.sql_arrow(f"select max(source_ingested_at) as m from {DAILY}")["m"][0].as_py()
     changed_days: set[date] = set()
-    for d, ing in zip(dates, ingested, strict=True):
+    new_data: set[str] = set()
+    for pid, d, ing in zip(pids, dates, ingested, strict=True):
         if previous is None or (ing is not None and _naive(ing) > _naive(previous)):
             changed_days.add(d)
+            new_data.add(pid)
     # a changed day is replaced for every patient (as the incremental SQL marts replace days)
     changed = {pid: changed_days for pid in sizes} if changed_days else {}
-    bounds_key = sorted((p.patient_id, str(p.last_complete)) for p in patients.values())
-    period_fresh = False
-    if not full_refresh and not changed and _table_exists(lh, PERIOD):
-        stored = lh.sql_arrow(f"select distinct patient_id, period_end from {PERIOD} where period = 'all'")
-        stored_key = sorted(
-            zip(stored["patient_id"].to_pylist(), [str(d) for d in stored["period_end"].to_pylist()], strict=True)
-        )
-        period_fresh = stored_key == bounds_key
-        if _table_exists(lh, AGP):
-            stored_days = lh.sql_arrow(f"select distinct period_days from {AGP}")["period_days"].to_pylist()
-            period_fresh = period_fresh and stored_days in ([agp_days], [])
+    stale = _stale_patients(lh, patients, new_data, agp_days, full_refresh)
+    partial = stale is not None
+    if stale is None:
+        stale = set(sizes)
     if not changed:
         result.skipped += [DAILY, WEEKLY]
-    if period_fresh:
+    if not stale:
         result.skipped += [PERIOD, EPISODES, AGP]
+    if not changed and not stale:
         result.seconds = time.perf_counter() - started
         return result
 
+    # Patients whose periods are stale are read whole; the others only for the changed weeks
+    # (the daily and weekly rows of every patient are replaced for the changed days and weeks).
+    weeks = sorted({d - timedelta(days=d.weekday()) for d in changed_days})
+    week_days = {w + timedelta(days=i) for w in weeks for i in range(7)}
+    load: dict[str, int] = {}
+    for pid, d, n in zip(pids, dates, counts, strict=True):
+        if pid in stale or d in week_days:
+            load[pid] = load.get(pid, 0) + int(n)
     daily_parts: list[pa.Table] = []
     weekly_parts: list[pa.Table] = []
     period_parts: list[pa.Table] = []
     episode_parts: list[pa.Table] = []
     agp_parts: list[pa.Table] = []
-    for batch in _batches(sizes):
-        data = _readings(lh, batch)
+    for batch in _batches(load):
+        whole = [p for p in batch if p in stale]
+        parts = [_readings(lh, whole)] if whole else []
+        if changed and len(whole) < len(batch):
+            parts.append(_readings(lh, [p for p in batch if p not in stale], sorted(week_days)))
+        data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         if data.num_rows == 0:
             continue
         arrays = _Arrays.of(data, batch)
+        del data, parts
         if changed:
             daily_parts.append(_daily(arrays, patients, changed))
             weekly_parts.append(_weekly(arrays, patients, changed))
-        period_parts.append(_periods(arrays, patients))
-        episode_parts.append(_episodes(arrays, patients))
-        agp_parts.append(_agp(arrays, patients, agp_days))
+        if whole:
+            period, episodes = _periods(arrays, patients, set(whole))
+            period_parts.append(period)
+            episode_parts.append(episodes)
+            agp_parts.append(_agp(arrays, patients, agp_days, set(whole)))
 
     def write(table: str, parts: list[pa.Table], where: str | None = None) -> None:
         full = [p for p in parts if p.num_rows]
@@ -277,30 +288,50 @@ def materialise(
         data = pa.concat_tables(full)
         message = f"metrics: {table} ({data.num_rows} rows, as of {as_of.isoformat(timespec='seconds')})"
         if where is not None:
-            lh.write(table, data, mode="overwrite", where=where, message=message)
+            with warnings.catch_warnings():  # a new day or patient has no rows to replace yet
+                warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+                lh.write(table, data, mode="overwrite", where=where, message=message)
         else:
             lh.write(table, data, mode="overwrite", message=message)
         result.tables[table] = data.num_rows
 
     if changed:
         incremental = previous is not None
-        all_days = sorted({d for ds in changed.values() for d in ds})
-        weeks = sorted({d - timedelta(days=d.weekday()) for d in all_days})
+        all_days = sorted(changed_days)
         write(DAILY, daily_parts, _in("reading_date", all_days) if incremental else None)
         write(WEEKLY, weekly_parts, _in("week_start", weeks) if incremental else None)
-    write(PERIOD, period_parts)
-    write(EPISODES, episode_parts)
-    write(AGP, agp_parts)
+    if stale:
+        where = _in("patient_id", sorted(stale)) if partial else None
+        write(PERIOD, period_parts, where)
+        write(EPISODES, episode_parts, where)
+        write(AGP, agp_parts, where)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _stale_patients(
+    lh: Any, patients: dict[str, _Patient], new_data: set[str], agp_days: int, full_refresh: bool
+) -> set[str] | None:
+    """The patients whose period, episode and AGP rows must be recomputed: those with new readings
+    or whose last complete day moved. None when every table must be rewritten whole (a full refresh,
+    a table missing, another AGP length, a patient no longer in the fact)."""
+    if full_refresh or not all(_table_exists(lh, t) for t in (PERIOD, EPISODES, AGP)):
+        return None
+    stored = lh.sql_arrow(f"select distinct patient_id, period_end from {PERIOD} where period = 'all'")
+    stored_end = dict(zip(stored["patient_id"].to_pylist(), stored["period_end"].to_pylist(), strict=True))
+    stored_days = lh.sql_arrow(f"select distinct period_days from {AGP}")["period_days"].to_pylist()
+    if stored_days not in ([agp_days], []) or not set(stored_end) <= set(patients):
+        return None
+    return {p for p, info in patients.items() if p in new_data or stored_end.get(p) != info.last_complete}
 
 
 def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def _in(column: str, days: list[date]) -> str:
-    return f"{column} in ({', '.join(repr(d.isoformat()) for d in days)})"
+def _in(column: str, values: list[date] | list[str]) -> str:
+    quoted = ("'" + str(v).replace("'", "''") + "'" for v in values)  # a date's str is ISO
+    return f"{column} in ({', '.join(quoted)})"
 
 
 @dataclass(frozen=True)
@@ -339,10 +370,11 @@ class _Arrays:
         return self.t[mask], self.g[mask], self.day[mask], self.offset[mask]
 
 
-def _group_ids(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense group ids of the rows' key tuples, and the row index of each group's first row."""
-    stacked = np.column_stack(keys)
-    uniq, first, inverse = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
+def _group_ids(patient: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense group ids of the rows' (patient, day) pairs in their order, and the row index of each
+    group's first row."""
+    key = patient.astype(np.int64) * (1 << 32) + (day.astype(np.int64) - int(day.min(initial=0)))
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.reshape(-1).astype(np.int64), first
 
 
@@ -401,12 +433,14 @@ def _weekly(a: _Arrays, patients: dict[str, _Patient], changed: dict[str, set[da
     return pa.table(cols)
 
 
-def _periods(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
-    """Every metric per patient and period, over the complete days of the window."""
+def _periods(a: _Arrays, patients: dict[str, _Patient], only: set[str]) -> tuple[pa.Table, pa.Table]:
+    """Every metric per patient and period, over the complete days of the window, for the patients
+    in ``only``; and every episode of their complete days (iglu episode_calculation), found on the
+    grid of the whole-history period."""
     group_parts, index_parts, labels = [], [], []
     for i, pid in enumerate(a.patients):
         end = patients[pid].last_complete
-        if end is None:
+        if end is None or pid not in only:
             continue
         end_day = (end - EPOCH).days
         mine = np.flatnonzero((a.pid == i) & (a.day <= end_day))
@@ -422,12 +456,12 @@ def _periods(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
             group_parts.append(np.full(sel.size, len(labels) - 1))
             index_parts.append(sel)
     if not labels:
-        return pa.table({"patient_id": pa.array([], pa.string())})
+        return pa.table({"patient_id": pa.array([], pa.string())}), _episode_table([], None, None)
     idx = np.concatenate(index_parts)
     group = np.concatenate(group_parts)
     tzs = [patients[lab[0]].tz for lab in labels]
     r = _grouped(a.t[idx], a.g[idx], a.day[idx], a.offset[idx], group=group, tzs=tzs)
-    values = metrics.all_metrics(r)
+    values, episodes = metrics.metrics_and_episodes(r)
     n = len(labels)
     period_days = np.array([lab[2] for lab in labels], dtype=np.int64)
     count = np.asarray(values["reading_count"])
@@ -445,48 +479,55 @@ def _periods(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
     cols.update(_columns(values, ALL_COLUMNS, np.arange(n)))
     cols["pct_readings_present"] = pa.array(present)
     cols["sufficient"] = pa.array(sufficient)
-    return pa.table(cols)
+    return pa.table(cols), _episode_table([lab[0] if lab[1] == "all" else None for lab in labels], r, episodes)
 
 
-def _episodes(a: _Arrays, patients: dict[str, _Patient]) -> pa.Table:
-    """Every episode of every patient's complete days (iglu episode_calculation)."""
-    keep = np.zeros(a.pid.size, dtype=bool)
-    for i, pid in enumerate(a.patients):
-        end = patients[pid].last_complete
-        if end is not None:
-            keep |= (a.pid == i) & (a.day <= (end - EPOCH).days)
-    group = a.pid[keep]
-    tzs = [patients[p].tz for p in a.patients]
-    r = _grouped(*a.select(keep), group=group, tzs=tzs)
-    ep = metrics.episodes_of(metrics.build_grid(r))
-    # raw readings within each episode
-    key = r.group * 10**11 + np.round(r.t).astype(np.int64)
-    lo = np.searchsorted(key, ep.group * 10**11 + np.ceil(ep.start).astype(np.int64), side="left")
-    hi = np.searchsorted(key, ep.group * 10**11 + np.floor(ep.end).astype(np.int64), side="right")
+def _episode_table(
+    patient_of_group: list[str | None], r: metrics.GroupedReadings | None, ep: metrics.Episodes | None
+) -> pa.Table:
+    """The episodes of the groups that have a patient (the whole-history periods), one row each,
+    with the number of raw readings within each episode."""
+    if r is None or ep is None:
+        keep = np.empty(0, dtype=np.int64)
+    else:
+        keep = np.flatnonzero(np.array([patient_of_group[g] is not None for g in ep.group.tolist()], dtype=bool))
+    if r is not None and ep is not None and keep.size:
+        key = r.group * 10**11 + np.round(r.t).astype(np.int64)
+        group, start, end = ep.group[keep], ep.start[keep], ep.end[keep]
+        lo = np.searchsorted(key, group * 10**11 + np.ceil(start).astype(np.int64), side="left")
+        hi = np.searchsorted(key, group * 10**11 + np.floor(end).astype(np.int64), side="right")
+        pids = [patient_of_group[g] for g in group.tolist()]
+        type_, level, exclusive = ep.type[keep].tolist(), ep.level[keep].tolist(), ep.exclusive[keep]
+        duration, extreme, mean = ep.duration_minutes[keep], ep.extreme[keep], ep.mean[keep]
+        count = (hi - lo).astype(np.int64)
+    else:
+        pids, type_, level, exclusive = [], [], [], np.empty(0, dtype=bool)
+        start = end = duration = extreme = mean = np.empty(0)
+        count = np.empty(0, dtype=np.int64)
     ts = lambda s: pa.array((s * 1e6).astype(np.int64).astype("datetime64[us]"))  # noqa: E731
     return pa.table(
         {
-            "patient_id": pa.array([a.patients[i] for i in ep.group], pa.string()),
-            "episode_type": pa.array(ep.type.tolist(), pa.string()),
-            "episode_level": pa.array(ep.level.tolist(), pa.string()),
-            "is_exclusive": pa.array(ep.exclusive),
-            "start_ts_utc": ts(ep.start),
-            "end_ts_utc": ts(ep.end),
-            "duration_minutes": pa.array(ep.duration_minutes),
-            "extreme_glucose": pa.array(ep.extreme),
-            "mean_glucose": pa.array(ep.mean),
-            "reading_count": pa.array((hi - lo).astype(np.int64)),
+            "patient_id": pa.array(pids, pa.string()),
+            "episode_type": pa.array(type_, pa.string()),
+            "episode_level": pa.array(level, pa.string()),
+            "is_exclusive": pa.array(exclusive),
+            "start_ts_utc": ts(start),
+            "end_ts_utc": ts(end),
+            "duration_minutes": pa.array(duration),
+            "extreme_glucose": pa.array(extreme),
+            "mean_glucose": pa.array(mean),
+            "reading_count": pa.array(count),
         }
     )
 
 
-def _agp(a: _Arrays, patients: dict[str, _Patient], agp_days: int = AGP_DAYS) -> pa.Table:
+def _agp(a: _Arrays, patients: dict[str, _Patient], agp_days: int, only: set[str]) -> pa.Table:
     """AGP percentiles per patient and 5-minute local time of day over the last 14 complete days, on
     iglu's interpolated grid (no interpolation across gaps > 45 minutes; unsmoothed)."""
     keep = np.zeros(a.pid.size, dtype=bool)
     for i, pid in enumerate(a.patients):
         end = patients[pid].last_complete
-        if end is not None:
+        if end is not None and pid in only:
             end_day = (end - EPOCH).days
             keep |= (a.pid == i) & (a.day <= end_day) & (a.day > end_day - agp_days)
     if not keep.any():

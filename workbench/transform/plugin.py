@@ -177,6 +177,8 @@ class Plugin(BasePlugin):
                     where=where,
                     message=f"dbt: {table_name} ({keys} {key} values replaced)",
                 )
+        elif not spec.get("full_refresh") and self._unchanged(cursor, spec):
+            return ModelWrite(spec["model"], table_name, "unchanged", 0, 0, 0, None, 0.0)
         else:
             message = f"dbt: {table_name} rebuilt"
 
@@ -204,6 +206,27 @@ class Plugin(BasePlugin):
             str(result.commit_id),
             0.0,
         )
+
+    def _unchanged(self, cursor: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> bool:
+        """Whether a whole-table model's result equals its stored table: the same columns of the same
+        types and the same rows (as a multiset; NULLs equal). Then the table is left untouched — no
+        commit, no new snapshot — so a run with nothing new changes nothing downstream."""
+        schema, name = spec["schema"], spec["identifier"]
+        exists = cursor.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+        ).fetchall()[0][0]
+        if not exists:
+            return False
+        stored = f"{_quote(schema)}.{_quote(name)}"
+        query = f"(\n{spec['sql']}\n)"
+        new, old = cursor.sql(f"select * from {query}"), cursor.sql(f"select * from {stored}")
+        if new.columns != old.columns or [str(t) for t in new.types] != [str(t) for t in old.types]:
+            return False
+        differing = cursor.execute(
+            f"select count(*) from ((select * from {query} except all select * from {stored}) "
+            f"union all (select * from {stored} except all select * from {query}))"
+        ).fetchall()[0][0]
+        return bool(differing == 0)
 
     # ---- plain DuckDB file mode ----------------------------------------------------------------
     def _store_duckdb(self, cursor: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> ModelWrite:
