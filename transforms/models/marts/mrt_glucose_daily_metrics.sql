@@ -1,5 +1,6 @@
 {#- Every consensus metric per patient and patient-local day. Incremental by day. -#}
 -- depends_on: {{ ref('glucose_computed') }}
+-- depends_on: {{ ref('stg_patients') }}
 with
 
 readings as (
@@ -20,6 +21,13 @@ changed_days as (
     select distinct reading_date
     from readings
     where ingested_at > (select max(source_ingested_at) from {{ this }})
+
+    union
+
+    -- a corrected zone: the patient's days of the old cut, so that one left empty is replaced too
+    select distinct reading_date
+    from {{ this }}
+    where patient_id in ({{ recut_patients() }})
 
 ),
 {% endif %}
