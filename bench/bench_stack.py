@@ -34,8 +34,8 @@ START = date(2025, 1, 1)
 def _write_raw(settings: Any, patients: int, days: int) -> int:
     import pyarrow as pa
 
-    from workbench.lakehouse import Lakehouse
     from workbench.demo import raw as demo_raw
+    from workbench.lakehouse import Lakehouse
 
     lake = Lakehouse("dev", settings=settings)
     rows = 0

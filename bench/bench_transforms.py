@@ -52,8 +52,8 @@ def step_generate(home: str, patients: int, days: int, parquet_dir: str) -> dict
     """Write synthetic raw tables to the lake (chunks of patients, one commit each) and Parquet."""
     import pyarrow.parquet as pq
 
-    from workbench.lakehouse import Lakehouse
     from workbench.demo import raw as demo_raw
+    from workbench.lakehouse import Lakehouse
 
     started = time.perf_counter()
     lake = Lakehouse("dev", settings=_settings(home))
@@ -162,8 +162,8 @@ def _topological(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def step_new_day(home: str, patients: int, days: int) -> dict[str, Any]:
     """Ingest one more day for every patient (a later `_ingested_at`)."""
-    from workbench.lakehouse import Lakehouse
     from workbench.demo import raw as demo_raw
+    from workbench.lakehouse import Lakehouse
 
     started = time.perf_counter()
     lake = Lakehouse("dev", settings=_settings(home))
