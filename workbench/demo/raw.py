@@ -51,19 +51,22 @@ def generate(
     duplicate_share: float = 0.01,
     invalid_share: float = 0.002,
 ) -> RawData:
-    """The simulated patients `p001`... over `days` patient-local days from local midnight of
-    `start`, as the raw tables ingestion lands (patient i in ``TIME_ZONES[i]``, whatever the seed,
-    so data of another seed continues the same patients). Re-uploads (`duplicate_share`, another
-    `_id`) and invalid readings (`invalid_share`, sgv 0) give bronze something to drop."""
+    """The simulated patients `p001`... over `days` patient-local days from `start` (each sensor
+    reads at its own phase, from just after local midnight), as the raw tables ingestion lands
+    (patient i in ``TIME_ZONES[i]`` whatever the seed, so data of another seed continues the same
+    patients). Re-uploads (`duplicate_share`, another `_id`) and invalid readings (`invalid_share`,
+    sgv 0) give bronze something to drop."""
     loaded = ingested_at or datetime(2026, 6, 1, tzinfo=UTC)
     entries: list[pa.Table] = []
     treatments: list[pa.Table] = []
     zones = [TIME_ZONES[i % len(TIME_ZONES)] for i in range(n_patients)]
     for index, tz in enumerate(zones):
-        begin = _local_midnight_ms(tz, start)
-        steps = (_local_midnight_ms(tz, start + timedelta(days=days)) - begin) // STEP_MS
+        rng = random_stream(seed, index, "raw")
+        # a sensor reads at its own phase (whole seconds), not at local midnight
+        begin = _local_midnight_ms(tz, start) + int(rng.integers(1, STEP_MS // 1000)) * 1000
+        steps = (_local_midnight_ms(tz, start + timedelta(days=days)) - begin) // STEP_MS + 1
         patient = simulate_patient(seed, index, begin, steps, time_zone=tz, documents=False)
-        entries.append(_raw_entries(patient, random_stream(seed, index, "raw"), loaded, duplicate_share, invalid_share))
+        entries.append(_raw_entries(patient, rng, loaded, duplicate_share, invalid_share))
         treatments.append(_raw_treatments(patient, loaded))
     pids = [f"p{i + 1:03d}" for i in range(n_patients)]
     patients = pa.table(
