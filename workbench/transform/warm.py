@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench.lake.api import DEV_BRANCH
 from workbench.settings import Settings, get_settings
 from workbench.transform.runner import PROJECT_DIR, BuildResult, build
 
@@ -107,7 +108,7 @@ def _start(path: Path, settings: Settings) -> None:
 
 
 def build_layer(
-    select: str, branch: str = "dev", full_refresh: bool = False, *, settings: Settings | None = None
+    select: str, branch: str = DEV_BRANCH, full_refresh: bool = False, *, settings: Settings | None = None
 ) -> BuildResult:
     """`runner.build(select, branch, full_refresh)` in the warm dbt process (started if none is
     waiting); in this process when `CASCADE_DBT_WARM_SECONDS` is 0 or no server can be started."""
