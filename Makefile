@@ -66,7 +66,7 @@ stack-down: setup
 
 # the full soak test: >= 50 scheduled runs through a simulated week (`make test` runs the short form)
 soak: setup
-	CASCADE_SOAK=full $(BIN)/python -m pytest tests/pipeline/test_soak.py -q
+	CASCADE_SOAK=full $(BIN)/python -m pytest tests/pipeline/test_soak.py -q -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

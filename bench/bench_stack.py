@@ -35,15 +35,15 @@ START = date(2025, 1, 1)
 def _write_raw(settings: Any, patients: int, days: int) -> int:
     import pyarrow as pa
 
+    from workbench.demo import raw as demo_raw
     from workbench.lakehouse import Lakehouse
-    from workbench.transform import synthetic
 
     lake = Lakehouse("dev", settings=settings)
     rows = 0
     chunk = 10
     for first in range(0, patients, chunk):
         count = min(chunk, patients - first)
-        raw = synthetic.generate(count, days, start=START, seed=first + 1, duplicate_share=0.0005)
+        raw = demo_raw.generate(count, days, start=START, seed=first + 1, duplicate_share=0.0005)
         for name, table in raw.tables().items():
             ids = table.column("patient_id").to_pylist()
             mapping = {f"p{i + 1:03d}": f"p{first + i + 1:03d}" for i in range(count)}

@@ -58,8 +58,8 @@ def step_generate(home: str, patients: int, days: int, parquet_dir: str) -> dict
     """Write synthetic raw tables to the lake (chunks of patients, one commit each) and Parquet."""
     import pyarrow.parquet as pq
 
+    from workbench.demo import raw as demo_raw
     from workbench.lakehouse import Lakehouse
-    from workbench.transform import synthetic
 
     started = time.perf_counter()
     lake = Lakehouse("dev", settings=_settings(home))
@@ -68,7 +68,7 @@ def step_generate(home: str, patients: int, days: int, parquet_dir: str) -> dict
     chunk = 10
     for first in range(0, patients, chunk):
         count = min(chunk, patients - first)
-        raw = synthetic.generate(count, days, start=START, seed=first + 1, duplicate_share=0.0005)
+        raw = demo_raw.generate(count, days, start=START, seed=first + 1, duplicate_share=0.0005)
         for name, table in raw.tables().items():
             if name == "raw.patients":
                 ids = [f"p{first + i + 1:03d}" for i in range(count)]
@@ -85,7 +85,7 @@ def step_generate(home: str, patients: int, days: int, parquet_dir: str) -> dict
 
 
 def _renumber(table: Any, offset: int) -> Any:
-    """Give each chunk's patients distinct ids (synthetic.generate numbers from p001)."""
+    """Give each chunk's patients distinct ids (demo_raw.generate numbers from p001)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -174,15 +174,15 @@ def _topological(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def step_new_day(home: str, patients: int, days: int) -> dict[str, Any]:
     """Ingest one more day for every patient (a later `_ingested_at`)."""
+    from workbench.demo import raw as demo_raw
     from workbench.lakehouse import Lakehouse
-    from workbench.transform import synthetic
 
     started = time.perf_counter()
     lake = Lakehouse("dev", settings=_settings(home))
     rows = 0
     for first in range(0, patients, 10):
         count = min(10, patients - first)
-        raw = synthetic.generate(
+        raw = demo_raw.generate(
             count,
             1,
             start=START + timedelta(days=days),

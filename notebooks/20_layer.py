@@ -16,6 +16,8 @@
 # Runs `dbt build --select <layer>` (models, data tests, unit tests) on the chosen branch through
 # dbt's Python runner; every model is written as an Iceberg table on that branch. The pipeline uses
 # this notebook for four tasks (`bronze`, `silver`, `gold`, `marts`), each with its own `layer`.
+# The build runs in a warm dbt process shared by the four tasks (`workbench.transform.warm`), so
+# dbt is imported and the project loaded once per pipeline run, not once per layer.
 
 # %% tags=["parameters"]
 upstream = None
@@ -30,10 +32,10 @@ sample_table = "bronze.stg_glucose_entries"
 from IPython.display import Markdown, display
 
 from workbench.quality import save_layer_tests
-from workbench.transform import build
+from workbench.transform.warm import build_layer
 
 display(Markdown(f"## Layer `{layer}` on branch `{branch}`"))
-result = build(select=layer, branch=branch, full_refresh=full_refresh)
+result = build_layer(layer, branch=branch, full_refresh=full_refresh)
 if product is not None:  # the test outcomes, for the audit (which then re-runs only cross-layer tests)
     save_layer_tests(result, product["tests"], branch)
 result.summary()

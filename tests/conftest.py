@@ -44,9 +44,10 @@ def cascade_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 @pytest.fixture
 def lh(cascade_home: Path):  # type: ignore[no-untyped-def]
     """A Lakehouse on `dev` in a fresh lake."""
+    from workbench.lake.api import DEV_BRANCH
     from workbench.lakehouse import Lakehouse
 
-    return Lakehouse("dev")
+    return Lakehouse(DEV_BRANCH)
 
 
 def run_cli(*args: str, home: Path, check: bool = False, timeout: int = 120) -> subprocess.CompletedProcess[str]:

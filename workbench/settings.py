@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # SQL engine
     duckdb_memory_limit: str = "1GB"  # with the streamed writes and the metrics batches: builds peak ~1.5 GB
     duckdb_threads: int = Field(default=0, description="0 = DuckDB's default (all cores)")
+    # Transforms
+    dbt_warm_seconds: float = Field(
+        default=60.0, ge=0, description="the layer tasks' warm dbt process exits after this long idle; 0 = none"
+    )
     # Stack profile endpoints
     nessie_uri: str = "http://localhost:19120/api/v2"
     nessie_token: SecretStr | None = Field(default=None, description="bearer token for Nessie (stack: generated)")

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from workbench.lake.api import MAIN_BRANCH
 from workbench.settings import Settings
 
 SECRET = "test-signing-key-" + "x" * 40
@@ -61,7 +62,7 @@ def published_settings(demo_home: Path) -> Iterator[Settings]:
             api_secret=SecretStr(SECRET),
             api_rate_limit=RATE_LIMIT,
         )
-        publish_marts("main", config=load_config(), settings=settings)
+        publish_marts(MAIN_BRANCH, config=load_config(), settings=settings)
         yield settings
     finally:
         server.stop()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from workbench.lake.api import DEV_BRANCH
+
 PROFILES = ("embedded", "stack")
 
 
@@ -50,7 +52,7 @@ def lh(lake_settings):  # type: ignore[no-untyped-def]
     """A Lakehouse on `dev` of a clean lake of the profile under test."""
     from workbench.lakehouse import Lakehouse
 
-    lakehouse = Lakehouse("dev", settings=lake_settings)
+    lakehouse = Lakehouse(DEV_BRANCH, settings=lake_settings)
     yield lakehouse
     lakehouse.close()
 

@@ -17,6 +17,7 @@ from workbench.demo.server import DemoServer  # noqa: E402
 from workbench.demo.simulate import DemoDataset  # noqa: E402
 from workbench.ingest.run import IngestReport, ingest  # noqa: E402
 from workbench.ingest.sites import Site  # noqa: E402
+from workbench.lake.api import DEV_BRANCH
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def run_ingest(cascade_home: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
 
     def run(sites: list[Site], **kwargs: Any) -> IngestReport:
         kwargs.setdefault("retry", FAST_RETRY)
-        return ingest(branch=kwargs.pop("branch", "dev"), sites=sites, **kwargs)
+        return ingest(branch=kwargs.pop("branch", DEV_BRANCH), sites=sites, **kwargs)
 
     return run
 
@@ -43,4 +44,4 @@ def lake(cascade_home: Path) -> Callable[[], Any]:
     """A fresh `Lakehouse` on dev on each call (sees the latest commits)."""
     from workbench.lakehouse import Lakehouse
 
-    return lambda: Lakehouse("dev")
+    return lambda: Lakehouse(DEV_BRANCH)

@@ -14,6 +14,7 @@ steps in one warm process); clocks are simulated, never the wall clock.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,6 +95,7 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
     dataset = DemoDataset(seed=42, patients=2, days=2, end=START, reserve_days=RUNS * STEP / timedelta(days=1) + 1)
     fast = RetryPolicy(attempts=2, base_seconds=0.01, max_seconds=0.02)
     log: list[tuple[datetime, list[str], str, str | None]] = []
+    started = time.monotonic()
     zones: dict[str, str] = {}
     with DemoServer(dataset, secret=SECRET) as server:
         _sites_yaml(home, server)
@@ -131,6 +133,13 @@ def test_scheduled_runs_through_a_simulated_week_equal_a_full_rebuild(home: Path
         log.append((clock, ["final"], final.status, final.reason))
 
     statuses = [status for _, _, status, _ in log]
+    # the figures README reports (`make soak` runs with -s to show them)
+    failures = "; ".join(f"{at:%a %H:%M} {reason}" for at, _, status, reason in log if status == "failed")
+    print(
+        f"\nsoak: {len(log)} runs over {clock - START}, {statuses.count('promoted')} promoted, "
+        f"{statuses.count('no new data')} no new data, {statuses.count('failed')} failed ({failures}), "
+        f"{time.monotonic() - started:.0f} s"
+    )
     assert final.status == "promoted", log
     assert "no new data" in statuses, log
     down = [entry for entry in log if entry[2] == "failed"]

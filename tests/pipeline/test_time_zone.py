@@ -110,3 +110,49 @@ def test_a_corrected_zone_recuts_the_patients_days_and_equals_a_full_rebuild(
 
     # the run after the correction with nothing new: the zone is not new any more
     assert not ingest(branch="dev", sites=sites, retry=FAST_RETRY).changed
+
+
+@pytest.mark.slow
+def test_a_correction_that_empties_a_day_deletes_it_from_the_incremental_marts(
+    cascade_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a day that existed only under the old cut (p001's last Berlin day, 2026-11-20, is
+    2026-11-19 in Los Angeles) stayed in the day marts after the correction, because the marts
+    recomputed only the days of new silver rows; p002 (Tokyo) still has readings that day."""
+    from workbench.ingest.run import ingest
+    from workbench.lakehouse import Lakehouse
+    from workbench.transform.runner import build
+
+    end = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)  # 06:00 in Berlin, 14:00 in Tokyo, 21:00 the day before in LA
+    vanished = pd.Timestamp("2026-11-20").date()
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    with DemoServer(DemoDataset(seed=3, patients=2, days=2, end=end), secret=SECRET) as server:
+        sites = [
+            make_site(server, "p001", time_zone="Europe/Berlin"),
+            make_site(server, "p002", time_zone="Asia/Tokyo"),
+        ]
+        assert ingest(branch="dev", sites=sites, retry=FAST_RETRY).changed
+        assert build(branch="dev").success
+
+        def days(table: str, patient_id: str, column: str = "reading_date") -> set[object]:
+            rows = Lakehouse("dev").sql(f"select distinct {column} from {table} where patient_id = ?", [patient_id])
+            return {pd.Timestamp(day).date() for day in rows[column]}
+
+        assert vanished in days("marts.mrt_glucose_daily_metrics", "p001")
+        assert vanished in days("marts.mrt_glucose_daily_metrics", "p002")
+
+        sites[0] = make_site(server, "p001", time_zone="America/Los_Angeles")
+        report = ingest(branch="dev", sites=sites, retry=FAST_RETRY)
+        assert report.new_rows == 0 and report.changed
+        result = build(branch="dev")
+        assert result.success, result.failures()
+
+    assert vanished not in days("silver.fct_glucose_readings", "p001")
+    for table in ("marts.mrt_glucose_daily_metrics", "marts.mrt_glucose_overview"):
+        assert days(table, "p001") == days("silver.fct_glucose_readings", "p001"), table
+        assert vanished in days(table, "p002"), table
+    dev = Lakehouse("dev")
+    dev.lake.create_branch("rebuild", "dev")
+    rebuilt = build(branch="rebuild", full_refresh=True)
+    assert rebuilt.success, rebuilt.failures()
+    same_tables(dev, Lakehouse("rebuild"))

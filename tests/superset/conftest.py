@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.superset.helpers import PASSWORD
+from workbench.lake.api import MAIN_BRANCH
 from workbench.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ def superset(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             superset_port=0,
             superset_password=SecretStr(PASSWORD),
         )
-        lake = Lakehouse("main", settings=lake_settings)
+        lake = Lakehouse(MAIN_BRANCH, settings=lake_settings)
         config = load_config(ROOT / "publish.yaml")
         tables = {spec.name: lake.sql_arrow(f"select * from {spec.source}") for spec in config.tables}
         publish(tables, commit_id=lake.log(limit=1)[0].id, config=config, settings=settings)

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pytest
 
 from workbench import metrics
-from workbench.transform import BuildResult, build, synthetic
+from workbench.demo import raw as demo_raw
+from workbench.transform import BuildResult, build
 
 MODELS = {
     "bronze.stg_glucose_entries",
@@ -59,7 +60,7 @@ def _lakehouse(ref: str = "dev"):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
-    """A lake with synthetic raw data on dev (3 patients, 6 days incl. a DST change) built once."""
+    """A lake with simulated raw data on dev (3 patients, 6 days incl. a DST change) built once."""
     from workbench.settings import get_settings
 
     home = tmp_path_factory.mktemp("transform") / "home"
@@ -69,7 +70,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
         mp.delenv("CASCADE_WAREHOUSE", raising=False)
         get_settings.cache_clear()
         lh = _lakehouse()
-        raw = synthetic.generate(3, DAYS, start=START, seed=11)
+        raw = demo_raw.generate(3, DAYS, start=START, seed=11)
         for name, table in raw.tables().items():
             lh.write(name, table, mode="append", message=f"test: seed {name}")
         first = build(branch="dev")
@@ -135,7 +136,7 @@ def test_bronze_dedupes_drops_invalid_and_cuts_days_at_local_midnight(lake: Lake
         local = instant.astimezone(ZoneInfo(row.patient_tz))
         assert pd.Timestamp(row.reading_ts_local) == pd.Timestamp(local.replace(tzinfo=None))
         assert pd.Timestamp(row.reading_date).date() == local.date()
-    # synthetic days start at local midnight, so each patient has exactly DAYS local days
+    # simulated days start at local midnight, so each patient has exactly DAYS local days
     assert set(stg.groupby("patient_id")["reading_date"].nunique()) == {DAYS}
 
 
@@ -263,7 +264,7 @@ def incremental(lake: Lake) -> Iterator[dict[str, object]]:
         get_settings.cache_clear()
         before = {name: _table(name) for name in DAY_KEYED}
         lh = _lakehouse()
-        new = synthetic.generate(3, 1, start=NEW_DAY, seed=12, ingested_at=datetime(2026, 6, 2, tzinfo=UTC))
+        new = demo_raw.generate(3, 1, start=NEW_DAY, seed=12, ingested_at=datetime(2026, 6, 2, tzinfo=UTC))
         lh.write("raw.glucose_entries", new.glucose_entries, mode="append", message="test: new day")
         new_day = build(branch="dev")
         after_new_day = {name: _table(name) for name in DAY_KEYED}
@@ -370,7 +371,7 @@ def test_failing_data_test_fails_the_build_on_its_own_branch(lake: Lake) -> None
     lh = _lakehouse()
     lh.branch("broken", from_ref="dev")
     broken = _lakehouse("broken")
-    stray = synthetic.generate(1, 1, start=NEW_DAY, seed=3, ingested_at=datetime(2026, 6, 9, tzinfo=UTC))
+    stray = demo_raw.generate(1, 1, start=NEW_DAY, seed=3, ingested_at=datetime(2026, 6, 9, tzinfo=UTC))
     entries = stray.glucose_entries.set_column(
         stray.glucose_entries.schema.get_field_index("patient_id"),
         "patient_id",

@@ -10,3 +10,13 @@
               and model.config.materialized == 'incremental'
               and not should_full_refresh()) }}
 {% endmacro %}
+
+{#- The patients whose zone was corrected after this incremental model last ran (their zone landed
+    later than the model's newest source row): their days in the model are days of the old cut and
+    are recomputed too, so that a day the new cut leaves empty for them is replaced as well. The
+    model names `ref('stg_patients')` in a depends_on comment (dbt sees no ref inside is_incremental). -#}
+{% macro recut_patients(ingested_column='source_ingested_at') %}
+    select patient_id
+    from {{ ref('stg_patients') }}
+    where time_zone_since > (select max({{ ingested_column }}) from {{ this }})
+{% endmacro %}

@@ -2,6 +2,7 @@
 and `cascade demo`.
 
 - `simulate` — the one deterministic CGM simulator (`DemoDataset`, `simulate_patient`).
+- `raw` — the simulator's patients written straight as raw tables, for tests and benchmarks (`generate`).
 - `server` — the demo Nightscout server over it (`DemoServer`, test hooks on `DemoControl`).
 - `lake` — a small demo lake for dashboards, notebooks and tests (`demo_lake`).
 - `run` — `cascade demo` / `make demo` (`run_demo`, `summary_lines`).

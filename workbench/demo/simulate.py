@@ -7,6 +7,11 @@ with a 2-hour warm-up, per-session calibration bias, noise, signal gaps, night-t
 lows). Treatments (meal/correction boluses, carbs, exercise, sensor starts) match the model inputs.
 A few records are served twice and a few malformed records are mixed in, so ingestion has to
 deduplicate and quarantine. Everything is a pure function of (seed, patient index, start, days).
+
+The one CGM simulator of the project: the demo server serves it as Nightscout documents, and
+`workbench.demo.raw` writes it straight in the raw-table column contract (docs/architecture.md) for
+tests and benchmarks of the transforms. Vectorised (the glucose model runs a day at a time as a matrix
+product), so 100 patient-years take seconds.
 """
 
 from __future__ import annotations
@@ -52,14 +57,27 @@ def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def object_id(ms: int, salt: int, tag: str) -> str:
-    """A MongoDB-ObjectId-shaped id (24 hex): the document's seconds, then a hash of (patient, ms, tag).
+def object_ids(ms: np.ndarray, salt: int, tag: str) -> np.ndarray:
+    """MongoDB-ObjectId-shaped ids (24 hex) for documents at epoch ms `ms`: the seconds, then a
+    64-bit hash (splitmix64) of (patient salt, ms, tag).
 
-    It depends only on the document's time and kind, so a restarted demo server (whose simulation
+    An id depends only on the document's time and kind, so a restarted demo server (whose simulation
     window moved) gives the same reading the same id.
     """
-    digest = hashlib.sha1(f"{salt}:{ms}:{tag}".encode()).hexdigest()[:16]
-    return f"{(ms // 1000) & 0xFFFFFFFF:08x}{digest}"
+    key = int.from_bytes(hashlib.sha256(f"{salt}:{tag}".encode()).digest()[:8], "little")
+    z = np.asarray(ms, dtype=np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(key)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    seconds = ((np.asarray(ms, dtype=np.int64) // 1000) & 0xFFFFFFFF).astype(">u4")
+    hexed = np.frombuffer(seconds.tobytes().hex().encode(), dtype="S8")
+    hashed = np.frombuffer(z.astype(">u8").tobytes().hex().encode(), dtype="S16")
+    return np.char.add(hexed, hashed).astype("U24").astype(object)
+
+
+def object_id(ms: int, salt: int, tag: str) -> str:
+    """One id of `object_ids`."""
+    return str(object_ids(np.array([ms]), salt, tag)[0])
 
 
 @dataclass
@@ -132,7 +150,8 @@ class PatientData:
         return sum(1 for doc in self.extra_entries if not doc.get("_malformed"))
 
 
-def _rng(seed: int, patient: int, stream: str) -> np.random.Generator:
+def random_stream(seed: int, patient: int, stream: str) -> np.random.Generator:
+    """The random stream `stream` of one simulated patient (streams are independent of each other)."""
     digest = hashlib.sha256(f"{seed}:{patient}:{stream}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
@@ -144,10 +163,53 @@ def _kernel(tau_min: float, length_min: int) -> np.ndarray:
     return k / k.sum()
 
 
-def simulate_patient(seed: int, index: int, start_ms: int, n_steps: int) -> PatientData:
-    """Simulate one patient on a 5-minute grid of `n_steps` points from `start_ms`."""
-    rng = _rng(seed, index, "patient")
-    tz = TIME_ZONES[(index + seed) % len(TIME_ZONES)]
+def _glucose(carry: float, step: np.ndarray, target: np.ndarray, low: float = 35.0, high: float = 450.0) -> np.ndarray:
+    """The glucose model's recurrence g[i] = clip(g[i-1] + step[i] - (g[i-1] - target[i]) / 90),
+    a day (288 steps) at a time: linear within a day (a matrix product) unless the clip binds,
+    then that day step by step."""
+    n = step.size
+    width = 288
+    days = -(-n // width)
+    decay = 1.0 - 1.0 / 90.0
+    drive = np.zeros(days * width)
+    drive[:n] = step + target / 90.0
+    lag = np.arange(width)
+    powers = np.triu(decay ** (lag[None, :] - lag[:, None]).clip(0))  # [k, j] = decay^(j-k), k <= j
+    within = (drive.reshape(days, width) @ powers).reshape(days, width)
+    from_carry = decay ** (lag + 1.0)
+    out = np.empty(days * width)
+    g = carry
+    for d in range(days):
+        block = from_carry * g + within[d]
+        start = 0
+        while True:  # where the clip binds: clip that step and go on from the clipped value
+            bad = np.flatnonzero((block[start:] < low) | (block[start:] > high))
+            if not bad.size:
+                break
+            v = start + int(bad[0])
+            clipped = min(max(block[v], low), high)
+            rest = lag[v + 1 :] - v
+            block[v + 1 :] = within[d, v + 1 :] + decay**rest * (clipped - within[d, v])
+            block[v] = clipped
+            start = v + 1
+        out[d * width : (d + 1) * width] = block
+        g = float(block[-1])
+    return out[:n]
+
+
+def zone_of(seed: int, index: int) -> str:
+    """The time zone of the demo patient `index` (the demo server's patients)."""
+    return TIME_ZONES[(index + seed) % len(TIME_ZONES)]
+
+
+def simulate_patient(
+    seed: int, index: int, start_ms: int, n_steps: int, *, time_zone: str | None = None, documents: bool = True
+) -> PatientData:
+    """Simulate one patient on a 5-minute grid of `n_steps` points from `start_ms` (in `time_zone`,
+    by default `zone_of(seed, index)`). `documents=False` leaves out the fingersticks, calibrations,
+    malformed documents and device status only the demo server serves."""
+    rng = random_stream(seed, index, "patient")
+    tz = time_zone or zone_of(seed, index)
     salt = int(hashlib.sha256(f"{seed}:{index}".encode()).hexdigest()[:10], 16)  # per patient
     grid = start_ms + np.arange(n_steps, dtype=np.int64) * STEP_MS
     local = pd.DatetimeIndex(pd.to_datetime(grid, unit="ms", utc=True)).tz_convert(tz)
@@ -164,11 +226,15 @@ def simulate_patient(seed: int, index: int, start_ms: int, n_steps: int) -> Pati
     insulin = np.zeros(n_steps)
     exercise = np.zeros(n_steps)
     treatments: list[tuple[int, dict[str, Any]]] = []
-    ev = _rng(seed, index, "events")
+    ev = random_stream(seed, index, "events")
+
+    day_starts = np.searchsorted(local_day, np.arange(n_days + 1))
 
     def at(day: int, local_hour: float) -> int | None:
-        idx = np.flatnonzero((local_day == day) & (hour >= local_hour))
-        return int(idx[0]) if idx.size else None
+        """The first step of local day `day` at or after `local_hour`."""
+        lo, hi = day_starts[day], day_starts[day + 1]
+        idx = np.flatnonzero(hour[lo:hi] >= local_hour)
+        return int(lo + idx[0]) if idx.size else None
 
     for day in range(n_days):
         meals = [(7.2, 45, 15), (12.6, 60, 20), (19.0, 70, 25)]
@@ -204,15 +270,10 @@ def simulate_patient(seed: int, index: int, start_ms: int, n_steps: int) -> Pati
     circadian = 28 * np.exp(-(((hour - 6.5) / 1.6) ** 2)) + 6 * np.sin((hour - 15) / 24 * 2 * np.pi)
     drift = rng.normal(0, 1.6, n_steps)
     target = baseline + circadian
-    glucose = np.empty(n_steps)
-    g = baseline
-    for i in range(n_steps):
-        g += carb_effect[i] - insulin_effect[i] - exercise[i] + drift[i] - (g - target[i]) / 90.0
-        g = min(max(g, 35.0), 450.0)
-        glucose[i] = g
+    glucose = _glucose(baseline, carb_effect - insulin_effect - exercise + drift, target)
 
     # the sensor: 10-day sessions with a 2-hour warm-up, calibration bias, noise, gaps, compression
-    sensor = _rng(seed, index, "sensor")
+    sensor = random_stream(seed, index, "sensor")
     visible = np.ones(n_steps, dtype=bool)
     reading = glucose.copy()
     session_len = 10 * 288
@@ -238,7 +299,7 @@ def simulate_patient(seed: int, index: int, start_ms: int, n_steps: int) -> Pati
     noise = np.where(np.abs(delta) > 15, 2, 1)
 
     keep = np.flatnonzero(visible)
-    ids = np.array([object_id(int(grid[i]), salt, "sgv") for i in keep], dtype=object)
+    ids = object_ids(grid[keep], salt, "sgv")
     duplicated = sensor.random(keep.size) < 0.003
     patient = PatientData(
         patient_id=f"p{index + 1:03d}",
@@ -253,9 +314,10 @@ def simulate_patient(seed: int, index: int, start_ms: int, n_steps: int) -> Pati
         ids=ids,
         duplicated=duplicated,
     )
-    patient.extra_entries = _extra_entries(seed, index, patient, grid, glucose, visible)
     patient.treatments = _treatment_documents(patient, grid, treatments)
-    patient.devicestatus = _devicestatus(seed, index, patient, grid)
+    if documents:
+        patient.extra_entries = _extra_entries(seed, index, patient, grid, glucose, visible)
+        patient.devicestatus = _devicestatus(seed, index, patient, grid)
     return patient
 
 
@@ -263,7 +325,7 @@ def _extra_entries(
     seed: int, index: int, patient: PatientData, grid: np.ndarray, glucose: np.ndarray, visible: np.ndarray
 ) -> list[dict[str, Any]]:
     """Fingersticks (mbg), calibrations (cal) and malformed documents."""
-    rng = _rng(seed, index, "extra")
+    rng = random_stream(seed, index, "extra")
     docs: list[dict[str, Any]] = []
     n = grid.size
     for i in range(144, n, 288):  # about one fingerstick a day, at a varying time
@@ -342,11 +404,21 @@ def _treatment_documents(
 ) -> list[dict[str, Any]]:
     docs = []
     seen: Counter[tuple[int, str]] = Counter()
-    for i, body in sorted(events, key=lambda e: e[0]):
+    ordered = sorted(events, key=lambda e: e[0])
+    tags = []
+    for i, body in ordered:
         ms = int(grid[i]) + 20_000
         seen[(ms, body["eventType"])] += 1
+        tags.append(f"{body['eventType']}:{seen[(ms, body['eventType'])]}")
+    ids: dict[int, str] = {}
+    for tag in set(tags):  # the ids of each kind in one go
+        rows = [k for k, t in enumerate(tags) if t == tag]
+        ms_of = np.array([int(grid[ordered[k][0]]) + 20_000 for k in rows], dtype=np.int64)
+        ids.update(zip(rows, object_ids(ms_of, patient.salt, tag), strict=True))
+    for k, (i, body) in enumerate(ordered):
+        ms = int(grid[i]) + 20_000
         doc = {
-            "_id": object_id(ms, patient.salt, f"{body['eventType']}:{seen[(ms, body['eventType'])]}"),
+            "_id": ids[k],
             "eventType": body["eventType"],
             "created_at": iso_ms(ms),
             "enteredBy": "cascade-demo",
@@ -359,13 +431,15 @@ def _treatment_documents(
 
 
 def _devicestatus(seed: int, index: int, patient: PatientData, grid: np.ndarray) -> list[dict[str, Any]]:
-    rng = _rng(seed, index, "devicestatus")
+    rng = random_stream(seed, index, "devicestatus")
     docs = []
-    for k, i in enumerate(range(0, grid.size, 12)):  # hourly
-        ms = int(grid[i]) + 10_000
+    hourly = grid[::12] + 10_000
+    for k, (ms, doc_id) in enumerate(
+        zip(hourly.tolist(), object_ids(hourly, patient.salt, "devicestatus"), strict=True)
+    ):
         docs.append(
             {
-                "_id": object_id(ms, patient.salt, "devicestatus"),
+                "_id": doc_id,
                 "device": "openaps://phone",
                 "created_at": iso_ms(ms),
                 "uploader": {"battery": int(100 - (k % 24) * 3)},

@@ -21,6 +21,7 @@ from workbench.cli_options import (
     RefOption,
 )
 from workbench.errors import CascadeError, InputFileError
+from workbench.lake.api import DEV_BRANCH, MAIN_BRANCH
 
 
 class WriteMode(str, Enum):
@@ -33,7 +34,7 @@ branch_app = typer.Typer(help="List, create and delete branches.", no_args_is_he
 tag_app = typer.Typer(help="List, create and delete tags.", no_args_is_help=True)
 
 
-def _lakehouse(ref: str = "main", as_of: str | None = None) -> Any:
+def _lakehouse(ref: str = MAIN_BRANCH, as_of: str | None = None) -> Any:
     from workbench.lakehouse import Lakehouse
 
     return Lakehouse(ref, as_of=as_of)
@@ -100,7 +101,7 @@ def _ref_commands(kind: str, group: typer.Typer, example: str) -> None:
                 typer.echo(f"{ref.name}\t{ref.commit_id}")
 
     def create(
-        name: str, from_ref: Annotated[str, typer.Option("--from", help="branch, tag or commit")] = "main"
+        name: str, from_ref: Annotated[str, typer.Option("--from", help="branch, tag or commit")] = MAIN_BRANCH
     ) -> None:
         lake = _lake()
         ref = lake.create_branch(name, from_ref) if kind == "branch" else lake.create_tag(name, from_ref)
@@ -129,7 +130,7 @@ _ref_commands("tag", tag_app, "v1")
 
 
 def log(
-    ref: Annotated[str, typer.Argument(help=REF_HELP)] = "main",
+    ref: Annotated[str, typer.Argument(help=REF_HELP)] = MAIN_BRANCH,
     limit: LimitOption = 20,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -175,7 +176,7 @@ def reset(branch: str, to: Annotated[str, typer.Option("--to", help="commit, tag
     typer.echo(f"reset {branch} to {commit}")
 
 
-def tables(ref: RefOption = "main") -> None:
+def tables(ref: RefOption = MAIN_BRANCH) -> None:
     """List the tables on a ref.  Example: cascade tables --ref dev"""
     lake = _lake()  # the ref's table list is catalog metadata: no SQL engine needed
     names = sorted(lake.state(ref))
@@ -188,14 +189,14 @@ def tables(ref: RefOption = "main") -> None:
         typer.echo(name)
 
 
-def history(table: str, ref: RefOption = "main", fmt: FormatOption = OutputFormat.table) -> None:
+def history(table: str, ref: RefOption = MAIN_BRANCH, fmt: FormatOption = OutputFormat.table) -> None:
     """Snapshots of a table on a ref.  Example: cascade history raw.glucose_entries --ref dev"""
     _print_frame(_lakehouse(ref).history(table), fmt)
 
 
 def sql(
     query: str,
-    ref: RefOption = "main",
+    ref: RefOption = MAIN_BRANCH,
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO timestamp (UTC if no zone)")] = None,
     fmt: FormatOption = OutputFormat.table,
     message: MessageOption = None,
@@ -217,7 +218,7 @@ def sql(
 def load(
     table: str,
     file: Path,
-    branch: BranchOption = "dev",
+    branch: BranchOption = DEV_BRANCH,
     mode: Annotated[WriteMode, typer.Option("--mode", help="append, overwrite or upsert")] = WriteMode.append,
     key: Annotated[list[str] | None, typer.Option("--key", help="key column (upsert); repeat for several")] = None,
     message: MessageOption = None,

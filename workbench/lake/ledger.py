@@ -33,6 +33,7 @@ from workbench.errors import MergeConflictError, RefError, RefNotFoundError
 from workbench.lake.api import (  # the neutral types, re-exported for existing imports
     DEFAULT_BRANCHES,
     DEFAULT_NAMESPACES,
+    MAIN_BRANCH,
     PROTECTED_BRANCH,
     Commit,
     Ref,
@@ -143,7 +144,7 @@ class Ledger:
             if con.execute("select count(*) from cascade_refs").fetchone()[0]:
                 return
             root = self._insert_commit(
-                con, parent=None, branch="main", author="cascade", message="initialize lake", operation="init"
+                con, parent=None, branch=MAIN_BRANCH, author="cascade", message="initialize lake", operation="init"
             )
             for branch in DEFAULT_BRANCHES:
                 con.execute(

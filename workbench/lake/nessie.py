@@ -26,6 +26,7 @@ from workbench.errors import MergeConflictError, ReadOnlyRefError, RefError, Ref
 from workbench.lake.api import (
     DEFAULT_BRANCHES,
     DEFAULT_NAMESPACES,
+    MAIN_BRANCH,
     PROTECTED_BRANCH,
     Commit,
     Ref,
@@ -233,10 +234,10 @@ class NessieLake:
             raise RefError(f"commit prefix '{prefix}' is ambiguous; give more characters")
         return next(iter(matches), None)
 
-    def create_branch(self, name: str, from_ref: str = "main") -> Ref:
+    def create_branch(self, name: str, from_ref: str = MAIN_BRANCH) -> Ref:
         return self._create(name, "BRANCH", from_ref)
 
-    def create_tag(self, name: str, from_ref: str = "main") -> Ref:
+    def create_tag(self, name: str, from_ref: str = MAIN_BRANCH) -> Ref:
         return self._create(name, "TAG", from_ref)
 
     def _create(self, name: str, kind: str, from_ref: str) -> Ref:
@@ -337,7 +338,7 @@ class NessieLake:
             if not page.get("hasMore") or not token:
                 return
 
-    def log(self, ref: str = "main", limit: int | None = None) -> list[Commit]:
+    def log(self, ref: str = MAIN_BRANCH, limit: int | None = None) -> list[Commit]:
         resolved = self.resolve(ref)
         start = resolved.name if resolved.kind != "commit" else resolved.commit_id
         return [_commit(entry) for entry in self._history(start, limit)]

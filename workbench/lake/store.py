@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import RefError
-from workbench.lake.api import PROTECTED_BRANCH, Commit, Ref, ResolvedRef, TableState, VersionedLake
+from workbench.lake.api import MAIN_BRANCH, PROTECTED_BRANCH, Commit, Ref, ResolvedRef, TableState, VersionedLake
 from workbench.lake.ledger import Ledger
 from workbench.settings import Settings
 
@@ -65,10 +65,10 @@ class EmbeddedLake:
     def refs(self) -> list[Ref]:
         return self.ledger.refs()
 
-    def create_branch(self, name: str, from_ref: str = "main") -> Ref:
+    def create_branch(self, name: str, from_ref: str = MAIN_BRANCH) -> Ref:
         return self.ledger.create_ref(name, "branch", self.resolve(from_ref))
 
-    def create_tag(self, name: str, from_ref: str = "main") -> Ref:
+    def create_tag(self, name: str, from_ref: str = MAIN_BRANCH) -> Ref:
         return self.ledger.create_ref(name, "tag", self.resolve(from_ref))
 
     def delete_branch(self, name: str) -> None:
@@ -78,7 +78,7 @@ class EmbeddedLake:
     def delete_tag(self, name: str) -> None:
         self.ledger.delete_ref(name, "tag")
 
-    def log(self, ref: str = "main", limit: int | None = None) -> list[Commit]:
+    def log(self, ref: str = MAIN_BRANCH, limit: int | None = None) -> list[Commit]:
         return self.ledger.log(self.resolve(ref).commit_id, limit)
 
     def merge(self, source: str, into: str, message: str | None = None) -> str | None:

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import pyarrow as pa
 
 from workbench.errors import QueryError, StackError, TableNotFoundError
+from workbench.lake.api import MAIN_BRANCH
 from workbench.settings import Settings
 from workbench.sql.duckdb import _IDENT, _TS_RE, _VERSION_RE, _unquote, parse_timestamp
 
@@ -85,17 +86,17 @@ class TrinoSession:
         ref = ref or self.ref
         resolved = self.lake.resolve(ref)
         if commit is None and as_of is None and resolved.kind == "branch":
-            if resolved.name == "main":
+            if resolved.name == MAIN_BRANCH:
                 return _MAIN_CATALOG
             prefix = _q(resolved.name)
             return self._ensure_catalog(_catalog_name("b", resolved.name, prefix), prefix, pinned=False)
         if as_of is not None:
-            base = resolved.name if resolved.kind != "commit" else "main"
+            base = resolved.name if resolved.kind != "commit" else MAIN_BRANCH
             stamp = as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             prefix = f"{_q(base)}*{stamp}" if resolved.kind == "branch" else f"{_q(base)}@{resolved.commit_id}"
             return self._ensure_catalog(_catalog_name("t", base, stamp), prefix, pinned=True)
         pin = commit or resolved.commit_id
-        base = resolved.name if resolved.kind in ("branch", "tag") else "main"
+        base = resolved.name if resolved.kind in ("branch", "tag") else MAIN_BRANCH
         return self._ensure_catalog(_catalog_name("c", base, pin), f"{_q(base)}@{pin}", pinned=True)
 
     # ---- connection ------------------------------------------------------------------------

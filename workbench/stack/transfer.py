@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import StackError
+from workbench.lake.api import DEV_BRANCH, MAIN_BRANCH
 from workbench.settings import Settings
 
 _TRANSFORMS = {"day": "day", "month": "month", "year": "year", "hour": "hour", "identity": "identity"}
@@ -64,30 +65,30 @@ def import_lake(embedded: Settings, stack: Settings, say: Callable[[str], None] 
     target = profiles.open_lake(stack)
     if source.profile != "embedded" or target.profile != "stack":
         raise StackError("import copies an embedded lake into the stack: check CASCADE_HOME and the stack settings")
-    occupied = [k for k in ("main", "dev") if target.state(k)]
+    occupied = [k for k in (MAIN_BRANCH, DEV_BRANCH) if target.state(k)]
     if occupied:
         raise StackError(
             f"the stack lake already has tables on {', '.join(occupied)}; import only into an empty stack "
             "(`cascade stack down`, remove CASCADE_HOME/stack, `cascade stack up`)"
         )
     report = ImportReport()
-    main_state = source.state("main")
-    report.tables["main"] = {k: _copy(source, "main", k, target, "main") for k in main_state}
-    say(f"main: {len(main_state)} table(s) copied")
-    target.reset("dev", "main")
-    dev_state = source.state("dev")
-    report.tables["dev"] = {}
+    main_state = source.state(MAIN_BRANCH)
+    report.tables[MAIN_BRANCH] = {k: _copy(source, MAIN_BRANCH, k, target, MAIN_BRANCH) for k in main_state}
+    say(f"{MAIN_BRANCH}: {len(main_state)} table(s) copied")
+    target.reset(DEV_BRANCH, MAIN_BRANCH)
+    dev_state = source.state(DEV_BRANCH)
+    report.tables[DEV_BRANCH] = {}
     for key, location in dev_state.items():
         if main_state.get(key) != location:
-            report.tables["dev"][key] = _copy(source, "dev", key, target, "dev")
+            report.tables[DEV_BRANCH][key] = _copy(source, DEV_BRANCH, key, target, DEV_BRANCH)
     for key in set(main_state) - set(dev_state):
-        target.drop_table("dev", key, message=f"import: {key} is not on the embedded dev")
-    say(f"dev: {len(report.tables['dev'])} table(s) differ from main and were copied")
+        target.drop_table(DEV_BRANCH, key, message=f"import: {key} is not on the embedded {DEV_BRANCH}")
+    say(f"{DEV_BRANCH}: {len(report.tables[DEV_BRANCH])} table(s) differ from {MAIN_BRANCH} and were copied")
     for ref in source.refs():
         if ref.kind != "tag":
             continue
         scratch = f"import-tag-{ref.name}".replace("/", "-")
-        target.create_branch(scratch, "main")
+        target.create_branch(scratch, MAIN_BRANCH)
         tag_state = source.state(ref.name)
         report.tables[ref.name] = {}
         for key, location in tag_state.items():

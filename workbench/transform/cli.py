@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from workbench.lake.api import DEV_BRANCH
+
 transform_app = typer.Typer(help="dbt transforms: raw → bronze → silver → gold → marts.", no_args_is_help=True)
 
 
@@ -15,7 +17,7 @@ def build_command(
         list[str] | None,
         typer.Option("--select", "-s", help="layer (bronze, silver, gold, marts) or dbt selector; repeatable"),
     ] = None,
-    branch: Annotated[str, typer.Option("--branch", "-b", help="branch to read and write")] = "dev",
+    branch: Annotated[str, typer.Option("--branch", "-b", help="branch to read and write")] = DEV_BRANCH,
     full_refresh: Annotated[bool, typer.Option("--full-refresh", help="rebuild incremental models")] = False,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="dbt selector to leave out")] = None,
 ) -> None:
@@ -44,7 +46,7 @@ def build_command(
 def docs_command(
     ref: Annotated[
         str, typer.Option("--ref", "-r", "--branch", "-b", help="branch whose tables are documented")
-    ] = "dev",
+    ] = DEV_BRANCH,
     serve: Annotated[bool, typer.Option("--serve", help="serve the docs on 127.0.0.1 (Ctrl-C stops)")] = False,
     port: Annotated[int, typer.Option(help="with --serve: port on 127.0.0.1 (0 = a free one)")] = 8580,
 ) -> None:

@@ -233,6 +233,15 @@ def materialise(
         if previous is None or (ing is not None and _naive(ing) > _naive(previous)):
             changed_days.add(d)
             new_data.add(pid)
+    if previous is not None:
+        # a day stored for a patient that silver no longer has (a corrected zone moved its readings
+        # to other days) is replaced too, so that it is deleted as a full rebuild would not have it
+        stored = lh.sql_arrow(f"select distinct patient_id, reading_date from {DAILY}")
+        present = set(zip(pids, dates, strict=True))
+        for pid, d in zip(stored["patient_id"].to_pylist(), _days(stored["reading_date"]), strict=True):
+            if (pid, _as_date(d)) not in present:
+                changed_days.add(_as_date(d))
+                new_data.add(pid)
     # a changed day is replaced for every patient (as the incremental SQL marts replace days)
     changed = {pid: changed_days for pid in sizes} if changed_days else {}
     stale = _stale_patients(lh, patients, new_data, agp_days, full_refresh)
@@ -282,8 +291,9 @@ def materialise(
     def write(table: str, parts: list[pa.Table], where: str | None = None) -> None:
         full = [p for p in parts if p.num_rows]
         if not full:
-            if not parts or _table_exists(lh, table):
+            if not parts or (where is None and _table_exists(lh, table)):
                 return
+            # no rows: replacing days with nothing deletes them (days a corrected zone left empty)
             full = [max(parts, key=lambda p: p.num_columns)]  # an empty table, so the marts can read it
         data = pa.concat_tables(full)
         message = f"metrics: {table} ({data.num_rows} rows, as of {as_of.isoformat(timespec='seconds')})"

@@ -31,6 +31,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import TargetConfig
 
 from workbench.errors import SchemaError
+from workbench.lake.api import DEV_BRANCH
 from workbench.settings import Settings, get_settings, load_settings
 from workbench.sql.quoting import quote_ident as _quote
 from workbench.transform.errors import ModelWriteError
@@ -67,7 +68,7 @@ class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         """Read ``lake`` (write Iceberg, default true) and ``ref`` (the branch) from the profile."""
         self.lake = bool(plugin_config.get("lake", True))
-        self.ref = str(plugin_config.get("ref") or "dev")
+        self.ref = str(plugin_config.get("ref") or DEV_BRANCH)
         self._home = str(plugin_config.get("cascade_home") or "")
         self._warehouse = str(plugin_config.get("warehouse") or "")
         self._demo_end = str(plugin_config.get("demo_end") or "")  # the runner's pinned clock, if any

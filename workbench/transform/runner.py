@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.lake.api import DEV_BRANCH
 from workbench.settings import Settings, get_settings
 from workbench.transform.errors import TransformError
 
@@ -291,7 +292,7 @@ def _selection_args(select: str | Sequence[str] | None, flag: str) -> list[str]:
 def run_dbt(
     command: str,
     *,
-    branch: str = "dev",
+    branch: str = DEV_BRANCH,
     select: str | Sequence[str] | None = None,
     exclude: str | Sequence[str] | None = None,
     full_refresh: bool = False,
@@ -395,7 +396,7 @@ def _collect(result: BuildResult, run_result: Any, writes: dict[str, Any]) -> No
 
 def build(
     select: str | Sequence[str] | None = None,
-    branch: str = "dev",
+    branch: str = DEV_BRANCH,
     full_refresh: bool = False,
     *,
     exclude: str | Sequence[str] | None = None,
@@ -475,7 +476,7 @@ def _merge(before: BuildResult | None, after: BuildResult, computed: Any) -> Bui
     return after
 
 
-def docs_generate(branch: str = "dev", *, settings: Settings | None = None) -> Path:
+def docs_generate(branch: str = DEV_BRANCH, *, settings: Settings | None = None) -> Path:
     """``dbt docs generate`` on ``branch``; returns the folder holding index.html and catalog.json."""
     result = run_dbt("docs generate", branch=branch, settings=settings)
     if not result.success or result.target_path is None:

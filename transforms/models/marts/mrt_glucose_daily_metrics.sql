@@ -2,6 +2,7 @@
     computed once, by workbench/metrics.py (source computed.glucose_metrics_daily); this model adds
     only the share of readings present and the newest ingestion time of the day's readings. -#}
 -- depends_on: {{ ref('glucose_computed') }}
+-- depends_on: {{ ref('stg_patients') }}
 with
 
 readings as (
@@ -22,6 +23,13 @@ changed_days as (
     select distinct reading_date
     from readings
     where ingested_at > (select max(source_ingested_at) from {{ this }})
+
+    union
+
+    -- a corrected zone: the patient's days of the old cut, so that one left empty is replaced too
+    select distinct reading_date
+    from {{ this }}
+    where patient_id in ({{ recut_patients() }})
 
 ),
 {% endif %}

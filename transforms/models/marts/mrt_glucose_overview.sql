@@ -1,6 +1,7 @@
 {#- The seed's daily overview, per patient and patient-local day, in the marts' one column vocabulary
     (the seed's avg_glucose, pct_low (< 70) and pct_high (> 180) are mean_glucose, pct_below_70 and
     pct_above_180 here, as in every other mart). Incremental by day. -#}
+-- depends_on: {{ ref('stg_patients') }}
 with
 
 readings as (
@@ -15,6 +16,13 @@ changed_days as (
     select distinct reading_date
     from readings
     where ingested_at > (select max(source_ingested_at) from {{ this }})
+
+    union
+
+    -- a corrected zone: the patient's days of the old cut, so that one left empty is replaced too
+    select distinct reading_date
+    from {{ this }}
+    where patient_id in ({{ recut_patients() }})
 
 ),
 {% endif %}

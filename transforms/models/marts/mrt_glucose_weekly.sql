@@ -1,6 +1,7 @@
 {#- Metrics per patient and ISO week (Monday start, patient-local days). Incremental by week:
     a run recomputes the weeks that contain changed days. -#}
 -- depends_on: {{ ref('glucose_computed') }}
+-- depends_on: {{ ref('stg_patients') }}
 with
 
 readings as (
@@ -21,6 +22,13 @@ changed_weeks as (
     select distinct {{ iso_week_start('reading_date') }} as week_start
     from readings
     where ingested_at > (select max(source_ingested_at) from {{ this }})
+
+    union
+
+    -- a corrected zone: the patient's weeks of the old cut, so that one left empty is replaced too
+    select distinct week_start
+    from {{ this }}
+    where patient_id in ({{ recut_patients() }})
 
 ),
 {% endif %}
