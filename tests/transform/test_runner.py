@@ -92,7 +92,7 @@ def test_the_layer_notebook_is_thin_and_parameterized() -> None:
     parameters = next(c for c in cells if 'tags=["parameters"]' in c)
     for assignment in ("upstream = None", "product = None", 'branch = "dev"', 'layer = "bronze"'):
         assert assignment in parameters
-    assert "build(select=layer, branch=branch" in source
+    assert "build_layer(layer, branch=branch" in source
     assert "raise_for_failures()" in source
 
 
