@@ -137,15 +137,20 @@ def create_app(settings: Settings | None = None, *, db_url: str | None = None) -
     metrics = ApiMetrics()
     state: dict[str, Any] = {}
 
+    opening = asyncio.Lock()  # the first requests arrive together: one pool, not one each
+
     async def published() -> data.PostgresSource:
         source = state.get("postgres")
-        if source is None:  # opened on first use, on the server's event loop
-            from workbench.publish.postgres import reader_url
+        if source is not None:
+            return source
+        async with opening:  # opened on first use, on the server's event loop
+            if "postgres" not in state:
+                from workbench.publish.postgres import reader_url
 
-            source = data.PostgresSource(db_url or reader_url(settings), config, settings.api_pool_size)
-            await source.open()
-            state["postgres"] = source
-        return source
+                pool = data.PostgresSource(db_url or reader_url(settings), config, settings.api_pool_size)
+                await pool.open()
+                state["postgres"] = pool
+            return state["postgres"]  # type: ignore[no-any-return]
 
     async def newest_readings() -> dict[str, datetime | None]:
         return {r["patient_id"]: r["newest_reading_at"] for r in await data.patients(await published())}
