@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def api(api_app: Any) -> Iterator[str]:
-    """The test API served over real HTTP by uvicorn."""
+@contextmanager
+def _served(app: Any) -> Iterator[str]:
+    """`app` served over real HTTP by uvicorn in a thread, for as long as the block runs."""
     import uvicorn
 
-    app = api_app
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -84,8 +84,11 @@ def api(api_app: Any) -> Iterator[str]:
 
 
 def test_every_panel_query_returns_data(
-    run_home: Settings, project: Path, api: str, monkeypatch: pytest.MonkeyPatch
+    run_home: Settings, project: Path, api_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The runs come first, before any server thread exists: Ploomber builds a Python task in a forked
+    # worker, and a fork taken while uvicorn's event loop runs in a thread crashed that worker in CI
+    # (a segfault in the child's garbage collector) and left multiprocessing.Pool waiting for ever.
     failed = run_pipeline(project / "ingesting.yaml", settings=run_home)
     assert failed.status == "failed" and failed.tasks[0].status == "success"
     AuditReport(
@@ -96,8 +99,13 @@ def test_every_panel_query_returns_data(
 
     for env in ("CASCADE_PROMETHEUS_PORT", "CASCADE_EXPORTER_PORT"):
         monkeypatch.setenv(env, "0")
-    monkeypatch.setenv("CASCADE_API_METRICS_TARGET", api)
-    get_settings.cache_clear()
+    with _served(api_app) as api:
+        monkeypatch.setenv("CASCADE_API_METRICS_TARGET", api)
+        get_settings.cache_clear()
+        _poll_every_panel(api)
+
+
+def _poll_every_panel(api: str) -> None:
     settings = get_settings()
     try:
         status = monitor.up(settings, scrape_interval="1s", evaluation_interval="1s")
