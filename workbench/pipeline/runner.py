@@ -239,14 +239,38 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
 def ploomber_build(
     pipeline: Path, folder: Path, force: bool, env: dict[str, Any] | None = None
 ) -> tuple[list[TaskOutcome], str | None]:
-    """Build the Ploomber DAG of `pipeline` (placeholders in `env` override env.yaml); returns
-    every task's outcome and the build error."""
+    """Build the Ploomber DAG of `pipeline` (placeholders in `env` override env.yaml) in a child
+    process; returns every task's outcome and the build error.
+
+    The child (`workbench.pipeline.builder`) builds every task in itself. Ploomber's own serial
+    executor builds a Python task in a forked `multiprocessing.Pool` worker, and a worker that dies
+    (a segfault in a C extension, the OOM killer) leaves the Pool waiting for ever, with the run lock
+    held and every scheduled run after it skipped. A child that dies here ends the run as failed,
+    with the signal named, and the next run starts normally."""
+    from workbench.pipeline.builder import build_in_child
+
+    return build_in_child(pipeline, folder, force, env)
+
+
+def build_in_this_process(
+    pipeline: Path, folder: Path, force: bool, env: dict[str, Any] | None = None
+) -> tuple[list[TaskOutcome], str | None]:
+    """`ploomber_build`'s work, in the calling process (the builder child runs this)."""
+    from ploomber.executors import Serial
     from ploomber.spec import DAGSpec
 
     try:
         dag = DAGSpec(str(pipeline), env=env or None).to_dag()
     except Exception as exc:  # Ploomber raises many types for spec problems
         raise PipelineError(f"{pipeline}: cannot load the pipeline: {' '.join(str(exc).split())}") from None
+    executor = dag.executor
+    if isinstance(executor, Serial) and executor._build_in_subprocess:
+        # this process is already the isolated one: no fork pool, whose dead worker would hang it
+        dag.executor = Serial(
+            build_in_subprocess=False,
+            catch_exceptions=executor._catch_exceptions,
+            catch_warnings=executor._catch_warnings,
+        )
     build_start = datetime.now(UTC)
     error = None
     seconds: dict[str, float] = {}
