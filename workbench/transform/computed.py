@@ -47,8 +47,6 @@ EPISODES = "gold.glucose_episodes"
 AGP = "gold.glucose_agp"
 PERIODS: tuple[tuple[str, int | None], ...] = (("14d", 14), ("30d", 30), ("90d", 90), ("all", None))
 AGP_DAYS = 14
-SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
-SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
 BATCH_READINGS = 250_000  # readings per batch of patients (bounds memory: ~1 kB per reading)
 EPOCH = date(1970, 1, 1)
@@ -476,9 +474,7 @@ def _periods(a: _Arrays, patients: dict[str, _Patient], only: set[str]) -> tuple
     period_days = np.array([lab[2] for lab in labels], dtype=np.int64)
     count = np.asarray(values["reading_count"])
     present = np.minimum(100.0, 100.0 * count / (period_days * metrics.READINGS_PER_DAY))
-    sufficient = (np.asarray(values["days_with_data"]) >= SUFFICIENT_DAYS) & (
-        np.nan_to_num(values["active_percent"]) >= SUFFICIENT_ACTIVE_PERCENT
-    )
+    sufficient = metrics.is_sufficient(values["days_with_data"], values["active_percent"])
     cols: dict[str, Any] = {
         "patient_id": pa.array([lab[0] for lab in labels]),
         "period": pa.array([lab[1] for lab in labels]),
