@@ -510,8 +510,8 @@ class GlucoseSummary:
 def summarize(glucose: npt.ArrayLike, times_s: npt.ArrayLike, days: Sequence[object] | npt.ArrayLike) -> GlucoseSummary:
     """All metrics for one series; ``days`` gives each reading's patient-local day (for ADRR)."""
     values = all_metrics(_one(glucose, times_s, days))
-    fields = GlucoseSummary.__dataclass_fields__
-    return GlucoseSummary(**{name: (int if name == "reading_count" else float)(values[name][0]) for name in fields})
+    floats = {name: float(values[name][0]) for name in GlucoseSummary.__dataclass_fields__ if name != "reading_count"}
+    return GlucoseSummary(reading_count=int(values["reading_count"][0]), **floats)
 
 
 # ---- every iglu metric, vectorised over many groups at once -----------------------------------
