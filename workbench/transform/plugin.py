@@ -7,9 +7,12 @@ Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin`
   before the marts (``workbench.transform.computed``), so they serve every engine — on duckdb when
   the model ``glucose_computed`` (config ``cascade_computed``) is stored, inside the same dbt run;
 - ``store``: called by the project's ``table``/``incremental`` materializations; runs the model's SQL
-  and writes the result through ``Lakehouse(ref=...).write`` (overwrite, streamed as record batches
-  so a large model is never held whole; or overwrite by filter on the model's ``unique_key`` days),
-  then re-attaches the view. With ``lake: false`` (target
+  and writes the result through ``Lakehouse(ref=...).write``: a whole table is written by DuckDB's
+  multithreaded Parquet writer (``COPY ... TO``) straight into a new folder of the table's data
+  location and registered in Iceberg in one commit that drops the old files
+  (``workbench.lake.writes.ParquetFiles``; streamed as record batches where the files cannot be
+  registered as written); the changed days of an incremental model are an overwrite by filter on
+  its ``unique_key``. Then the model's view is re-attached. With ``lake: false`` (target
   ``duckdb_file``) the result becomes a plain DuckDB table instead.
 
 Every write is recorded in ``WRITES`` so the runner can report rows per model.
@@ -32,6 +35,7 @@ from dbt.adapters.duckdb.utils import TargetConfig
 
 from workbench.errors import SchemaError
 from workbench.lake.api import DEV_BRANCH
+from workbench.lake.writes import ParquetFiles
 from workbench.settings import Settings, get_settings, load_settings
 from workbench.sql.quoting import quote_ident as _quote
 from workbench.transform.errors import ModelWriteError
@@ -53,6 +57,7 @@ class ModelWrite:
 
 WRITES: dict[str, ModelWrite] = {}
 STREAM_BATCH_ROWS = 256_000  # rows per record batch when a whole model is streamed to Iceberg
+COPY_FILE_BYTES = 64 * 1024 * 1024  # Parquet file size when DuckDB writes a whole model's files itself
 _COMPUTED: Any = None  # the ComputeResult of the last metrics step of this invocation
 _WRITES_LOCK = threading.Lock()
 
@@ -186,15 +191,21 @@ class Plugin(BasePlugin):
             def stream() -> pa.RecordBatchReader:  # a whole table is streamed, never held whole
                 return cursor.sql(spec["sql"]).fetch_record_batch(STREAM_BATCH_ROWS)
 
+            def copy(folder: str) -> int:  # DuckDB's multithreaded Parquet writer, straight to the files
+                options = f"format parquet, compression zstd, file_size_bytes {COPY_FILE_BYTES}, filename_pattern 'part_{{uuid}}'"
+                return int(cursor.execute(f"copy ({spec['sql']}) to {_literal(folder)} ({options})").fetchall()[0][0])
+
+            schema = cursor.sql(spec["sql"]).limit(0).to_arrow_table().schema
+            data = ParquetFiles(schema, copy, stream)  # registered in Iceberg in one commit (else streamed)
             try:
                 result = lake.write(
-                    table_name, stream, mode="overwrite", partition_by=partition_by or None, message=message
+                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
                 )
             except SchemaError:
                 # A model whose column types changed: replace the table (two commits on the branch).
                 lake.drop(table_name, message=f"dbt: drop {table_name} (schema changed)")
                 result = lake.write(
-                    table_name, stream, mode="overwrite", partition_by=partition_by or None, message=message
+                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
                 )
         self._refresh_view(table_name)
         return ModelWrite(
