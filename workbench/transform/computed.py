@@ -7,7 +7,7 @@ that the dbt marts read on every engine.
 
 - ``gold.glucose_metrics_daily``  every metric per patient-local day (incremental: only the days whose
   readings changed since the last run are recomputed and replaced);
-- ``gold.glucose_metrics_weekly`` the time-based metrics per ISO week (weeks with changed days);
+- ``gold.glucose_metrics_weekly`` the reading and time-based metrics per ISO week (weeks with changed days);
 - ``gold.glucose_metrics_period`` every metric per patient over the last 14, 30 and 90 complete days
   and the whole history, with data sufficiency;
 - ``gold.glucose_episodes``       one row per hypo-/hyperglycaemic episode (whole history);
@@ -432,12 +432,12 @@ def _weekly(a: _Arrays, patients: dict[str, _Patient], changed: dict[str, set[da
     pid_of_group = pid_masked[first].tolist()
     tzs = [patients[a.patients[i]].tz for i in pid_of_group]
     r = _grouped(*a.select(mask), group=group, tzs=tzs)
-    values = metrics.grid_metrics(metrics.build_grid(r))
+    values = {**metrics.reading_metrics(r), **metrics.grid_metrics(metrics.build_grid(r))}
     cols: dict[str, Any] = {
         "patient_id": pa.array([a.patients[i] for i in pid_of_group]),
         "week_start": pa.array(week[mask][first].astype("datetime64[D]")),
     }
-    cols.update(_columns(values, GRID_COLUMNS, np.arange(len(first))))
+    cols.update(_columns(values, (*READING_COLUMNS, *GRID_COLUMNS), np.arange(len(first))))
     return pa.table(cols)
 
 
