@@ -119,7 +119,17 @@ def step_lake(home: str, command: str, full_refresh: bool = False) -> dict[str, 
         "computed_s": step.seconds if step else (computed.seconds if computed else 0.0),
         "computed_tables": computed.tables if computed else {},
         "computed_skipped": computed.skipped if computed else [],
-        "models": [[m.name, m.write_mode, m.rows_written, round(m.seconds, 2)] for m in result.models],
+        "models": [
+            [
+                m.name,
+                m.write_mode,
+                m.rows_written,
+                round(m.seconds, 2),
+                round(m.cpu_seconds or 0.0, 2),
+                round(m.peak_rss_mb or 0),
+            ]
+            for m in result.models
+        ],
         "tests": len(result.tests),
         "rows_written": result.rows_written,
         "peak_rss_mb": _peak_rss_mb(),
@@ -239,8 +249,10 @@ def main() -> None:
         f"  lake full run (dbt run, 14 models -> Iceberg): {full['seconds']:.1f} s ({full['cpu_s']:.1f} s CPU), "
         f"peak RSS {full['peak_rss_mb']:.0f} MB"
     )
-    for name, mode, rows, seconds in full["models"]:
-        print(f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s")
+    for name, mode, rows, seconds, cpu, rss in full["models"]:
+        print(
+            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
+        )
     print(
         f"      (Python metrics: {full['computed_s']:.1f} s, {full['computed_tables']}; dbt started {full['dbt_invocations']}x)"
     )
@@ -266,8 +278,10 @@ def main() -> None:
         f"  lake incremental run (one new day): {inc['seconds']:.1f} s ({inc['cpu_s']:.1f} s CPU), "
         f"peak RSS {inc['peak_rss_mb']:.0f} MB"
     )
-    for name, mode, rows, seconds in inc["models"]:
-        print(f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s")
+    for name, mode, rows, seconds, cpu, rss in inc["models"]:
+        print(
+            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
+        )
     print(f"      (Python metrics: {inc['computed_tables']}, untouched: {inc['computed_skipped']})")
     ratio = full["seconds"] / plain["seconds"]
     inc_share = 100 * inc["seconds"] / full["seconds"]

@@ -186,14 +186,16 @@ def materialise(
     as_of: datetime | None = None,
     full_refresh: bool = False,
     agp_days: int = AGP_DAYS,
+    session: Any = None,
 ) -> ComputeResult:
     """Compute and write the tables of the module docstring on ``branch`` (the AGP over the last
-    ``agp_days`` complete days: dbt var ``agp_days``, 14 by consensus)."""
+    ``agp_days`` complete days: dbt var ``agp_days``, 14 by consensus). ``session``: an SQL session
+    on ``branch`` to read through (the dbt plugin passes its own: one DuckDB buffer pool)."""
     from workbench.lakehouse import Lakehouse
 
     settings = settings or get_settings()
     started = time.perf_counter()
-    lh = Lakehouse(ref=branch, settings=settings)
+    lh = Lakehouse(ref=branch, settings=settings, session=session)
     if not _table_exists(lh, FACT):
         return ComputeResult(
             branch, as_of or default_as_of(settings, None), skipped=[DAILY, WEEKLY, PERIOD, EPISODES, AGP]

@@ -24,7 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import duckdb
@@ -53,6 +53,22 @@ class ModelWrite:
     keys_replaced: int
     commit_id: str | None
     seconds: float
+    cpu_seconds: float = 0.0  # process CPU of all threads (DuckDB's too); models are stored one at a time
+    peak_rss_mb: float = 0.0  # the process's peak RSS so far (VmHWM), after this model
+
+
+def _peak_rss_mb() -> float:
+    """The process's peak resident set size so far (Linux ``VmHWM``; ru_maxrss elsewhere)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 WRITES: dict[str, ModelWrite] = {}
@@ -124,7 +140,7 @@ class Plugin(BasePlugin):
         if self._conn is None:
             raise ModelWriteError("the cascade dbt plugin has no DuckDB connection; is it in profiles.yml?")
         spec: dict[str, Any] = dict(target_config.config)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with self._lock:
             if spec.get("computed") and self.lake:
                 self._compute(spec)
@@ -134,7 +150,12 @@ class Plugin(BasePlugin):
                 write = store(cursor, spec)
             finally:
                 cursor.close()
-        write = ModelWrite(**{**write.__dict__, "seconds": time.perf_counter() - started})
+        write = replace(
+            write,
+            seconds=time.perf_counter() - started,
+            cpu_seconds=time.process_time() - cpu_started,
+            peak_rss_mb=_peak_rss_mb(),
+        )
         with _WRITES_LOCK:
             WRITES[write.model] = write
 
@@ -146,8 +167,12 @@ class Plugin(BasePlugin):
         from workbench.transform.computed import AGP_DAYS, materialise
 
         agp_days = int(spec.get("agp_days") or AGP_DAYS)
-        result = materialise(
-            self.ref, settings=self.settings, full_refresh=bool(spec.get("full_refresh")), agp_days=agp_days
+        result = materialise(  # reads through dbt's connection: one DuckDB buffer pool for the whole run
+            self.ref,
+            settings=self.settings,
+            full_refresh=bool(spec.get("full_refresh")),
+            agp_days=agp_days,
+            session=self._session,
         )
         for table in result.tables:
             self._refresh_view(table)
