@@ -1,5 +1,6 @@
-"""Glucose metrics: the one definition used by dbt (SQL macros mirror the simple ones, the DuckDB
-UDFs call these functions), notebooks, dashboards and tests.
+"""Glucose metrics: the one definition, vectorised over many series at once, used by the dbt marts
+(through ``workbench.transform.computed``), notebooks, dashboards, reports and tests; the one-series
+forms (``mean_glucose`` … ``summarize``) call the vectorised ones.
 
 Definitions follow the International Consensus on Time in Range (Battelino et al., Diabetes Care
 2019) and the iglu R package (Broll et al.; https://github.com/irinagain/iglu):
