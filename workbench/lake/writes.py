@@ -24,6 +24,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, parser
@@ -392,7 +393,13 @@ def _write_files_once(
     try:
         Path(folder).parent.mkdir(parents=True, exist_ok=True)
         rows = files.write(folder)
-        paths = sorted(str(p) for p in Path(folder).glob("*.parquet"))
+        paths = sorted(str(p) for p in Path(folder).glob("*.parquet")) if Path(folder).is_dir() else []
+        held = sum(pq.read_metadata(p).num_rows for p in paths)
+        if held != rows:  # never commit files that do not hold what was written
+            raise WriteError(
+                f"{table}: {rows} rows were written but the Parquet files in {folder} hold {held}; "
+                "write them as *.parquet files inside that folder"
+            )
         if tbl is not None and tbl.current_snapshot() is not None:
             tx.delete(AlwaysTrue())
         if paths:
@@ -400,7 +407,11 @@ def _write_files_once(
         before = frozenset(s.snapshot_id for s in tbl.metadata.snapshots) if tbl is not None else frozenset()
         tx.commit_transaction()
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)  # never registered: nothing refers to them
+        # never registered: nothing refers to them
+        if Path(folder).is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            Path(folder).unlink(missing_ok=True)
         raise
     return _result(table, catalog.load_table(table), rows, -1 if tbl is not None else 0, 0, before)
 
