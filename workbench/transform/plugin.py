@@ -218,7 +218,10 @@ class Plugin(BasePlugin):
 
             def copy(folder: str) -> int:  # DuckDB's multithreaded Parquet writer, straight to the files
                 options = f"format parquet, compression zstd, file_size_bytes {COPY_FILE_BYTES}, filename_pattern 'part_{{uuid}}'"
-                return int(cursor.execute(f"copy ({spec['sql']}) to {_literal(folder)} ({options})").fetchall()[0][0])
+                query = (
+                    f"copy (\n{spec['sql']}\n) to {_literal(folder)} ({options})"  # a closing -- comment stays closed
+                )
+                return int(cursor.execute(query).fetchall()[0][0])
 
             schema = cursor.sql(spec["sql"]).limit(0).to_arrow_table().schema
             data = ParquetFiles(schema, copy, stream)  # registered in Iceberg in one commit (else streamed)
