@@ -41,6 +41,8 @@ def test_files_create_and_replace_the_table_in_one_commit_each(lh: Lakehouse) ->
     assert first.rows_written == 5000 and first.commit_id
     registered = _data_files(lh, "gold.copied")
     assert registered and all("/part_" in f for f in registered)  # DuckDB's files, registered as they are
+    location = lh.table("gold.copied").metadata.location
+    assert all(f.startswith(location + "/data/") for f in registered)  # named like PyIceberg's own files
     got = lh.sql_arrow("select count(*) as n, sum(k) as s, min(v) as v from gold.copied").to_pylist()
     assert got == [{"n": 5000, "s": sum(range(5000)), "v": "r0"}]
     again = lh.write("gold.copied", _files(con, "select range + 100 as k, 'x' as v from range(20)"), mode="overwrite", message="again")  # fmt: skip

@@ -402,8 +402,9 @@ def _write_files_once(
             )
         if tbl is not None and tbl.current_snapshot() is not None:
             tx.delete(AlwaysTrue())
-        if paths:
-            tx.add_files(paths, check_duplicate_files=False)
+        if paths:  # named as the table's location names them (file://…), like PyIceberg's own files
+            scheme = "file://" if location.startswith("file://") else ""
+            tx.add_files([scheme + p for p in paths], check_duplicate_files=False)
         before = frozenset(s.snapshot_id for s in tbl.metadata.snapshots) if tbl is not None else frozenset()
         tx.commit_transaction()
     except BaseException:
