@@ -750,10 +750,19 @@ def _gquantiles(values: FloatArray, group: IntArray, n: int, probs: Sequence[flo
     """R ``quantile(type = 7)`` of the non-NaN values of each group, for every p in ``probs``."""
     ok = ~np.isnan(values)
     x, grp = values[ok], group[ok]
-    # sort by (group, value): one integer sort of group · (distinct values) + the value's rank
-    uniq, rank = np.unique(x, return_inverse=True)
-    key = np.sort(grp * max(uniq.size, 1) + rank.reshape(-1))
-    x, grp = uniq[key % max(uniq.size, 1)], key // max(uniq.size, 1)
+    # sort by (group, value): one integer sort of group · (number of value codes) + the value's code —
+    # for CGM data (whole or half mg/dL within a small range) the code is the doubled value itself
+    # (no np.unique sort); otherwise the value's rank among the distinct values
+    lo = float(x.min()) if x.size else 0.0
+    doubled = (x - lo) * 2.0
+    if x.size and float(doubled.max()) < 1 << 20 and bool(np.all(doubled == np.round(doubled))):
+        width = int(doubled.max()) + 1
+        key = np.sort(grp * width + doubled.astype(np.int64))
+        x, grp = (key % width) / 2.0 + lo, key // width
+    else:
+        uniq, rank = np.unique(x, return_inverse=True)
+        key = np.sort(grp * max(uniq.size, 1) + rank.reshape(-1))
+        x, grp = uniq[key % max(uniq.size, 1)], key // max(uniq.size, 1)
     starts, counts = _group_bounds(grp, n)
     out = []
     has = counts > 0
