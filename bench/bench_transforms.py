@@ -119,7 +119,17 @@ def step_lake(home: str, command: str, full_refresh: bool = False) -> dict[str, 
         "computed_s": step.seconds if step else (computed.seconds if computed else 0.0),
         "computed_tables": computed.tables if computed else {},
         "computed_skipped": computed.skipped if computed else [],
-        "models": [[m.name, m.write_mode, m.rows_written, round(m.seconds, 2)] for m in result.models],
+        "models": [
+            [
+                m.name,
+                m.write_mode,
+                m.rows_written,
+                round(m.seconds, 2),
+                round(m.cpu_seconds or 0.0, 2),
+                round(m.peak_rss_mb or 0),
+            ]
+            for m in result.models
+        ],
         "tests": len(result.tests),
         "rows_written": result.rows_written,
         "peak_rss_mb": _peak_rss_mb(),
@@ -172,8 +182,9 @@ def _topological(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by_id[i] for i in done]
 
 
-def step_new_day(home: str, patients: int, days: int) -> dict[str, Any]:
-    """Ingest one more day for every patient (a later `_ingested_at`)."""
+def step_new_day(home: str, patients: int, days: int, later: int = 0) -> dict[str, Any]:
+    """Ingest one more day for every patient (a later `_ingested_at`); ``later`` days after the
+    first such day (a rerun on a reused lake: a day it does not have yet)."""
     from workbench.demo import raw as demo_raw
     from workbench.lakehouse import Lakehouse
 
@@ -185,9 +196,9 @@ def step_new_day(home: str, patients: int, days: int) -> dict[str, Any]:
         raw = demo_raw.generate(
             count,
             1,
-            start=START + timedelta(days=days),
-            seed=10_000 + first,
-            ingested_at=datetime(2030, 1, 1, tzinfo=UTC),
+            start=START + timedelta(days=days + later),
+            seed=10_000 + first + 1_000 * later,
+            ingested_at=datetime(2030, 1, 1, tzinfo=UTC) + timedelta(days=later),
         )
         table = _renumber(raw.glucose_entries, first)
         lake.write("raw.glucose_entries", table, mode="append", message="bench: one more day")
@@ -218,6 +229,12 @@ def main() -> None:
     parser.add_argument(
         "--skip-test-build", action="store_true", help="leave out the `dbt build` with every test (no new data)"
     )
+    parser.add_argument(
+        "--later-day",
+        type=int,
+        default=0,
+        help="with --skip-generate: the new day is this many days after the first run's (a day the lake lacks)",
+    )
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -239,8 +256,10 @@ def main() -> None:
         f"  lake full run (dbt run, 14 models -> Iceberg): {full['seconds']:.1f} s ({full['cpu_s']:.1f} s CPU), "
         f"peak RSS {full['peak_rss_mb']:.0f} MB"
     )
-    for name, mode, rows, seconds in full["models"]:
-        print(f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s")
+    for name, mode, rows, seconds, cpu, rss in full["models"]:
+        print(
+            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
+        )
     print(
         f"      (Python metrics: {full['computed_s']:.1f} s, {full['computed_tables']}; dbt started {full['dbt_invocations']}x)"
     )
@@ -257,17 +276,19 @@ def main() -> None:
             f"  lake build with no new data (table models + {with_tests['tests']} tests): "
             f"{with_tests['seconds']:.1f} s, peak RSS {with_tests['peak_rss_mb']:.0f} MB"
         )
-    if args.skip_generate:
+    if args.skip_generate and not args.later_day:
         print("  (reused lake: the 'one more day' below is the same day again, so the next run has nothing new)")
-    day = _child("newday", home, str(args.patients), str(args.days))
+    day = _child("newday", home, str(args.patients), str(args.days), str(args.later_day))
     print(f"  ingest one more day: {day['rows']:,} rows in {day['seconds']:.1f} s")
     inc = _child("lake", home, "run")
     print(
         f"  lake incremental run (one new day): {inc['seconds']:.1f} s ({inc['cpu_s']:.1f} s CPU), "
         f"peak RSS {inc['peak_rss_mb']:.0f} MB"
     )
-    for name, mode, rows, seconds in inc["models"]:
-        print(f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s")
+    for name, mode, rows, seconds, cpu, rss in inc["models"]:
+        print(
+            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
+        )
     print(f"      (Python metrics: {inc['computed_tables']}, untouched: {inc['computed_skipped']})")
     ratio = full["seconds"] / plain["seconds"]
     inc_share = 100 * inc["seconds"] / full["seconds"]
@@ -315,7 +336,7 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
         frame = Lakehouse("dev", settings=_settings(rest[0])).sql("select count(*) as n from raw.glucose_entries")
         return {"rows": int(frame["n"][0])}
     if step == "newday":
-        return step_new_day(rest[0], int(rest[1]), int(rest[2]))
+        return step_new_day(rest[0], int(rest[1]), int(rest[2]), int(rest[3]) if len(rest) > 3 else 0)
     raise SystemExit(f"unknown step {step}")
 
 

@@ -34,14 +34,21 @@ class Lakehouse:
     """The lake seen from one ref (branch, tag or commit), with SQL through the profile's engine."""
 
     def __init__(
-        self, ref: str = DEV_BRANCH, settings: Settings | None = None, as_of: str | datetime | None = None
+        self,
+        ref: str = DEV_BRANCH,
+        settings: Settings | None = None,
+        as_of: str | datetime | None = None,
+        session: SqlSession | None = None,
     ) -> None:
+        """``session``: an open SQL session on ``ref`` to query through (e.g. the dbt plugin's, so
+        that one DuckDB buffer pool serves the models and the metrics step); by default one is
+        opened on first use."""
         self.settings = settings or get_settings()
         self.lake: VersionedLake = open_lake(self.settings)
         self.ref = ref
         self.lake.resolve(ref)  # fail early on an unknown ref
         self.as_of = parse_timestamp(as_of) if as_of is not None else None
-        self._session: SqlSession | None = None
+        self._session: SqlSession | None = session
 
     def __repr__(self) -> str:
         return f"Lakehouse(ref={self.ref!r}, home={str(self.settings.home)!r})"

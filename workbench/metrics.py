@@ -1,5 +1,6 @@
-"""Glucose metrics: the one definition used by dbt (SQL macros mirror the simple ones, the DuckDB
-UDFs call these functions), notebooks, dashboards and tests.
+"""Glucose metrics: the one definition, vectorised over many series at once, used by the dbt marts
+(through ``workbench.transform.computed``), notebooks, dashboards, reports and tests; the one-series
+forms (``mean_glucose`` … ``summarize``) call the vectorised ones.
 
 Definitions follow the International Consensus on Time in Range (Battelino et al., Diabetes Care
 2019) and the iglu R package (Broll et al.; https://github.com/irinagain/iglu):
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,66 +44,83 @@ MAGE_MAX_GAP_MINUTES = 180
 READINGS_PER_DAY = 24 * 60 // GRID_MINUTES
 
 
-def _arr(values: Sequence[float] | npt.ArrayLike) -> FloatArray:
-    a = np.asarray(values, dtype=np.float64)
-    return a[~np.isnan(a)]
+# ---- one series at a time -------------------------------------------------------------------
+#
+# Convenience forms for one series (notebooks, tests): each builds the series as a single group and
+# calls the vectorised definitions below, so every metric has exactly one definition.
 
 
-# ---- distribution metrics --------------------------------------------------------------------
+def _one(
+    glucose: npt.ArrayLike, times_s: npt.ArrayLike | None = None, days: Sequence[object] | npt.ArrayLike | None = None
+) -> GroupedReadings:
+    """One series as a single group. Without times the readings keep their order (one per
+    second); ``days`` labels each reading's (patient-local) day for ADRR, else UTC days of the
+    times. The grid starts at the UTC midnight of the first reading (points at multiples of 5
+    minutes since the epoch, as at every whole-hour-offset local midnight)."""
+    g = np.asarray(glucose, dtype=np.float64).reshape(-1)
+    t = np.arange(g.size, dtype=np.float64) if times_s is None else np.asarray(times_s, dtype=np.float64).reshape(-1)
+    if days is None:
+        label = np.floor(np.nan_to_num(t) / SECONDS_PER_DAY).astype(np.int64)
+    else:
+        label = np.unique(np.asarray(days), return_inverse=True)[1].reshape(-1).astype(np.int64)
+        if times_s is None:  # keep each day's readings together (ADRR reduces runs of one day)
+            t = label * float(g.size) + t
+    r = GroupedReadings.build(np.zeros(g.size, dtype=np.int64), t, g, label, np.zeros(g.size), n_groups=1)
+    if r.t.size:
+        r = replace(r, day_start=np.array([math.floor(r.t[0] / SECONDS_PER_DAY) * float(SECONDS_PER_DAY)]))
+    return r
+
+
+def _reading_metric(name: str, glucose: npt.ArrayLike, days: Sequence[object] | npt.ArrayLike | None = None) -> float:
+    return float(reading_metrics(_one(glucose, days=days))[name][0])
 
 
 def mean_glucose(glucose: npt.ArrayLike) -> float:
     """Mean glucose (mg/dL); NaN for no readings."""
-    g = _arr(glucose)
-    return float(g.mean()) if g.size else math.nan
+    return _reading_metric("mean_glucose", glucose)
 
 
 def sd_glucose(glucose: npt.ArrayLike) -> float:
     """Sample standard deviation (n−1), as iglu's ``sd_glu``; NaN for fewer than two readings."""
-    g = _arr(glucose)
-    return float(g.std(ddof=1)) if g.size > 1 else math.nan
+    return _reading_metric("sd_glucose", glucose)
 
 
 def cv_glucose(glucose: npt.ArrayLike) -> float:
     """Coefficient of variation in percent: 100·SD/mean."""
-    return 100.0 * sd_glucose(glucose) / mean_glucose(glucose)
+    return _reading_metric("cv_glucose", glucose)
 
 
 def gmi(glucose: npt.ArrayLike) -> float:
     """Glucose Management Indicator (%): 3.31 + 0.02392·mean (Bergenstal 2018)."""
-    return float(gmi_from_mean(mean_glucose(glucose)))
+    return _reading_metric("gmi", glucose)
 
 
 def ea1c(glucose: npt.ArrayLike) -> float:
     """Estimated A1c (%): (mean + 46.7)/28.7 (ADAG, Nathan 2008)."""
-    return (mean_glucose(glucose) + 46.7) / 28.7
+    return _reading_metric("ea1c", glucose)
 
 
 def j_index(glucose: npt.ArrayLike) -> float:
     """J-index: 0.001·(mean + SD)² (Wojcicki 1995)."""
-    return 0.001 * (mean_glucose(glucose) + sd_glucose(glucose)) ** 2
-
-
-def _share(mask: npt.NDArray[np.bool_]) -> float:
-    return float(100.0 * mask.mean()) if mask.size else math.nan
+    return _reading_metric("j_index", glucose)
 
 
 def pct_in_range(glucose: npt.ArrayLike, low: float = 70, high: float = 180) -> float:
     """Percent of readings with low ≤ g ≤ high (inclusive, as iglu ``in_range_percent``)."""
-    g = _arr(glucose)
-    return _share((g >= low) & (g <= high))
+    r = _one(glucose)
+    return float(_pct(r, (r.g >= low) & (r.g <= high))[0])
 
 
 def pct_below(glucose: npt.ArrayLike, threshold: float) -> float:
     """Percent of readings strictly below the threshold (TBR)."""
-    g = _arr(glucose)
-    return _share(g < threshold)
+    r = _one(glucose)
+    return float(_pct(r, r.g < threshold)[0])
 
 
 def pct_above(glucose: npt.ArrayLike, threshold: float) -> float:
     """Percent of readings strictly above the threshold (TAR)."""
-    g = _arr(glucose)
-    return _share(g > threshold)
+    r = _one(glucose)
+    return float(_pct(r, r.g > threshold)[0])
 
 
 GRI_WEIGHTS = (3.0, 2.4, 1.6, 0.8)  # very low, low, very high, high (Klonoff 2023)
@@ -120,110 +138,66 @@ def gmi_from_mean(mean: Any) -> Any:
     return 3.31 + 0.02392 * mean
 
 
+def is_sufficient(days_with_data: Any, active_percent: Any) -> Any:
+    """Enough CGM data for reliable metrics (International Consensus, Battelino 2019): at least
+    ``SUFFICIENT_DAYS`` days with data and ``SUFFICIENT_ACTIVE_PERCENT`` % CGM active (NaN: not).
+    Scalars (a bool) or arrays (a bool array)."""
+    active = np.nan_to_num(np.asarray(active_percent, dtype=np.float64), nan=-np.inf)
+    out = (np.asarray(days_with_data) >= SUFFICIENT_DAYS) & (active >= SUFFICIENT_ACTIVE_PERCENT)
+    return bool(out) if out.ndim == 0 else out
+
+
 def gri(glucose: npt.ArrayLike) -> float:
     """Glycemia Risk Index (Klonoff 2023), capped at 100."""
-    very_low = pct_below(glucose, 54)
-    low = pct_below(glucose, 70) - very_low
-    very_high = pct_above(glucose, 250)
-    high = pct_above(glucose, 180) - very_high
-    return float(gri_from_ranges(very_low, low, high, very_high))
-
-
-def _risk(glucose: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-    """Kovatchev's low and high risk values rl, rh for every reading."""
-    g = _arr(glucose)
-    f = 1.509 * (np.log(g) ** 1.084 - 5.381)
-    r = 10.0 * f**2
-    return np.where(f < 0, r, 0.0), np.where(f > 0, r, 0.0)
+    return _reading_metric("gri", glucose)
 
 
 def lbgi(glucose: npt.ArrayLike) -> float:
-    """Low Blood Glucose Index: mean of rl over all readings."""
-    rl, _ = _risk(glucose)
-    return float(rl.mean()) if rl.size else math.nan
+    """Low Blood Glucose Index: mean of rl over all readings (Kovatchev 1997)."""
+    return _reading_metric("lbgi", glucose)
 
 
 def hbgi(glucose: npt.ArrayLike) -> float:
-    """High Blood Glucose Index: mean of rh over all readings."""
-    _, rh = _risk(glucose)
-    return float(rh.mean()) if rh.size else math.nan
+    """High Blood Glucose Index: mean of rh over all readings (Kovatchev 1997)."""
+    return _reading_metric("hbgi", glucose)
 
 
 def adrr(glucose: npt.ArrayLike, days: Sequence[object] | npt.ArrayLike) -> float:
     """Average Daily Risk Range: mean over days of (max rl + max rh); ``days`` labels each reading
     with its (patient-local) day."""
-    g = np.asarray(glucose, dtype=np.float64)
-    d = np.asarray(days)
-    keep = ~np.isnan(g)
-    g, d = g[keep], d[keep]
-    if not g.size:
-        return math.nan
-    rl, rh = _risk(g)
-    totals = [rl[d == day].max() + rh[d == day].max() for day in np.unique(d)]
-    return float(np.mean(totals))
+    return _reading_metric("adrr", glucose, days)
 
 
-# ---- time-based metrics on the interpolated grid ---------------------------------------------
+def _grid_metric(name: str, glucose: npt.ArrayLike, times_s: npt.ArrayLike) -> float:
+    return float(grid_metrics(build_grid(_one(glucose, times_s)), with_mage=name == "mage")[name][0])
 
 
-def interpolate_grid(
-    glucose: npt.ArrayLike,
-    times_s: npt.ArrayLike,
-    *,
-    dt_minutes: int = GRID_MINUTES,
-    inter_gap_minutes: float = INTER_GAP_MINUTES,
-) -> FloatArray:
-    """Glucose on a uniform grid of ``dt_minutes`` aligned to the epoch (hence to every local
-    midnight), from the first to the last reading; NaN where readings are more than
-    ``inter_gap_minutes`` apart (iglu ``CGMS2DayByDay``). Duplicate times keep the last value."""
-    g = np.asarray(glucose, dtype=np.float64)
-    t = np.asarray(times_s, dtype=np.float64)
-    keep = ~(np.isnan(g) | np.isnan(t))
-    g, t = g[keep], t[keep]
-    if g.size == 0:
-        return np.empty(0)
-    order = np.argsort(t, kind="stable")
-    g, t = g[order], t[order]
-    last_of_dup = np.append(np.diff(t) != 0, True)
-    g, t = g[last_of_dup], t[last_of_dup]
-    step = dt_minutes * 60.0
-    start = math.ceil(t[0] / step) * step
-    grid = np.arange(start, t[-1] + 1e-9, step)
-    if grid.size == 0:
-        return np.empty(0)
-    values = np.interp(grid, t, g)
-    gaps = np.flatnonzero(np.diff(t) > inter_gap_minutes * 60.0)
-    for i in gaps:
-        values[(grid > t[i]) & (grid < t[i + 1])] = np.nan
-    return values
-
-
-def modd(glucose: npt.ArrayLike, times_s: npt.ArrayLike, lag_days: int = 1) -> float:
+def modd(glucose: npt.ArrayLike, times_s: npt.ArrayLike) -> float:
     """Mean Of Daily Differences: mean |g(t) − g(t − 24 h)| on the interpolated grid (iglu ``modd``)."""
-    return _modd_grid(interpolate_grid(glucose, times_s), lag_days)
-
-
-def _modd_grid(grid: FloatArray, lag_days: int = 1) -> float:
-    lag = lag_days * READINGS_PER_DAY
-    if grid.size <= lag:
-        return math.nan
-    diffs = np.abs(grid[lag:] - grid[:-lag])
-    diffs = diffs[~np.isnan(diffs)]
-    return float(diffs.mean()) if diffs.size else math.nan
+    return _grid_metric("modd", glucose, times_s)
 
 
 def conga(glucose: npt.ArrayLike, times_s: npt.ArrayLike, hours: int = 1) -> float:
     """Continuous Overall Net Glycemic Action: SD of g(t) − g(t − n h) on the grid (iglu ``conga``)."""
-    return _conga_grid(interpolate_grid(glucose, times_s), hours)
+    return float(conga_of(build_grid(_one(glucose, times_s)), hours)[0])
 
 
-def _conga_grid(grid: FloatArray, hours: int = 1) -> float:
-    lag = hours * 60 // GRID_MINUTES
-    if grid.size <= lag:
-        return math.nan
-    diffs = grid[lag:] - grid[:-lag]
-    diffs = diffs[~np.isnan(diffs)]
-    return float(diffs.std(ddof=1)) if diffs.size > 1 else math.nan
+def mage(
+    glucose: npt.ArrayLike,
+    times_s: npt.ArrayLike,
+    *,
+    short_ma: int = 5,
+    long_ma: int = 32,
+    max_gap_minutes: float = MAGE_MAX_GAP_MINUTES,
+) -> float:
+    """Mean Amplitude of Glycemic Excursions by iglu's moving-average method (``direction='avg'``):
+    the trace on the 5-minute grid, split at gaps longer than ``max_gap_minutes``, turning points
+    between crossings of the short and long moving averages, excursions larger than the segment's
+    SD averaged (MAGE+ and MAGE−), segments weighted by length (``mage_of_series``)."""
+    grid = build_grid(_one(glucose, times_s))
+    return float(
+        mage_of_series(grid.v, grid.group, 1, short_ma=short_ma, long_ma=long_ma, max_gap_minutes=max_gap_minutes)[0]
+    )
 
 
 def _rolling_means(x: FloatArray, p: IntArray, start: IntArray, length: IntArray, width: int) -> FloatArray:
@@ -492,40 +466,6 @@ def mage_of_series(
     return _div(weighted, total)
 
 
-def mage(
-    glucose: npt.ArrayLike,
-    times_s: npt.ArrayLike,
-    *,
-    short_ma: int = 5,
-    long_ma: int = 32,
-    max_gap_minutes: float = MAGE_MAX_GAP_MINUTES,
-) -> float:
-    """Mean Amplitude of Glycemic Excursions by iglu's moving-average method (``direction='avg'``):
-    the trace is interpolated to the 5-minute grid, split at gaps longer than ``max_gap_minutes``,
-    turning points are found between crossings of the short and long moving averages, excursions
-    larger than the segment's SD are averaged (MAGE+ and MAGE−), and segments are weighted by length.
-    """
-    grid = interpolate_grid(glucose, times_s)
-    return _mage_one(grid, short_ma, long_ma, max_gap_minutes)
-
-
-def _mage_one(
-    grid: FloatArray, short_ma: int = 5, long_ma: int = 32, max_gap_minutes: float = MAGE_MAX_GAP_MINUTES
-) -> float:
-    group = np.zeros(grid.size, dtype=np.int64)
-    return float(mage_of_series(grid, group, 1, short_ma=short_ma, long_ma=long_ma, max_gap_minutes=max_gap_minutes)[0])
-
-
-def variability(glucose: npt.ArrayLike, times_s: npt.ArrayLike) -> tuple[float, float, float]:
-    """(MAGE, MODD, CONGA-1) from one interpolation of the series (what the SQL UDF returns)."""
-    grid = interpolate_grid(glucose, times_s)
-    return (
-        _mage_one(grid),
-        _modd_grid(grid),
-        _conga_grid(grid, 1),
-    )
-
-
 # ---- completeness and a whole summary --------------------------------------------------------
 
 
@@ -570,33 +510,9 @@ class GlucoseSummary:
 
 def summarize(glucose: npt.ArrayLike, times_s: npt.ArrayLike, days: Sequence[object] | npt.ArrayLike) -> GlucoseSummary:
     """All metrics for one series; ``days`` gives each reading's patient-local day (for ADRR)."""
-    g = np.asarray(glucose, dtype=np.float64)
-    below_70, below_54 = pct_below(g, 70), pct_below(g, 54)
-    above_180, above_250 = pct_above(g, 180), pct_above(g, 250)
-    return GlucoseSummary(
-        reading_count=int((~np.isnan(g)).sum()),
-        mean_glucose=mean_glucose(g),
-        sd_glucose=sd_glucose(g),
-        cv_glucose=cv_glucose(g),
-        gmi=gmi(g),
-        ea1c=ea1c(g),
-        pct_very_low=below_54,
-        pct_low=below_70 - below_54,
-        pct_in_range=pct_in_range(g, 70, 180),
-        pct_high=above_180 - above_250,
-        pct_very_high=above_250,
-        pct_below_70=below_70,
-        pct_above_180=above_180,
-        pct_tight_range=pct_in_range(g, 70, 140),
-        gri=gri(g),
-        lbgi=lbgi(g),
-        hbgi=hbgi(g),
-        j_index=j_index(g),
-        adrr=adrr(g, days),
-        mage=mage(g, times_s),
-        modd=modd(g, times_s),
-        conga_1=conga(g, times_s, 1),
-    )
+    values = all_metrics(_one(glucose, times_s, days))
+    floats = {name: float(values[name][0]) for name in GlucoseSummary.__dataclass_fields__ if name != "reading_count"}
+    return GlucoseSummary(reading_count=int(values["reading_count"][0]), **floats)
 
 
 # ---- every iglu metric, vectorised over many groups at once -----------------------------------
@@ -834,10 +750,19 @@ def _gquantiles(values: FloatArray, group: IntArray, n: int, probs: Sequence[flo
     """R ``quantile(type = 7)`` of the non-NaN values of each group, for every p in ``probs``."""
     ok = ~np.isnan(values)
     x, grp = values[ok], group[ok]
-    # sort by (group, value): one integer sort of group · (distinct values) + the value's rank
-    uniq, rank = np.unique(x, return_inverse=True)
-    key = np.sort(grp * max(uniq.size, 1) + rank.reshape(-1))
-    x, grp = uniq[key % max(uniq.size, 1)], key // max(uniq.size, 1)
+    # sort by (group, value): one integer sort of group · (number of value codes) + the value's code —
+    # for CGM data (whole or half mg/dL within a small range) the code is the doubled value itself
+    # (no np.unique sort); otherwise the value's rank among the distinct values
+    lo = float(x.min()) if x.size else 0.0
+    doubled = (x - lo) * 2.0
+    if x.size and float(doubled.max()) < 1 << 20 and bool(np.all(doubled == np.round(doubled))):
+        width = int(doubled.max()) + 1
+        key = np.sort(grp * width + doubled.astype(np.int64))
+        x, grp = (key % width) / 2.0 + lo, key // width
+    else:
+        uniq, rank = np.unique(x, return_inverse=True)
+        key = np.sort(grp * max(uniq.size, 1) + rank.reshape(-1))
+        x, grp = uniq[key % max(uniq.size, 1)], key // max(uniq.size, 1)
     starts, counts = _group_bounds(grp, n)
     out = []
     has = counts > 0
@@ -879,13 +804,18 @@ def _grade_values(g: FloatArray) -> FloatArray:
     return np.minimum(grade, 50.0)
 
 
+def _pct(r: GroupedReadings, mask: npt.NDArray[np.bool_]) -> FloatArray:
+    """Percent of each group's readings where ``mask`` holds (NaN for a group without readings)."""
+    return 100.0 * _div(_gcount(mask, r.group, r.n_groups), _gcount(np.ones(r.g.size, dtype=bool), r.group, r.n_groups))
+
+
 def reading_metrics(r: GroupedReadings) -> dict[str, FloatArray]:
     """Every metric defined on the readings themselves (no grid), one value per group."""
     n, grp, g = r.n_groups, r.group, r.g
     cnt = _gcount(np.ones(g.size, dtype=bool), grp, n)
 
     def share(mask: npt.NDArray[np.bool_]) -> FloatArray:
-        return 100.0 * _div(_gcount(mask, grp, n), cnt)
+        return _pct(r, mask)
 
     mean = _gmean(g, grp, n)
     sd = _gsd(g, grp, n)
@@ -1000,9 +930,8 @@ def grid_metrics(grid: Grid, *, with_mage: bool = True) -> dict[str, FloatArray]
     out: dict[str, FloatArray] = {}
     d288, g288 = _lag_diff(grid, per_day)
     out["modd"] = _gmean(np.abs(d288), g288, n)
-    d12, g12 = _lag_diff(grid, 60 // GRID_MINUTES)
-    out["conga_1"] = _gsd(d12, g12, n)
-    out["conga_24"] = _gsd(d288, g288, n)
+    out["conga_1"] = conga_of(grid, 1)
+    out["conga_24"] = _gsd(d288, g288, n)  # conga_of(grid, 24), from the lag already taken
     d1, g1 = _lag_diff(grid, 1)
     ok1 = ~np.isnan(d1)
     n1 = _gcount(ok1, g1, n)
@@ -1051,6 +980,12 @@ def grid_metrics(grid: Grid, *, with_mage: bool = True) -> dict[str, FloatArray]
     if with_mage:
         out["mage"] = mage_of_groups(grid)
     return out
+
+
+def conga_of(grid: Grid, hours: int) -> FloatArray:
+    """CONGA(n) of every group: SD of g(t) − g(t − n h) on the grid (McDonnell 2005, iglu ``conga``)."""
+    d, g = _lag_diff(grid, hours * 60 // GRID_MINUTES)
+    return _gsd(d, g, grid.n_groups)
 
 
 def _sd_within_series(grid: Grid, window: int, chunk: int = 1 << 20) -> FloatArray:

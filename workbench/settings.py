@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     # SQL engine
-    duckdb_memory_limit: str = "1GB"  # with the streamed writes and the metrics batches: builds peak ~1.5 GB
+    duckdb_memory_limit: str = "1GB"  # one pool for models and metrics: 100 patient-years peak ~1.33 GB
     duckdb_threads: int = Field(default=0, description="0 = DuckDB's default (all cores)")
     # Transforms
     dbt_warm_seconds: float = Field(

@@ -214,6 +214,23 @@ def test_period_metrics_agree_with_the_python_definitions(lake: Lake) -> None:
     assert whole["period_days"] == DAYS and whole["reading_count"] == row["reading_count"]
 
 
+def test_weekly_metrics_are_the_python_definitions(lake: Lake) -> None:
+    fct = _table("silver.fct_glucose_readings")
+    weekly = _table("marts.mrt_glucose_weekly")
+    dates = pd.to_datetime(fct["reading_date"])
+    fct["week_start"] = (dates - pd.to_timedelta(dates.dt.weekday, unit="D")).dt.date
+    checked = 0
+    for (pid, week), group in fct.groupby(["patient_id", "week_start"]):
+        row = weekly[(weekly["patient_id"] == pid) & (pd.to_datetime(weekly["week_start"]).dt.date == week)]
+        assert len(row) == 1, (pid, week)
+        every = metrics.all_metrics(_grouped(group, str(group["patient_tz"].iloc[0])))
+        for column in ("reading_count", "days_with_data", "mean_glucose", "sd_glucose", "pct_in_range", "gri",
+                       "lbgi", "hbgi", "j_index", "mage", "conga_1"):  # fmt: skip
+            assert row[column].iloc[0] == pytest.approx(float(every[column][0]), rel=1e-9, nan_ok=True), column
+        checked += 1
+    assert checked == len(weekly)
+
+
 def test_episodes_mart_rows_give_the_period_rates(lake: Lake) -> None:
     episodes = _table("marts.mrt_glucose_episodes")
     period = _table("marts.mrt_glucose_period_metrics")

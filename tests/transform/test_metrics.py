@@ -61,15 +61,23 @@ def test_lbgi_hbgi_adrr() -> None:
     assert m.adrr([50, 200, 100], ["d1", "d1", "d2"]) == pytest.approx((22.50 + 11.60 + 0.482) / 2, abs=0.02)
 
 
+def _grid(glucose: list[float], times: list[float]) -> list[float]:
+    """The grid values of one series up to its last reading (iglu CGMS2DayByDay: from the first
+    day's midnight, points at 00:05, 00:10, ...)."""
+    grid = m.build_grid(m._one(glucose, times))
+    return grid.v[grid.t <= max(times)].tolist()
+
+
 def test_interpolation_grid_and_gaps() -> None:
-    # readings at 0 and 10 min → grid 0, 5, 10 with the midpoint interpolated
-    assert m.interpolate_grid([100, 200], [0, 600]).tolist() == [100, 150, 200]
+    # readings at 00:05 and 00:15 → grid 00:05, 00:10, 00:15 with the midpoint interpolated
+    assert _grid([100, 200], [300, 900]) == [100, 150, 200]
     # 50 minutes apart (> 45): nothing interpolated in between
-    grid = m.interpolate_grid([100, 200], [0, 3000])
+    grid = _grid([100, 200], [300, 3300])
     assert grid[0] == 100 and grid[-1] == 200 and np.isnan(grid[1:-1]).all()
-    # the grid is aligned to multiples of 5 minutes since the epoch (hence to local midnights):
-    # readings at 60 s and 660 s give points at 300 s (100 + 240/600·100 = 140) and 600 s (190)
-    assert m.interpolate_grid([100, 200], [60, 660]).tolist() == [140, 190]
+    # the grid is aligned to the day's midnight: readings at 60 s and 660 s give points at 300 s
+    # (100 + 240/600·100 = 140) and 600 s (190); a reading at midnight itself is on no point
+    assert _grid([100, 200], [60, 660]) == [140, 190]
+    assert _grid([100, 200], [0, 600]) == [150, 200]
 
 
 def test_modd_is_mean_absolute_day_to_day_difference() -> None:
@@ -83,14 +91,16 @@ def test_modd_is_mean_absolute_day_to_day_difference() -> None:
 def test_conga_is_sd_of_hourly_differences() -> None:
     # 100 in even hours, 110 in odd hours over 4 h: the 36 differences g(t) − g(t − 1 h) are
     # +10 (hours 1 and 3, 24 values) and −10 (hour 2, 12 values): mean 10/3,
-    # SD = sqrt((24·(20/3)² + 12·(40/3)²)/35) = sqrt(3200/35) = 9.5618
-    t = np.arange(0, 4 * 3600, FIVE_MIN)
-    g = np.where((t // 3600) % 2 == 0, 100.0, 110.0)
+    # SD = sqrt((24·(20/3)² + 12·(40/3)²)/35) = sqrt(3200/35) = 9.5618 (the hours start at 00:05,
+    # the first point of iglu's grid)
+    t = np.arange(FIVE_MIN, 4 * 3600 + FIVE_MIN, FIVE_MIN)
+    g = np.where(((t - FIVE_MIN) // 3600) % 2 == 0, 100.0, 110.0)
     assert m.conga(g, t, 1) == pytest.approx(math.sqrt(3200 / 35))
 
 
-def _triangle(hours: float, low: float, high: float, start: float = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Triangle wave low → high → low with a 6 h period, starting and ending at a nadir."""
+def _triangle(hours: float, low: float, high: float, start: float = FIVE_MIN) -> tuple[np.ndarray, np.ndarray]:
+    """Triangle wave low → high → low with a 6 h period, starting and ending at a nadir (by default
+    at 00:05, the first point of iglu's grid)."""
     t = np.arange(0, hours * 3600 + 1, FIVE_MIN)
     phase = (t / 3600) % 6
     g = np.where(phase < 3, low + phase / 3 * (high - low), high - (phase - 3) / 3 * (high - low))

@@ -15,10 +15,10 @@ import pytest
 
 from tests.conftest import demo_end
 from workbench.lakehouse import Lakehouse
+from workbench.metrics import is_sufficient
 from workbench.settings import Settings
 from workbench.viz.data import GlucoseData
 from workbench.viz.errors import VizError
-from workbench.viz.summary import is_sufficient
 from workbench.viz.view import load_view
 
 PATIENTS = ("p001", "p002")

@@ -47,34 +47,3 @@
 {% macro risk_high(g) -%}
     case when {{ risk_f(g) }} > 0 then 10 * power({{ risk_f(g) }}, 2) else 0e0 end
 {%- endmacro %}
-
-{#- Every distribution metric of a group of readings, as a select list (ends with a comma).
-    Needs columns `g` (mg/dL), `risk_low` and `risk_high` (see fct_glucose_readings). -#}
-{% macro glucose_summary_columns(g='glucose_value') -%}
-    {%- set vlo, lo = glucose_limit('very_low'), glucose_limit('low') -%}
-    {%- set hi, vhi, tight = glucose_limit('high'), glucose_limit('very_high'), glucose_limit('tight_high') -%}
-    count(*) as reading_count,
-    avg(cast({{ g }} as double)) as mean_glucose,
-    stddev_samp(cast({{ g }} as double)) as sd_glucose,
-    100e0 * stddev_samp(cast({{ g }} as double)) / avg(cast({{ g }} as double)) as cv_glucose,
-    3.31 + 0.02392 * avg(cast({{ g }} as double)) as gmi,
-    (avg(cast({{ g }} as double)) + 46.7) / 28.7 as ea1c,
-    {{ pct_readings(g ~ ' < ' ~ vlo) }} as pct_very_low,
-    {{ pct_readings(g ~ ' >= ' ~ vlo ~ ' and ' ~ g ~ ' < ' ~ lo) }} as pct_low,
-    {{ pct_readings(g ~ ' >= ' ~ lo ~ ' and ' ~ g ~ ' <= ' ~ hi) }} as pct_in_range,
-    {{ pct_readings(g ~ ' > ' ~ hi ~ ' and ' ~ g ~ ' <= ' ~ vhi) }} as pct_high,
-    {{ pct_readings(g ~ ' > ' ~ vhi) }} as pct_very_high,
-    {{ pct_readings(g ~ ' < ' ~ lo) }} as pct_below_70,
-    {{ pct_readings(g ~ ' > ' ~ hi) }} as pct_above_180,
-    {{ pct_readings(g ~ ' >= ' ~ lo ~ ' and ' ~ g ~ ' <= ' ~ tight) }} as pct_tight_range,
-    least(
-        100e0,
-        3.0 * {{ pct_readings(g ~ ' < ' ~ vlo) }}
-        + 2.4 * {{ pct_readings(g ~ ' >= ' ~ vlo ~ ' and ' ~ g ~ ' < ' ~ lo) }}
-        + 1.6 * {{ pct_readings(g ~ ' > ' ~ vhi) }}
-        + 0.8 * {{ pct_readings(g ~ ' > ' ~ hi ~ ' and ' ~ g ~ ' <= ' ~ vhi) }}
-    ) as gri,
-    avg(risk_low) as lbgi,
-    avg(risk_high) as hbgi,
-    0.001 * power(avg(cast({{ g }} as double)) + stddev_samp(cast({{ g }} as double)), 2) as j_index,
-{%- endmacro %}

@@ -13,14 +13,18 @@ append onto the winner's snapshot without that check, is turned off for them); a
 from __future__ import annotations
 
 import random
+import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In, parser
@@ -46,6 +50,34 @@ MAX_ATTEMPTS = 20
 # A streamed write holds one data file's rows in memory before writing it (PyIceberg measures the
 # target in uncompressed Arrow bytes; its default, 512 MiB, dominated a large build's peak RSS).
 STREAM_FILE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ParquetFiles:
+    """Data an engine writes itself as Parquet files (e.g. DuckDB's multithreaded ``COPY``), for a
+    whole-table overwrite: ``write(folder)`` writes the files into ``folder`` (a new folder under the
+    table's data location) and returns the number of rows; the files are then registered in the table
+    in one commit that also removes the old files. ``schema`` is the data's Arrow schema; where the
+    files cannot be registered as they are (a table whose schema differs, a partitioned table, a
+    warehouse that is not a local folder, a column type outside ``FILE_TYPES``), ``stream`` is
+    written instead (a function returning a ``pa.RecordBatchReader``)."""
+
+    schema: pa.Schema
+    write: Callable[[str], int]
+    stream: Callable[[], pa.RecordBatchReader]
+
+
+def _file_type_ok(t: pa.DataType) -> bool:
+    """Whether a column of this Arrow type is written to Parquet as the Iceberg type it maps to."""
+    return bool(
+        pa.types.is_boolean(t)
+        or pa.types.is_signed_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_date32(t)
+        or (pa.types.is_timestamp(t) and t.unit in ("us", "ns") and t.tz in (None, "UTC", "Etc/UTC"))
+    )
 
 
 @dataclass(frozen=True)
@@ -208,6 +240,15 @@ def write_table(
         raise WriteError(f"mode '{mode}' needs key columns (key=[...] / --key COL)")
     if "." not in table:
         raise WriteError(f"table '{table}' must be written as namespace.table, e.g. raw.glucose_entries")
+    if isinstance(data, ParquetFiles):
+        if mode == "overwrite" and not keys and where is None and not partition_by:
+            files = data
+            registered = _retrying_optional(
+                table, message, lambda: _write_files_once(catalog, table, files, properties)
+            )
+            if registered is not None:
+                return registered
+        data = data.stream  # not registrable as written: the files path's fallback
     if callable(data):  # a stream: each call gives a fresh pa.RecordBatchReader (replayable on retry)
         if not keys and mode in ("append", "overwrite") and not partition_by:
             # PyIceberg writes it in files of bounded size (``write.target-file-size-bytes``), one
@@ -233,6 +274,21 @@ def write_table(
         lambda: _write_once(catalog, table, arrow, mode, keys, where, partition_by, properties, message),
     )
     return replace(result, rows_skipped=result.rows_skipped + in_batch_duplicates)
+
+
+def _retrying_optional(table: str, message: str | None, write: Callable[[], WriteResult | None]) -> WriteResult | None:
+    """``_retrying`` for a write that may decline (None: nothing was committed)."""
+    declined: list[bool] = []
+
+    def attempt() -> WriteResult:
+        result = write()
+        if result is None:
+            declined.append(True)
+            return WriteResult(table, None, None, 0, 0)
+        return result
+
+    result = _retrying(table, message, attempt)
+    return None if declined else result
 
 
 def _retrying(table: str, message: str | None, write: Callable[[], WriteResult]) -> WriteResult:
@@ -296,6 +352,69 @@ def _write_stream_once(
     before = frozenset(s.snapshot_id for s in tbl.metadata.snapshots)
     tx.commit_transaction()
     return _result(table, catalog.load_table(table), rows[0], -1 if mode == "overwrite" else 0, 0, before)
+
+
+def _local_folder(location: str) -> str | None:
+    """The local path of a ``file://`` (or plain path) location; None for object stores."""
+    if location.startswith("file://"):
+        return location.removeprefix("file://")
+    return location if location.startswith("/") else None
+
+
+def _write_files_once(
+    catalog: Any, table: str, files: ParquetFiles, properties: dict[str, str] | None
+) -> WriteResult | None:
+    """Replace the whole table by the files ``files.write`` writes, as one commit (old files removed,
+    new files added: a crash before the commit leaves the table wholly old, the files unreferenced).
+    None when the files cannot be registered as written (the caller streams instead)."""
+    schema = to_arrow(files.schema.empty_table()).schema
+    if not all(_file_type_ok(f.type) for f in schema):
+        return None
+    iceberg_schema, spec = _spec(schema, None)
+    try:
+        tbl: Table | None = catalog.load_table(table)
+    except NoSuchTableError:
+        tbl = None
+    tx: Transaction
+    if tbl is None:
+        tx = catalog.create_table_transaction(table, iceberg_schema, partition_spec=spec, properties=properties or {})
+    else:
+        current = tbl.schema()
+        same = [(f.name, f.field_type) for f in current.fields] == [
+            (f.name, f.field_type) for f in iceberg_schema.fields
+        ]
+        if not same or not tbl.spec().is_unpartitioned():
+            return None  # schema evolution or a partitioned table: the stream path handles them
+        tx = tbl.transaction()
+    location = tx.table_metadata.location.rstrip("/")
+    folder = _local_folder(f"{location}/data/{uuid.uuid4().hex}")
+    if folder is None:
+        return None
+    try:
+        Path(folder).parent.mkdir(parents=True, exist_ok=True)
+        rows = files.write(folder)
+        paths = sorted(str(p) for p in Path(folder).glob("*.parquet")) if Path(folder).is_dir() else []
+        held = sum(pq.read_metadata(p).num_rows for p in paths)
+        if held != rows:  # never commit files that do not hold what was written
+            raise WriteError(
+                f"{table}: {rows} rows were written but the Parquet files in {folder} hold {held}; "
+                "write them as *.parquet files inside that folder"
+            )
+        if tbl is not None and tbl.current_snapshot() is not None:
+            tx.delete(AlwaysTrue())
+        if paths:  # named as the table's location names them (file://…), like PyIceberg's own files
+            scheme = "file://" if location.startswith("file://") else ""
+            tx.add_files([scheme + p for p in paths], check_duplicate_files=False)
+        before = frozenset(s.snapshot_id for s in tbl.metadata.snapshots) if tbl is not None else frozenset()
+        tx.commit_transaction()
+    except BaseException:
+        # never registered: nothing refers to them
+        if Path(folder).is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            Path(folder).unlink(missing_ok=True)
+        raise
+    return _result(table, catalog.load_table(table), rows, -1 if tbl is not None else 0, 0, before)
 
 
 def _without_commit_retry(tbl: Table) -> Table:

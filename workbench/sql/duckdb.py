@@ -329,12 +329,14 @@ def _one_line(exc: Exception) -> str:
 
 def attach_ref(
     con: duckdb.DuckDBPyConnection, ref: str, settings: Settings | None = None, as_of: datetime | None = None
-) -> RefSession:
-    """Create schemas and a view per table of `ref` inside an existing DuckDB connection (e.g. dbt's)."""
+) -> DuckDBSession:
+    """Create schemas and a view per table of `ref` inside an existing DuckDB connection (e.g. dbt's);
+    the session also serves as a `Lakehouse`'s (``Lakehouse(session=...)``: queries in that
+    connection, so in its buffer pool). Its ``close`` closes the connection: leave that to its owner."""
     from workbench.lake.store import open_lake
 
     settings = settings or get_settings()
-    session = RefSession(open_lake(settings), ref, con=con, settings=settings, as_of=as_of)
+    session = DuckDBSession(open_lake(settings), ref, con=con, settings=settings, as_of=as_of)
     session.bind()
     return session
 

@@ -7,7 +7,7 @@ that the dbt marts read on every engine.
 
 - ``gold.glucose_metrics_daily``  every metric per patient-local day (incremental: only the days whose
   readings changed since the last run are recomputed and replaced);
-- ``gold.glucose_metrics_weekly`` the time-based metrics per ISO week (weeks with changed days);
+- ``gold.glucose_metrics_weekly`` the reading and time-based metrics per ISO week (weeks with changed days);
 - ``gold.glucose_metrics_period`` every metric per patient over the last 14, 30 and 90 complete days
   and the whole history, with data sufficiency;
 - ``gold.glucose_episodes``       one row per hypo-/hyperglycaemic episode (whole history);
@@ -47,8 +47,6 @@ EPISODES = "gold.glucose_episodes"
 AGP = "gold.glucose_agp"
 PERIODS: tuple[tuple[str, int | None], ...] = (("14d", 14), ("30d", 30), ("90d", 90), ("all", None))
 AGP_DAYS = 14
-SUFFICIENT_DAYS = metrics.SUFFICIENT_DAYS
-SUFFICIENT_ACTIVE_PERCENT = metrics.SUFFICIENT_ACTIVE_PERCENT
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
 BATCH_READINGS = 250_000  # readings per batch of patients (bounds memory: ~1 kB per reading)
 EPOCH = date(1970, 1, 1)
@@ -188,14 +186,16 @@ def materialise(
     as_of: datetime | None = None,
     full_refresh: bool = False,
     agp_days: int = AGP_DAYS,
+    session: Any = None,
 ) -> ComputeResult:
     """Compute and write the tables of the module docstring on ``branch`` (the AGP over the last
-    ``agp_days`` complete days: dbt var ``agp_days``, 14 by consensus)."""
+    ``agp_days`` complete days: dbt var ``agp_days``, 14 by consensus). ``session``: an SQL session
+    on ``branch`` to read through (the dbt plugin passes its own: one DuckDB buffer pool)."""
     from workbench.lakehouse import Lakehouse
 
     settings = settings or get_settings()
     started = time.perf_counter()
-    lh = Lakehouse(ref=branch, settings=settings)
+    lh = Lakehouse(ref=branch, settings=settings, session=session)
     if not _table_exists(lh, FACT):
         return ComputeResult(
             branch, as_of or default_as_of(settings, None), skipped=[DAILY, WEEKLY, PERIOD, EPISODES, AGP]
@@ -434,12 +434,12 @@ def _weekly(a: _Arrays, patients: dict[str, _Patient], changed: dict[str, set[da
     pid_of_group = pid_masked[first].tolist()
     tzs = [patients[a.patients[i]].tz for i in pid_of_group]
     r = _grouped(*a.select(mask), group=group, tzs=tzs)
-    values = metrics.grid_metrics(metrics.build_grid(r))
+    values = {**metrics.reading_metrics(r), **metrics.grid_metrics(metrics.build_grid(r))}
     cols: dict[str, Any] = {
         "patient_id": pa.array([a.patients[i] for i in pid_of_group]),
         "week_start": pa.array(week[mask][first].astype("datetime64[D]")),
     }
-    cols.update(_columns(values, GRID_COLUMNS, np.arange(len(first))))
+    cols.update(_columns(values, (*READING_COLUMNS, *GRID_COLUMNS), np.arange(len(first))))
     return pa.table(cols)
 
 
@@ -476,9 +476,7 @@ def _periods(a: _Arrays, patients: dict[str, _Patient], only: set[str]) -> tuple
     period_days = np.array([lab[2] for lab in labels], dtype=np.int64)
     count = np.asarray(values["reading_count"])
     present = np.minimum(100.0, 100.0 * count / (period_days * metrics.READINGS_PER_DAY))
-    sufficient = (np.asarray(values["days_with_data"]) >= SUFFICIENT_DAYS) & (
-        np.nan_to_num(values["active_percent"]) >= SUFFICIENT_ACTIVE_PERCENT
-    )
+    sufficient = metrics.is_sufficient(values["days_with_data"], values["active_percent"])
     cols: dict[str, Any] = {
         "patient_id": pa.array([lab[0] for lab in labels]),
         "period": pa.array([lab[1] for lab in labels]),

@@ -7,9 +7,12 @@ Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin`
   before the marts (``workbench.transform.computed``), so they serve every engine — on duckdb when
   the model ``glucose_computed`` (config ``cascade_computed``) is stored, inside the same dbt run;
 - ``store``: called by the project's ``table``/``incremental`` materializations; runs the model's SQL
-  and writes the result through ``Lakehouse(ref=...).write`` (overwrite, streamed as record batches
-  so a large model is never held whole; or overwrite by filter on the model's ``unique_key`` days),
-  then re-attaches the view. With ``lake: false`` (target
+  and writes the result through ``Lakehouse(ref=...).write``: a whole table is written by DuckDB's
+  multithreaded Parquet writer (``COPY ... TO``) straight into a new folder of the table's data
+  location and registered in Iceberg in one commit that drops the old files
+  (``workbench.lake.writes.ParquetFiles``; streamed as record batches where the files cannot be
+  registered as written); the changed days of an incremental model are an overwrite by filter on
+  its ``unique_key``. Then the model's view is re-attached. With ``lake: false`` (target
   ``duckdb_file``) the result becomes a plain DuckDB table instead.
 
 Every write is recorded in ``WRITES`` so the runner can report rows per model.
@@ -21,7 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import duckdb
@@ -32,6 +35,7 @@ from dbt.adapters.duckdb.utils import TargetConfig
 
 from workbench.errors import SchemaError
 from workbench.lake.api import DEV_BRANCH
+from workbench.lake.writes import ParquetFiles
 from workbench.settings import Settings, get_settings, load_settings
 from workbench.sql.quoting import quote_ident as _quote
 from workbench.transform.errors import ModelWriteError
@@ -49,10 +53,27 @@ class ModelWrite:
     keys_replaced: int
     commit_id: str | None
     seconds: float
+    cpu_seconds: float = 0.0  # process CPU of all threads (DuckDB's too); models are stored one at a time
+    peak_rss_mb: float = 0.0  # the process's peak RSS so far (VmHWM), after this model
+
+
+def _peak_rss_mb() -> float:
+    """The process's peak resident set size so far (Linux ``VmHWM``; ru_maxrss elsewhere)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 WRITES: dict[str, ModelWrite] = {}
 STREAM_BATCH_ROWS = 256_000  # rows per record batch when a whole model is streamed to Iceberg
+COPY_FILE_BYTES = 64 * 1024 * 1024  # Parquet file size when DuckDB writes a whole model's files itself
 _COMPUTED: Any = None  # the ComputeResult of the last metrics step of this invocation
 _WRITES_LOCK = threading.Lock()
 
@@ -119,7 +140,7 @@ class Plugin(BasePlugin):
         if self._conn is None:
             raise ModelWriteError("the cascade dbt plugin has no DuckDB connection; is it in profiles.yml?")
         spec: dict[str, Any] = dict(target_config.config)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with self._lock:
             if spec.get("computed") and self.lake:
                 self._compute(spec)
@@ -129,7 +150,12 @@ class Plugin(BasePlugin):
                 write = store(cursor, spec)
             finally:
                 cursor.close()
-        write = ModelWrite(**{**write.__dict__, "seconds": time.perf_counter() - started})
+        write = replace(
+            write,
+            seconds=time.perf_counter() - started,
+            cpu_seconds=time.process_time() - cpu_started,
+            peak_rss_mb=_peak_rss_mb(),
+        )
         with _WRITES_LOCK:
             WRITES[write.model] = write
 
@@ -141,8 +167,12 @@ class Plugin(BasePlugin):
         from workbench.transform.computed import AGP_DAYS, materialise
 
         agp_days = int(spec.get("agp_days") or AGP_DAYS)
-        result = materialise(
-            self.ref, settings=self.settings, full_refresh=bool(spec.get("full_refresh")), agp_days=agp_days
+        result = materialise(  # reads through dbt's connection: one DuckDB buffer pool for the whole run
+            self.ref,
+            settings=self.settings,
+            full_refresh=bool(spec.get("full_refresh")),
+            agp_days=agp_days,
+            session=self._session,
         )
         for table in result.tables:
             self._refresh_view(table)
@@ -186,15 +216,24 @@ class Plugin(BasePlugin):
             def stream() -> pa.RecordBatchReader:  # a whole table is streamed, never held whole
                 return cursor.sql(spec["sql"]).fetch_record_batch(STREAM_BATCH_ROWS)
 
+            def copy(folder: str) -> int:  # DuckDB's multithreaded Parquet writer, straight to the files
+                options = f"format parquet, compression zstd, file_size_bytes {COPY_FILE_BYTES}, filename_pattern 'part_{{uuid}}'"
+                query = (
+                    f"copy (\n{spec['sql']}\n) to {_literal(folder)} ({options})"  # a closing -- comment stays closed
+                )
+                return int(cursor.execute(query).fetchall()[0][0])
+
+            schema = cursor.sql(spec["sql"]).limit(0).to_arrow_table().schema
+            data = ParquetFiles(schema, copy, stream)  # registered in Iceberg in one commit (else streamed)
             try:
                 result = lake.write(
-                    table_name, stream, mode="overwrite", partition_by=partition_by or None, message=message
+                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
                 )
             except SchemaError:
                 # A model whose column types changed: replace the table (two commits on the branch).
                 lake.drop(table_name, message=f"dbt: drop {table_name} (schema changed)")
                 result = lake.write(
-                    table_name, stream, mode="overwrite", partition_by=partition_by or None, message=message
+                    table_name, data, mode="overwrite", partition_by=partition_by or None, message=message
                 )
         self._refresh_view(table_name)
         return ModelWrite(

@@ -48,6 +48,8 @@ class ModelResult:
     keys_replaced: int | None
     seconds: float
     message: str | None
+    cpu_seconds: float | None = None  # process CPU (all threads) while the plugin stored the model
+    peak_rss_mb: float | None = None  # the process's peak RSS so far, after the model was stored
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,8 @@ def _collect(result: BuildResult, run_result: Any, writes: dict[str, Any]) -> No
                     keys_replaced=write.keys_replaced if write else None,
                     seconds=float(item.execution_time or 0.0),
                     message=item.message if status == "error" else None,
+                    cpu_seconds=write.cpu_seconds if write else None,
+                    peak_rss_mb=write.peak_rss_mb if write else None,
                 )
             )
         elif resource in ("test", "unit_test"):

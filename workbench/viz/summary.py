@@ -84,16 +84,6 @@ def gri(very_low: float, low: float, high: float, very_high: float) -> float:
     return float(metrics.gri_from_ranges(very_low, low, high, very_high))
 
 
-def is_sufficient(days_with_data: int, active_percent: float) -> bool:
-    """Enough CGM data for reliable metrics (International Consensus, Battelino 2019): at least
-    `metrics.SUFFICIENT_DAYS` days with data and `metrics.SUFFICIENT_ACTIVE_PERCENT` % CGM active."""
-    return bool(
-        days_with_data >= metrics.SUFFICIENT_DAYS
-        and not math.isnan(active_percent)
-        and active_percent >= metrics.SUFFICIENT_ACTIVE_PERCENT
-    )
-
-
 def gri_zone(value: float) -> str:
     """GRI zone A (lowest risk, 0–20) to E (80–100)."""
     for limit, zone in ((20, "A"), (40, "B"), (60, "C"), (80, "D")):

@@ -24,12 +24,12 @@ import plotly.graph_objects as go
 
 from workbench.errors import CascadeError
 from workbench.lake.api import MAIN_BRANCH
-from workbench.metrics import SUFFICIENT_ACTIVE_PERCENT, SUFFICIENT_DAYS
+from workbench.metrics import SUFFICIENT_ACTIVE_PERCENT, SUFFICIENT_DAYS, is_sufficient
 from workbench.settings import Settings, get_settings, page_query_string
 from workbench.viz import figures
 from workbench.viz.data import GlucoseData, SourceChoice, Sufficiency, TodaySoFar
 from workbench.viz.errors import NoGlucoseDataError, UnknownPatientError, VizError
-from workbench.viz.summary import Card, PeriodSummary, headline_cards, is_sufficient, summarize_period
+from workbench.viz.summary import Card, PeriodSummary, headline_cards, summarize_period
 
 DEFAULT_DAYS = 14  # the consensus AGP period
 PROFILE_DAYS = 14  # daily glucose profiles: the last 14 days of the period, as the AGP report

@@ -1,5 +1,7 @@
 {#- Metrics per patient and ISO week (Monday start, patient-local days). Incremental by week:
-    a run recomputes the weeks that contain changed days. -#}
+    a run recomputes the weeks that contain changed days. Each metric is computed once, by
+    workbench/metrics.py (source computed.glucose_metrics_weekly); this model adds only the share of
+    readings present and the newest ingestion time of the week's readings. -#}
 -- depends_on: {{ ref('glucose_computed') }}
 -- depends_on: {{ ref('stg_patients') }}
 with
@@ -38,8 +40,6 @@ weekly as (
     select
         patient_id,
         {{ iso_week_start('reading_date') }} as week_start,
-        count(distinct reading_date) as days_with_data,
-        {{ glucose_summary_columns('glucose_value') }}
         least(100e0, 100e0 * count(*) / (7 * {{ 24 * 60 }} / {{ var('cgm_interval_minutes') }})) as pct_readings_present,
         max(ingested_at) as source_ingested_at
 
@@ -54,7 +54,29 @@ weekly as (
 final as (
 
     select
-        weekly.*,
+        weekly.patient_id,
+        weekly.week_start,
+        cast(computed.days_with_data as bigint) as days_with_data,
+        cast(computed.reading_count as bigint) as reading_count,
+        computed.mean_glucose,
+        computed.sd_glucose,
+        computed.cv_glucose,
+        computed.gmi,
+        computed.ea1c,
+        computed.pct_very_low,
+        computed.pct_low,
+        computed.pct_in_range,
+        computed.pct_high,
+        computed.pct_very_high,
+        computed.pct_below_70,
+        computed.pct_above_180,
+        computed.pct_tight_range,
+        computed.gri,
+        computed.lbgi,
+        computed.hbgi,
+        computed.j_index,
+        weekly.pct_readings_present,
+        weekly.source_ingested_at,
         computed.mage,
         computed.modd,
         computed.conga_1,
