@@ -8,7 +8,8 @@ Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin`
   the model ``glucose_computed`` (config ``cascade_computed``) is stored, inside the same dbt run;
 - ``store``: called by the project's ``table``/``incremental`` materializations; runs the model's SQL
   and writes the result through ``Lakehouse(ref=...).write`` (overwrite, streamed as record batches
-  so a large model is never held whole; or overwrite by filter on the model's ``unique_key`` days),
+  so a large model is never held whole; or overwrite by filter on the model's ``unique_key`` days,
+  those of its new rows and those a corrected zone re-cuts, macro ``recut_keys``),
   then re-attaches the view. With ``lake: false`` (target
   ``duckdb_file``) the result becomes a plain DuckDB table instead.
 
@@ -164,6 +165,7 @@ class Plugin(BasePlugin):
             data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()  # the changed days: small
             key = spec["unique_key"]
             values = pc.unique(data[key]).to_pylist() if data.num_rows else []
+            values = sorted(set(values) | set(_recut_keys(cursor, spec)))
             keys = len(values)
             if not values:
                 return ModelWrite(spec["model"], table_name, "unchanged", 0, 0, 0, None, 0.0)
@@ -244,8 +246,10 @@ class Plugin(BasePlugin):
             cursor.execute("begin")
             try:
                 cursor.execute(f"create or replace temp table __cascade_batch as {spec['sql']}")
+                recut = _recut_keys(cursor, spec)
                 deleted = cursor.execute(
                     f"delete from {target} where {key} in (select {key} from __cascade_batch)"
+                    + (f" or {key} in ({', '.join(_literal(v) for v in recut)})" if recut else "")
                 ).fetchall()[0][0]
                 keys = cursor.execute(f"select count(distinct {key}) from __cascade_batch").fetchall()[0][0]
                 written = cursor.execute(f"insert into {target} by name select * from __cascade_batch").fetchall()[0][0]
@@ -259,6 +263,14 @@ class Plugin(BasePlugin):
         cursor.execute(f"create or replace table {target} as {spec['sql']}")
         written = cursor.execute(f"select count(*) from {target}").fetchall()[0][0]
         return ModelWrite(spec["model"], table_name, "replace_table", written, 0, 0, None, 0.0)
+
+
+def _recut_keys(cursor: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> list[Any]:
+    """The keys a corrected zone re-cuts (macro recut_keys; read before the write): replaced with the
+    new rows, so one the new cut leaves without rows is deleted."""
+    if not spec.get("recut_keys"):
+        return []
+    return [row[0] for row in cursor.execute(spec["recut_keys"]).fetchall()]
 
 
 def recorded_writes(models: Sequence[str] | None = None) -> list[ModelWrite]:
