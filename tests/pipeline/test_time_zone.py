@@ -191,9 +191,17 @@ def _one_site_yaml(home: Path, server: DemoServer, zone: str) -> None:
 def test_a_correction_that_empties_a_day_of_every_patient_deletes_it_everywhere(pg_home: Path) -> None:
     """Regression: with no patient left on a day of the old cut (a one-patient lake), the emptied day
     stayed in bronze, silver and the incremental marts (and so in PostgreSQL): delete+insert replaced
-    only the days the new batch had rows for, and the re-cut produced none for that day.
+    only the days the new batch had rows for, and the re-cut produced none for that day. (The stack's
+    variant, dbt-trino's delete+insert: tests/stack/test_time_zone.py.)"""
+    emptied_day_is_deleted_everywhere(pg_home)
 
-    p001's last Berlin day and week (Monday 2026-11-23, 00:00–06:00) are Sunday evening in Los Angeles."""
+
+def emptied_day_is_deleted_everywhere(home: Path) -> None:
+    """A one-patient lake; a run; the zone corrected in sites.yaml; a second run: p001's last Berlin
+    day and week (Monday 2026-11-23, 00:00–06:00) are Sunday evening in Los Angeles, so no patient
+    has data on them any more. They are gone from every layer, mart and published table, and `main`
+    equals a from-scratch full-refresh build on the same raw data. Settings (profile, home, the
+    site's secret) come from the environment."""
     from workbench.lakehouse import Lakehouse
     from workbench.pipeline.warm import run_warm
     from workbench.publish.postgres import connect
@@ -216,7 +224,7 @@ def test_a_correction_that_empties_a_day_of_every_patient_deletes_it_everywhere(
         return found
 
     with DemoServer(DemoDataset(seed=3, patients=1, days=2, end=end), secret=SECRET) as server:
-        _one_site_yaml(pg_home, server, "Europe/Berlin")
+        _one_site_yaml(home, server, "Europe/Berlin")
         first = run_warm(retry=FAST_RETRY)
         assert first.status == "promoted", first
         before = vanished_in(Lakehouse("main"))
@@ -224,7 +232,7 @@ def test_a_correction_that_empties_a_day_of_every_patient_deletes_it_everywhere(
             assert any(name.startswith(table) for name in before), (table, before)
         assert "marts.mrt_glucose_daily_metrics.reading_date" in before
 
-        _one_site_yaml(pg_home, server, "America/Los_Angeles")  # the zone in sites.yaml was wrong
+        _one_site_yaml(home, server, "America/Los_Angeles")  # the zone in sites.yaml was wrong
         second = run_warm(retry=FAST_RETRY)
         assert second.status == "promoted", second
         assert second.new_rows == 0
