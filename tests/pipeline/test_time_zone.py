@@ -158,24 +158,6 @@ def test_a_correction_that_empties_a_day_deletes_it_from_the_incremental_marts(
     same_tables(dev, Lakehouse("rebuild"))
 
 
-@pytest.fixture
-def pg_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A CASCADE_HOME with its own embedded PostgreSQL (the runs publish)."""
-    from tests.publish.conftest import make_pg_home, remove_pg_home
-    from workbench.settings import get_settings
-
-    home = make_pg_home()
-    monkeypatch.setenv("CASCADE_HOME", str(home))
-    monkeypatch.setenv("CASCADE_PROFILE", "embedded")
-    monkeypatch.delenv("CASCADE_WAREHOUSE", raising=False)
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    monkeypatch.chdir(home)  # no ./sites.yaml of the project in the way
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
-    remove_pg_home(home)
-
-
 def _one_site_yaml(home: Path, server: DemoServer, zone: str) -> None:
     (home / "sites.yaml").write_text(
         "sites:\n"
@@ -188,11 +170,14 @@ def _one_site_yaml(home: Path, server: DemoServer, zone: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_correction_that_empties_a_day_of_every_patient_deletes_it_everywhere(pg_home: Path) -> None:
+def test_a_correction_that_empties_a_day_of_every_patient_deletes_it_everywhere(
+    pg_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Regression: with no patient left on a day of the old cut (a one-patient lake), the emptied day
     stayed in bronze, silver and the incremental marts (and so in PostgreSQL): delete+insert replaced
     only the days the new batch had rows for, and the re-cut produced none for that day. (The stack's
     variant, dbt-trino's delete+insert: tests/stack/test_time_zone.py.)"""
+    monkeypatch.setenv(SECRET_ENV, SECRET)
     emptied_day_is_deleted_everywhere(pg_home)
 
 
