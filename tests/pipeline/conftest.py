@@ -22,6 +22,23 @@ def run_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 
 
 @pytest.fixture
+def pg_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A CASCADE_HOME (the current folder too: no ./sites.yaml of the project in the way) with its own
+    embedded PostgreSQL, for runs that publish."""
+    from tests.publish.conftest import make_pg_home, remove_pg_home
+
+    home = make_pg_home()
+    monkeypatch.setenv("CASCADE_HOME", str(home))
+    monkeypatch.setenv("CASCADE_PROFILE", "embedded")
+    monkeypatch.delenv("CASCADE_WAREHOUSE", raising=False)
+    monkeypatch.chdir(home)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+    remove_pg_home(home)
+
+
+@pytest.fixture
 def cli_app() -> typer.Typer:
     """Only the pipeline commands, registered as `workbench.cli` does (independent of other areas)."""
     app = typer.Typer()

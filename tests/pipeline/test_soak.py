@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import pandas as pd
 import pytest
 
 from tests.pipeline.lake_compare import same_tables
-from tests.publish.conftest import make_pg_home, remove_pg_home
 
 FULL = os.environ.get("CASCADE_SOAK") == "full"
 START = datetime(2026, 3, 26, 12, 0, tzinfo=UTC) if FULL else datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
@@ -39,18 +37,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(7200 if FULL else 1800)]
 
 
 @pytest.fixture
-def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    from workbench.settings import get_settings
-
-    home = make_pg_home()
-    monkeypatch.setenv("CASCADE_HOME", str(home))
-    monkeypatch.setenv("CASCADE_PROFILE", "embedded")
+def home(pg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(SECRET_ENV, SECRET)
-    monkeypatch.chdir(home)  # no ./sites.yaml of the project in the way
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
-    remove_pg_home(home)
+    return pg_home
 
 
 def _sites_yaml(home: Path, server: Any, zones: dict[str, str] | None = None) -> None:

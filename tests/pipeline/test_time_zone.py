@@ -156,3 +156,85 @@ def test_a_correction_that_empties_a_day_deletes_it_from_the_incremental_marts(
     rebuilt = build(branch="rebuild", full_refresh=True)
     assert rebuilt.success, rebuilt.failures()
     same_tables(dev, Lakehouse("rebuild"))
+
+
+def _one_site_yaml(home: Path, server: DemoServer, zone: str) -> None:
+    (home / "sites.yaml").write_text(
+        "sites:\n"
+        "  - id: site-p001\n"
+        "    patient_id: p001\n"
+        f"    url: {server.site_url('p001')}\n"
+        f"    time_zone: {zone}\n"
+        f"    secret_env: {SECRET_ENV}\n"
+    )
+
+
+@pytest.mark.slow
+def test_a_correction_that_empties_a_day_of_every_patient_deletes_it_everywhere(
+    pg_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: with no patient left on a day of the old cut (a one-patient lake), the emptied day
+    stayed in bronze, silver and the incremental marts (and so in PostgreSQL): delete+insert replaced
+    only the days the new batch had rows for, and the re-cut produced none for that day. (The stack's
+    variant, dbt-trino's delete+insert: tests/stack/test_time_zone.py.)"""
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    emptied_day_is_deleted_everywhere(pg_home)
+
+
+def emptied_day_is_deleted_everywhere(home: Path) -> None:
+    """A one-patient lake; a run; the zone corrected in sites.yaml; a second run: p001's last Berlin
+    day and week (Monday 2026-11-23, 00:00–06:00) are Sunday evening in Los Angeles, so no patient
+    has data on them any more. They are gone from every layer, mart and published table, and `main`
+    equals a from-scratch full-refresh build on the same raw data. Settings (profile, home, the
+    site's secret) come from the environment."""
+    from workbench.lakehouse import Lakehouse
+    from workbench.pipeline.warm import run_warm
+    from workbench.publish.postgres import connect
+    from workbench.publish.publisher import load_config
+    from workbench.transform.runner import build
+
+    end = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
+    day = pd.Timestamp("2026-11-23").date()  # both the vanished day and the vanished ISO week (a Monday)
+    keys = {"reading_date", "week_start"}
+
+    def vanished_in(lh: Lakehouse) -> dict[str, int]:
+        """Rows on the vanished day / week, per table that has a day or week column."""
+        found = {}
+        for table in lh.tables():
+            columns = set(lh.sql(f"select * from {table} limit 0").columns)
+            for key in keys & columns:
+                n = int(lh.sql(f"select count(*) as n from {table} where {key} = ?", [day])["n"][0])
+                if n:
+                    found[f"{table}.{key}"] = n
+        return found
+
+    with DemoServer(DemoDataset(seed=3, patients=1, days=2, end=end), secret=SECRET) as server:
+        _one_site_yaml(home, server, "Europe/Berlin")
+        first = run_warm(retry=FAST_RETRY)
+        assert first.status == "promoted", first
+        before = vanished_in(Lakehouse("main"))
+        for table in ("bronze.stg_glucose_entries", "silver.fct_glucose_readings", "marts.mrt_glucose_weekly"):
+            assert any(name.startswith(table) for name in before), (table, before)
+        assert "marts.mrt_glucose_daily_metrics.reading_date" in before
+
+        _one_site_yaml(home, server, "America/Los_Angeles")  # the zone in sites.yaml was wrong
+        second = run_warm(retry=FAST_RETRY)
+        assert second.status == "promoted", second
+        assert second.new_rows == 0
+
+    main = Lakehouse("main")
+    assert vanished_in(main) == {}
+    main.lake.create_branch("rebuild", "main")
+    rebuilt = build(branch="rebuild", full_refresh=True)
+    assert rebuilt.success, rebuilt.failures()
+    same_tables(main, Lakehouse("rebuild"))
+
+    config = load_config()
+    with connect() as con:
+        for spec in config.tables:
+            columns = [c[0] for c in con.execute(f'select * from "{config.schema}"."{spec.name}" limit 0').description]
+            count = con.execute(f'select count(*) from "{config.schema}"."{spec.name}"').fetchone()
+            assert count is not None and count[0] == len(main.sql(f"select * from {spec.source}")), spec.name
+            for key in keys & set(columns):
+                row = con.execute(f'select count(*) from "{config.schema}"."{spec.name}" where {key} = %s', [day])
+                assert row.fetchone() == (0,), (spec.name, key)

@@ -97,6 +97,26 @@ def test_row_drop_and_rejects_ratio(lh: Lakehouse) -> None:
     )
 
 
+def test_a_row_drop_of_re_cut_patients_warns_and_others_still_fail(lh: Lakehouse) -> None:
+    """A corrected zone cuts the patient's days anew, so a day table may hold fewer of their rows: a
+    warning naming them, not a failure; a drop among the other patients still fails."""
+    _build(lh, _entries(100, NOW))
+    days = pd.DataFrame({"patient_id": ["p1", "p1", "p2"], "reading_date": pd.to_datetime(["2026-11-27"] * 3).date})
+    days.loc[1, "reading_date"] = pd.Timestamp("2026-11-28").date()
+    lh.write("marts.mrt_glucose_daily_metrics", days, mode="overwrite")
+    zones = pd.DataFrame({"patient_id": ["p1", "p2"], "time_zone": ["Europe/Berlin", "Asia/Tokyo"]})
+    lh.write("raw.patients", zones, mode="overwrite")
+    promote(run_audit(now=NOW))
+
+    lh.write("raw.patients", zones.assign(time_zone=["America/Los_Angeles", "Asia/Tokyo"]), mode="overwrite")
+    lh.write("marts.mrt_glucose_daily_metrics", days.drop(index=1), mode="overwrite")  # p1's 28th is gone
+    check = {c.name: c for c in run_audit(now=NOW).checks}["row count marts.mrt_glucose_daily_metrics"]
+    assert check.status == "warn" and "zone corrected: p1" in check.detail
+
+    lh.write("marts.mrt_glucose_daily_metrics", days.drop(index=[1, 2]), mode="overwrite")  # p2 lost a day too
+    assert _status(run_audit(now=NOW))["row count marts.mrt_glucose_daily_metrics"] == "fail"
+
+
 def test_gaps_in_new_data_warn_by_default(lh: Lakehouse) -> None:
     first = _entries(12, NOW - timedelta(hours=10))
     later = _entries(12, NOW)

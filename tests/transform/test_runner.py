@@ -84,6 +84,19 @@ def test_profiles_define_duckdb_and_trino_targets() -> None:
     assert outputs["duckdb"]["plugins"][0]["module"] == "workbench.transform.plugin"
 
 
+def test_the_branch_reaches_dbt_only_from_settings(cascade_home: Path) -> None:
+    """No branch name in the dbt configuration: the runner passes settings' branch to every invocation."""
+    import yaml
+
+    from workbench.settings import DEV_BRANCH, get_settings
+
+    project = yaml.safe_load((runner.PROJECT_DIR / "dbt_project.yml").read_text())
+    assert "branch" not in project["vars"]
+    profiles = yaml.safe_load((runner.PROJECT_DIR / "profiles.yml").read_text())
+    assert profiles["cascade"]["outputs"]["duckdb"]["plugins"][0]["config"]["ref"] == "{{ var('branch') }}"
+    assert runner.dbt_vars(DEV_BRANCH, get_settings())["branch"] == DEV_BRANCH
+
+
 def test_the_layer_notebook_is_thin_and_parameterized() -> None:
     source = (NOTEBOOKS / LAYER_NOTEBOOK).read_text()
     tree = ast.parse(source)

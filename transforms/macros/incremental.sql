@@ -11,12 +11,30 @@
               and not should_full_refresh()) }}
 {% endmacro %}
 
-{#- The patients whose zone was corrected after this incremental model last ran (their zone landed
-    later than the model's newest source row): their days in the model are days of the old cut and
-    are recomputed too, so that a day the new cut leaves empty for them is replaced as well. The
-    model names `ref('stg_patients')` in a depends_on comment (dbt sees no ref inside is_incremental). -#}
-{% macro recut_patients(ingested_column='source_ingested_at') %}
-    select patient_id
-    from {{ ref('stg_patients') }}
-    where time_zone_since > (select max({{ ingested_column }}) from {{ this }})
+{#- The keys (days, or weeks) of this incremental model that a corrected zone re-cuts: every key the
+    model stores for a patient whose zone was corrected after the model last ran (the zone landed
+    later than the model's newest row; config `recut_ingested_column` names the model's column of
+    when its rows landed). One definition, used twice: the model recomputes these keys (they are part
+    of its changed days), and the write deletes them even when the new cut leaves one with no rows
+    for any patient; dbt's delete+insert alone deletes only the keys of the new rows. The model names
+    `ref('stg_patients')` in a depends_on comment (dbt sees no ref inside is_incremental). -#}
+{% macro recut_keys() %}
+    select distinct {{ config.get('unique_key') }}
+    from {{ this }}
+    where patient_id in (
+        select patient_id
+        from {{ ref('stg_patients') }}
+        where time_zone_since > (select max({{ config.get('recut_ingested_column') }}) from {{ this }})
+    )
+{% endmacro %}
+
+{#- delete+insert on trino: first delete the keys a corrected zone re-cuts (above), then dbt-trino's own
+    delete of the new rows' keys and insert. (On duckdb the plugin's overwrite by filter adds them to
+    the keys it replaces, see macros/materializations/iceberg.sql.) -#}
+{% macro trino__get_incremental_delete_insert_sql(arg_dict) %}
+    {%- if config.get('recut_ingested_column') %}
+        delete from {{ arg_dict['target_relation'] }}
+        where {{ arg_dict['unique_key'] }} in ({{ recut_keys() }});
+    {% endif -%}
+    {{ default__get_incremental_delete_insert_sql(arg_dict) }}
 {% endmacro %}

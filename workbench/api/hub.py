@@ -35,7 +35,7 @@ from workbench.pipeline.errors import RunHistoryError
 from workbench.pipeline.history import JsonLinesStore, LakeRunStore, RunSummary, TaskRecord, list_runs
 from workbench.pipeline.runner import RUN_HISTORY_BRANCH
 from workbench.pipeline.runs import is_run_id
-from workbench.settings import Profile, Settings
+from workbench.settings import MAIN_BRANCH, Profile, Settings
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
@@ -163,8 +163,8 @@ async def service_health(app: FastAPI, settings: Settings, base: str) -> list[Se
     def lake() -> tuple[str | None, str]:
         from workbench.lake.store import open_lake
 
-        head = open_lake(settings).resolve("main")
-        return f"pyiceberg {package_version('pyiceberg')}", f"main at {head.commit_id[:10]}"
+        head = open_lake(settings).resolve(MAIN_BRANCH)
+        return f"pyiceberg {package_version('pyiceberg')}", f"{MAIN_BRANCH} at {head.commit_id[:10]}"
 
     trust = ssl.create_default_context()
     if settings.trino_ca is not None and settings.trino_ca.is_file():  # the stack's Trino (HTTPS, own CA)

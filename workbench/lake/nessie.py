@@ -127,7 +127,7 @@ class NessieLake:
         config = self._ok(self._call("GET", "/config"), "reading Nessie's configuration")
         main = self._reference(PROTECTED_BRANCH)
         if main is None:
-            raise StackError("Nessie has no 'main' branch; was it created with another default branch?")
+            raise StackError(f"Nessie has no '{PROTECTED_BRANCH}' branch; was it created with another default branch?")
         empty = main["hash"] == config["noAncestorHash"]
         present = set() if empty else self._namespaces(PROTECTED_BRANCH)
         missing = [ns for ns in DEFAULT_NAMESPACES if ns not in present]

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from workbench import metrics
 from workbench.errors import TableNotFoundError
-from workbench.settings import Settings, get_settings
+from workbench.settings import DEV_BRANCH, Settings, get_settings
 
 FACT = "silver.fct_glucose_readings"
 DAILY = "gold.glucose_metrics_daily"
@@ -180,7 +180,7 @@ def _columns(values: dict[str, np.ndarray], names: tuple[str, ...], rows: np.nda
 
 
 def materialise(
-    branch: str = "dev",
+    branch: str = DEV_BRANCH,
     *,
     settings: Settings | None = None,
     as_of: datetime | None = None,

@@ -11,8 +11,9 @@ Configured in ``transforms/profiles.yml`` (``module: workbench.transform.plugin`
   multithreaded Parquet writer (``COPY ... TO``) straight into a new folder of the table's data
   location and registered in Iceberg in one commit that drops the old files
   (``workbench.lake.writes.ParquetFiles``; streamed as record batches where the files cannot be
-  registered as written); the changed days of an incremental model are an overwrite by filter on
-  its ``unique_key``. Then the model's view is re-attached. With ``lake: false`` (target
+  registered as written); an incremental model overwrites by filter on its ``unique_key`` days, those
+  of its new rows and those a corrected zone re-cuts (macro ``recut_keys``). Then the model's view is
+  re-attached. With ``lake: false`` (target
   ``duckdb_file``) the result becomes a plain DuckDB table instead.
 
 Every write is recorded in ``WRITES`` so the runner can report rows per model.
@@ -194,6 +195,7 @@ class Plugin(BasePlugin):
             data: pa.Table = cursor.sql(spec["sql"]).to_arrow_table()  # the changed days: small
             key = spec["unique_key"]
             values = pc.unique(data[key]).to_pylist() if data.num_rows else []
+            values = sorted(set(values) | set(_recut_keys(cursor, spec)))
             keys = len(values)
             if not values:
                 return ModelWrite(spec["model"], table_name, "unchanged", 0, 0, 0, None, 0.0)
@@ -283,8 +285,10 @@ class Plugin(BasePlugin):
             cursor.execute("begin")
             try:
                 cursor.execute(f"create or replace temp table __cascade_batch as {spec['sql']}")
+                recut = _recut_keys(cursor, spec)
                 deleted = cursor.execute(
                     f"delete from {target} where {key} in (select {key} from __cascade_batch)"
+                    + (f" or {key} in ({', '.join(_literal(v) for v in recut)})" if recut else "")
                 ).fetchall()[0][0]
                 keys = cursor.execute(f"select count(distinct {key}) from __cascade_batch").fetchall()[0][0]
                 written = cursor.execute(f"insert into {target} by name select * from __cascade_batch").fetchall()[0][0]
@@ -298,6 +302,14 @@ class Plugin(BasePlugin):
         cursor.execute(f"create or replace table {target} as {spec['sql']}")
         written = cursor.execute(f"select count(*) from {target}").fetchall()[0][0]
         return ModelWrite(spec["model"], table_name, "replace_table", written, 0, 0, None, 0.0)
+
+
+def _recut_keys(cursor: duckdb.DuckDBPyConnection, spec: dict[str, Any]) -> list[Any]:
+    """The keys a corrected zone re-cuts (macro recut_keys; read before the write): replaced with the
+    new rows, so one the new cut leaves without rows is deleted."""
+    if not spec.get("recut_keys"):
+        return []
+    return [row[0] for row in cursor.execute(spec["recut_keys"]).fetchall()]
 
 
 def recorded_writes(models: Sequence[str] | None = None) -> list[ModelWrite]:

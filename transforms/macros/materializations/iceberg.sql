@@ -2,9 +2,11 @@
     The model's SQL runs in DuckDB (which sees the branch's tables as views) and the result is
     written by workbench.transform.plugin through Lakehouse(ref=branch).write(...):
     - table, or incremental on first run / --full-refresh: overwrite the whole table;
-    - incremental: overwrite by filter, replacing exactly the `unique_key` values (days) produced.
+    - incremental: overwrite by filter, replacing exactly the `unique_key` values (days) produced,
+      and those a corrected zone re-cuts (macro recut_keys), even when none of their rows is left.
     The plugin then points the model's view at the new snapshot. On trino the built-in
-    dbt-trino materializations apply unchanged. -#}
+    dbt-trino materializations apply, their delete+insert also deleting the re-cut keys
+    (macros/incremental.sql). -#}
 
 {% macro cascade_iceberg_materialization(incremental) %}
     {%- set target_relation = this.incorporate(type='view') -%}
@@ -24,6 +26,7 @@
         'identifier': this.identifier,
         'mode': 'replace_keys' if is_update else 'replace_table',
         'unique_key': unique_key,
+        'recut_keys': recut_keys() if is_update and config.get('recut_ingested_column') else none,
         'partition_by': partition_by,
         'model': model.unique_id,
         'computed': config.get('cascade_computed', false),

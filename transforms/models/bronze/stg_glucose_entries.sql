@@ -7,6 +7,7 @@
     zone (`time_zone_since`): a corrected zone makes all that patient's rows new, so this model and
     every incremental model after it recompute that patient's days — the new cut's days, and the old
     cut's days still in this table. -#}
+-- depends_on: {{ ref('stg_patients') }}
 with
 
 source as (
@@ -64,11 +65,7 @@ changed_days as (
     union
 
     -- a corrected zone: the days of the old cut, so that they are replaced too
-    select distinct cut.reading_date
-    from {{ this }} as cut
-    inner join patients
-        on cut.patient_id = patients.patient_id
-    where cut.patient_tz <> patients.time_zone
+    {{ recut_keys() }}
 
 ),
 

@@ -27,9 +27,7 @@ changed_days as (
     union
 
     -- a corrected zone: the patient's days of the old cut, so that one left empty is replaced too
-    select distinct reading_date
-    from {{ this }}
-    where patient_id in ({{ recut_patients() }})
+    {{ recut_keys() }}
 
 ),
 {% endif %}

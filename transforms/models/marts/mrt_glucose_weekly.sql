@@ -28,9 +28,7 @@ changed_weeks as (
     union
 
     -- a corrected zone: the patient's weeks of the old cut, so that one left empty is replaced too
-    select distinct week_start
-    from {{ this }}
-    where patient_id in ({{ recut_patients() }})
+    {{ recut_keys() }}
 
 ),
 {% endif %}

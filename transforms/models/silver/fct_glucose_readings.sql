@@ -21,11 +21,7 @@ changed_days as (
     union
 
     -- a corrected zone (bronze stamped that patient's re-cut rows as new): the old cut's days too
-    select distinct cut.reading_date
-    from {{ this }} as cut
-    inner join {{ ref('stg_patients') }} as patients
-        on cut.patient_id = patients.patient_id
-    where cut.patient_tz <> patients.time_zone
+    {{ recut_keys() }}
 
 ),
 
