@@ -12,7 +12,9 @@ Steps:
 3. the transform build on `dev` (`workbench.transform.runner.build`: every dbt model and test, and the
    Python-computed metrics the marts read): DuckDB (embedded) vs Trino (stack), wall time, readings/s
    and the ratio (target: Trino within 2x of DuckDB), the peak RSS of this process (the embedded build
-   runs in it) and the RSS of each service after the build. Results also go to bench/results/stack.json.
+   runs in it) and the RSS of each service after the build, with the load average before and after
+   each build. Results also go to bench/results/stack.json. `--read-paths` then also times reading the
+   computed metrics' input through Trino's client protocol against reading the data files.
 """
 
 from __future__ import annotations
@@ -126,6 +128,11 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=100)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--stack-home", type=Path, default=None, help="a running stack to reuse")
+    parser.add_argument(
+        "--read-paths",
+        action="store_true",
+        help="also time reading the metrics' input through Trino's client protocol vs from the files",
+    )
     args = parser.parse_args()
 
     from workbench import profiles
@@ -156,10 +163,12 @@ def main() -> None:
             rows = _write_raw(settings, args.patients, args.days)
             print(f"{name}: wrote {rows} readings in {time.perf_counter() - t0:.1f} s")
 
+        load = {"before_duckdb": os.getloadavg()}
         duck, duck_computed = _build(embedded)
         peak = _peak_mb()
+        load["before_trino"] = os.getloadavg()
         trino, trino_computed = _build(stack)
-        figures["read_paths_s"] = _read_paths(stack)
+        load["after_trino"] = os.getloadavg()
         print(
             f"build, DuckDB (embedded): {duck:.1f} s ({duck_computed:.1f} s computed metrics), {rows / duck:,.0f} readings/s"
         )
@@ -179,9 +188,12 @@ def main() -> None:
             memory_after_build=_memory(stack_home),
         )
         print(f"memory after the build: {figures['memory_after_build']}")
-        figures["load_average"] = os.getloadavg()
-        print(f"load average: {figures['load_average']}")
+        figures["load_average"] = {k: [round(x, 1) for x in v] for k, v in load.items()}
+        print(f"load average (1, 5, 15 min): {figures['load_average']}")
         print(f"saved {save('stack', figures)}")
+        if args.read_paths:  # after the figures: at 100 patient-years the Trino protocol read takes minutes
+            figures["read_paths_s"] = _read_paths(stack)
+            save("stack", figures)
     finally:
         if started_here:
             launcher.down(stack_home, say=lambda line: None)

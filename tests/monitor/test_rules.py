@@ -58,7 +58,8 @@ def test_compose_config_is_valid(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "p" / "targets")
     shutil.copytree(CONFIG_SOURCE / "targets" / "compose", tmp_path / "p" / "targets")
     (tmp_path / "p" / "secrets").mkdir()
-    (tmp_path / "p" / "secrets" / "prometheus-password").write_text("x")
+    for name in ("prometheus-password", "trino-password", "trino-ca.pem"):  # what `cascade monitor up` writes
+        (tmp_path / "p" / "secrets" / name).write_text("x")
     proc = subprocess.run(
         [PROMTOOL, "check", "config", str(tmp_path / "p" / "prometheus.yml")], capture_output=True, text=True
     )
@@ -101,8 +102,39 @@ def test_stack_config_scrapes_trino_with_its_password_over_https(run_home: Setti
     settings = run_home.model_copy(update=update)
     path = render_config(settings, tmp_path / "prom", exporter="127.0.0.1:1", prometheus="127.0.0.1:2")
     job = next(j for j in yaml.safe_load(path.read_text())["scrape_configs"] if j["job_name"] == "trino")
-    assert job["scheme"] == "https" and job["tls_config"] == {"ca_file": str(ca)}
+    assert job["scheme"] == "https" and job["tls_config"] == {"ca_file": "secrets/trino-ca.pem"}
     assert job["basic_auth"] == {"username": settings.trino_user, "password_file": "secrets/trino-password"}
     secret = tmp_path / "prom" / "secrets" / "trino-password"
     assert secret.read_text() == "s3cret-pw" and secret.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "prom" / "secrets" / "trino-ca.pem").read_text() == ca.read_text()
     assert "s3cret-pw" not in path.read_text()
+    # Compose mounts the same prometheus.yml unrendered: its trino job is this one
+    shared = next(
+        j
+        for j in yaml.safe_load((CONFIG_SOURCE / "prometheus.yml").read_text())["scrape_configs"]
+        if j["job_name"] == "trino"
+    )
+    assert shared == job
+
+
+def test_compose_scrapes_the_stack_trino_like_the_native_monitor() -> None:
+    """Compose's Trino target is the stack's HTTPS port under its service name (on the certificate),
+    as the stack's user (the one in Trino's password file)."""
+    from workbench.stack import credentials, launcher
+
+    targets = yaml.safe_load((CONFIG_SOURCE / "targets" / "compose" / "trino.yml").read_text())
+    assert targets == [{"targets": [f"trino:{launcher.PORTS['trino']}"]}]
+    assert "trino" in credentials.TLS_NAMES
+    job = next(
+        j
+        for j in yaml.safe_load((CONFIG_SOURCE / "prometheus.yml").read_text())["scrape_configs"]
+        if j["job_name"] == "trino"
+    )
+    assert job["scheme"] == "https" and job["basic_auth"]["username"] == credentials.TRINO_USER
+
+
+def test_config_without_the_stack_scrapes_no_trino_over_https(run_home: Settings, tmp_path: Path) -> None:
+    path = render_config(run_home, tmp_path / "prom", exporter="127.0.0.1:1", prometheus="127.0.0.1:2")
+    job = next(j for j in yaml.safe_load(path.read_text())["scrape_configs"] if j["job_name"] == "trino")
+    assert job["scheme"] == "http" and "tls_config" not in job and "password_file" not in job["basic_auth"]
+    assert yaml.safe_load((tmp_path / "prom" / "targets" / "trino.yml").read_text()) == []

@@ -100,13 +100,7 @@ def render_config(
     if settings.profile == Profile.stack:
         targets["nessie"] = [f"{urlsplit(settings.nessie_uri).hostname}:{NESSIE_MANAGEMENT_PORT}"]
         targets["trino"] = [f"{settings.trino_host}:{settings.trino_port}"]
-        if settings.trino_password is not None:  # the stack's Trino: a password over HTTPS, its own CA
-            job = next(j for j in config["scrape_configs"] if j["job_name"] == "trino")
-            job["scheme"] = "https"
-            job["basic_auth"] = {"username": settings.trino_user, "password_file": "secrets/trino-password"}
-            if settings.trino_ca is not None:
-                job["tls_config"] = {"ca_file": str(settings.trino_ca)}
-            write_private(target / "secrets" / "trino-password", settings.trino_password.get_secret_value())
+    _trino_job(settings, config, target)
     (target / "targets").mkdir(exist_ok=True)
     for job, hosts in targets.items():
         (target / "targets" / f"{job}.yml").write_text(yaml.safe_dump([{"targets": hosts}] if hosts else []))
@@ -117,6 +111,24 @@ def render_config(
     path = target / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _trino_job(settings: Settings, config: dict[str, Any], target: Path) -> None:
+    """The trino job as prometheus.yml has it (the stack's Trino: its password over HTTPS, its CA) with
+    the files it names written under ``secrets/``; plain HTTP with the user name for a Trino without
+    a password (or no Trino)."""
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "trino")
+    job["basic_auth"]["username"] = settings.trino_user
+    if settings.profile != Profile.stack or settings.trino_password is None:
+        job["scheme"] = "http"
+        job["basic_auth"] = {"username": settings.trino_user}
+        job.pop("tls_config", None)
+        return
+    write_private(target / job["basic_auth"]["password_file"], settings.trino_password.get_secret_value())
+    if settings.trino_ca is None:  # a Trino whose certificate the system trusts
+        job.pop("tls_config", None)
+    else:
+        write_private(target / job["tls_config"]["ca_file"], Path(settings.trino_ca).read_text())
 
 
 def status(settings: Settings | None = None) -> MonitorStatus:
