@@ -47,3 +47,14 @@
 {% macro risk_high(g) -%}
     case when {{ risk_f(g) }} > 0 then 10 * power({{ risk_f(g) }}, 2) else 0e0 end
 {%- endmacro %}
+
+
+{# The reading metrics every per-day and per-week mart carries, in the marts' column order, from the
+   Python step's table (`workbench.metrics` defines them). #}
+{% macro reading_metric_columns(relation) -%}
+    {%- for column in ['mean_glucose', 'sd_glucose', 'cv_glucose', 'gmi', 'ea1c', 'pct_very_low', 'pct_low',
+                       'pct_in_range', 'pct_high', 'pct_very_high', 'pct_below_70', 'pct_above_180',
+                       'pct_tight_range', 'gri', 'lbgi', 'hbgi', 'j_index'] %}
+        {{ relation }}.{{ column }},
+    {%- endfor %}
+{%- endmacro %}
