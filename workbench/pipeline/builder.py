@@ -40,7 +40,10 @@ def build_in_child(
             child.terminate()
             child.wait()
     if not result.is_file():
-        return [], f"the build process {_death(child.returncode)} before it finished; {_what_next(folder)}"
+        return [], (
+            f"the build process {_death(child.returncode)} before it finished; tasks that finished are kept "
+            f"and the next run carries on (output in {folder})"
+        )
     kind, value = pickle.loads(result.read_bytes())
     result.unlink()
     if kind == "pipeline-error":
@@ -59,10 +62,6 @@ def _death(code: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with status {code}"
-
-
-def _what_next(folder: Path) -> str:
-    return f"tasks that finished are kept and the next run carries on (output in {folder})"
 
 
 def _die_with_parent(parent: int) -> None:

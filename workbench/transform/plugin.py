@@ -59,14 +59,7 @@ class ModelWrite:
 
 
 def _peak_rss_mb() -> float:
-    """The process's peak resident set size so far (Linux ``VmHWM``; ru_maxrss elsewhere)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    """The process's peak resident set size so far (ru_maxrss, kB on Linux: VmHWM)."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
