@@ -119,3 +119,40 @@ def test_only_patients_with_new_data_get_new_periods(lh) -> None:  # type: ignor
         pd.testing.assert_frame_equal(
             frame.sort_values(keys).reset_index(drop=True), full.sort_values(keys).reset_index(drop=True)
         )
+
+
+def test_new_readings_of_today_so_far_leave_periods_untouched(lh) -> None:  # type: ignore[no-untyped-def]
+    """A run every few minutes: readings of the current partial day change only its daily and weekly
+    rows; periods, episodes and the AGP (complete days only) are not recomputed, and every table
+    still equals a full recomputation. A late reading on a complete day recomputes that patient."""
+    facts = _facts(21)  # 2026-10-20 .. 2026-11-09
+    today = facts["reading_date"] == date(2026, 11, 9)
+    position = facts.groupby("reading_date").cumcount()  # reading number within its local day
+    lh.write("silver.fct_glucose_readings", facts[~today | (position < 100)], mode="overwrite")
+    as_of = datetime(2026, 11, 9, 20, 0, tzinfo=UTC)  # 15:00 in New York: the 9th is today so far
+    computed.materialise("dev", as_of=as_of)
+    later = facts[today & (position >= 100) & (position < 150)].assign(ingested_at=pd.Timestamp("2026-11-21 12:00"))
+    lh.write("silver.fct_glucose_readings", later, mode="append")
+    result = computed.materialise("dev", as_of=as_of)
+    assert set(result.tables) == {computed.DAILY, computed.WEEKLY}
+    assert {computed.PERIOD, computed.EPISODES, computed.AGP} <= set(result.skipped)
+    daily = lh.sql(f"select reading_count from {computed.DAILY} where reading_date = date '2026-11-09'")
+    assert int(daily["reading_count"][0]) == 150
+    tables = (computed.DAILY, computed.WEEKLY, computed.PERIOD, computed.EPISODES, computed.AGP)
+    incremental = {t: lh.sql(f"select * from {t}") for t in tables}
+    computed.materialise("dev", as_of=as_of, full_refresh=True)
+    for table, frame in incremental.items():
+        full = lh.sql(f"select * from {table}")
+        keys = [c for c in full.columns if c != "source_ingested_at"]
+        pd.testing.assert_frame_equal(
+            frame.sort_values(keys).reset_index(drop=True)[keys], full.sort_values(keys).reset_index(drop=True)[keys]
+        )
+    # a late reading on a complete day (the 2nd): that patient's periods are recomputed
+    late = (
+        facts[facts["reading_date"] == date(2026, 11, 2)]
+        .head(1)
+        .assign(ingested_at=pd.Timestamp("2026-11-22 12:00"), glucose_value=399)
+    )
+    lh.write("silver.fct_glucose_readings", late, mode="append")
+    again = computed.materialise("dev", as_of=as_of)
+    assert computed.PERIOD in again.tables and computed.EPISODES in again.tables

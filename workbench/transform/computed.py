@@ -13,8 +13,9 @@ that the dbt marts read on every engine.
 - ``gold.glucose_episodes``       one row per hypo-/hyperglycaemic episode (whole history);
 - ``gold.glucose_agp``            AGP percentiles per 5-minute time of day over the last 14 complete days.
 
-The period, episode and AGP tables are rewritten only when a reading changed or the last complete day
-moved. "Complete" is judged against ``as_of`` (the pinned demo clock ``CASCADE_DEMO_END`` when set,
+The period, episode and AGP tables are rewritten (for the patients concerned) only when a reading of a
+complete day changed or the last complete day moved: new readings of today so far change only the
+daily and weekly rows. "Complete" is judged against ``as_of`` (the pinned demo clock ``CASCADE_DEMO_END`` when set,
 else the latest ingestion time — never the wall clock): a patient's local day is complete once it has ended in the patient's time zone; the
 current partial day ("today so far") is left out of periods, episodes' rates and the AGP.
 On duckdb the dbt model ``glucose_computed`` runs this inside the dbt invocation (before the marts);
@@ -232,7 +233,11 @@ def materialise(
     for pid, d, ing in zip(pids, dates, ingested, strict=True):
         if previous is None or (ing is not None and _naive(ing) > _naive(previous)):
             changed_days.add(d)
-            new_data.add(pid)
+            end = last_complete[pid]
+            if end is not None and d <= end:
+                # new readings on a complete day; those of today so far are in no period, episode
+                # or AGP, so a run every few minutes recomputes only today's daily and weekly rows
+                new_data.add(pid)
     if previous is not None:
         # a day stored for a patient that silver no longer has (a corrected zone moved its readings
         # to other days) is replaced too, so that it is deleted as a full rebuild would not have it
@@ -323,7 +328,7 @@ def _stale_patients(
     lh: Any, patients: dict[str, _Patient], new_data: set[str], agp_days: int, full_refresh: bool
 ) -> set[str] | None:
     """The patients whose period, episode and AGP rows must be recomputed: those with new readings
-    or whose last complete day moved. None when every table must be rewritten whole (a full refresh,
+    on a complete day (``new_data``) or whose last complete day moved. None when every table must be rewritten whole (a full refresh,
     a table missing, another AGP length, a patient no longer in the fact)."""
     if full_refresh or not all(_table_exists(lh, t) for t in (PERIOD, EPISODES, AGP)):
         return None
