@@ -11,7 +11,11 @@ Steps, each in a fresh child process (so peak RSS is per step):
    all data and unit tests run over the full tables) for reference (`--skip-test-build` leaves it out);
 3. reference: the seed's stg -> fct -> daily overview SQL (bench/seed_reference.py) executed by plain
    DuckDB over the Parquet files, each model a table in a DuckDB database file, no dbt, no Iceberg;
-4. incremental: one more day for every patient is ingested, then the build runs again.
+4. incremental: one more day for every patient is ingested (the morning after it, UTC, when that day
+   has ended in every patient's zone), then the build runs again;
+5. today so far: the next day's readings up to 10:00 UTC (a part of the current local day in every
+   zone) are ingested, then the build runs again — a scheduled run every few minutes: today's
+   daily and weekly rows change, no period, episode or AGP row does.
 Peak RSS includes DuckDB's buffer pool: set CASCADE_DUCKDB_MEMORY_LIMIT to bound it.
 Prints wall time and peak RSS of each step and the ratios (targets: full build <= 2x the seed-SQL
 reference, peak RSS <= 1.5 GB, incremental one day <= 10 % of the full build).
@@ -32,6 +36,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 START = date(2025, 1, 1)
+LANDED = timedelta(
+    hours=8, minutes=30
+)  # after midnight UTC: every demo zone (Los Angeles .. Sydney) has ended the day before
+TODAY_SO_FAR = timedelta(hours=10)  # after midnight UTC: the same local date in every demo zone, a part of it gone
 LAYER_ORDER = ("bronze", "silver", "gold", "marts")
 
 
@@ -68,7 +76,9 @@ def step_generate(home: str, patients: int, days: int, parquet_dir: str) -> dict
     chunk = 10
     for first in range(0, patients, chunk):
         count = min(chunk, patients - first)
-        raw = demo_raw.generate(count, days, start=START, seed=first + 1, duplicate_share=0.0005)
+        raw = demo_raw.generate(
+            count, days, start=START, seed=first + 1, duplicate_share=0.0005, ingested_at=_landed(days)
+        )
         for name, table in raw.tables().items():
             if name == "raw.patients":
                 ids = [f"p{first + i + 1:03d}" for i in range(count)]
@@ -82,6 +92,15 @@ def step_generate(home: str, patients: int, days: int, parquet_dir: str) -> dict
             if name == "raw.glucose_entries":
                 rows += table.num_rows
     return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _landed(day_offset: int) -> datetime:
+    """When the data up to START + ``day_offset`` (exclusive) lands: the next morning, UTC."""
+    return _midnight_utc(START + timedelta(days=day_offset)) + LANDED
+
+
+def _midnight_utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _renumber(table: Any, offset: int) -> Any:
@@ -198,10 +217,33 @@ def step_new_day(home: str, patients: int, days: int, later: int = 0) -> dict[st
             1,
             start=START + timedelta(days=days + later),
             seed=10_000 + first + 1_000 * later,
-            ingested_at=datetime(2030, 1, 1, tzinfo=UTC) + timedelta(days=later),
+            ingested_at=_landed(days + later + 1),
         )
         table = _renumber(raw.glucose_entries, first)
         lake.write("raw.glucose_entries", table, mode="append", message="bench: one more day")
+        rows += table.num_rows
+    return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def step_today(home: str, patients: int, days: int, later: int = 0) -> dict[str, Any]:
+    """Ingest the readings of the day after the new day up to TODAY_SO_FAR UTC, landed then: the
+    current partial day of every patient (what a run every few minutes brings)."""
+    import pyarrow.compute as pc
+
+    from workbench.demo import raw as demo_raw
+    from workbench.lakehouse import Lakehouse
+
+    started = time.perf_counter()
+    day = START + timedelta(days=days + later + 1)
+    now = _midnight_utc(day) + TODAY_SO_FAR
+    lake = Lakehouse("dev", settings=_settings(home))
+    rows = 0
+    for first in range(0, patients, 10):
+        count = min(10, patients - first)
+        raw = demo_raw.generate(count, 1, start=day, seed=20_000 + first + 1_000 * later, ingested_at=now)
+        table = _renumber(raw.glucose_entries, first)
+        table = table.filter(pc.less_equal(table["date"], int(now.timestamp() * 1000)))
+        lake.write("raw.glucose_entries", table, mode="append", message="bench: today so far")
         rows += table.num_rows
     return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
 
@@ -290,15 +332,29 @@ def main() -> None:
             f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
         )
     print(f"      (Python metrics: {inc['computed_tables']}, untouched: {inc['computed_skipped']})")
+    today = _child("today", home, str(args.patients), str(args.days), str(args.later_day))
+    print(f"  ingest today so far (the current partial day): {today['rows']:,} rows in {today['seconds']:.1f} s")
+    now = _child("lake", home, "run")
+    print(
+        f"  lake run with today so far (a scheduled run): {now['seconds']:.1f} s ({now['cpu_s']:.1f} s CPU), "
+        f"peak RSS {now['peak_rss_mb']:.0f} MB"
+    )
+    for name, mode, rows, seconds, cpu, rss in now["models"]:
+        print(
+            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
+        )
+    print(f"      (Python metrics: {now['computed_tables']}, untouched: {now['computed_skipped']})")
     ratio = full["seconds"] / plain["seconds"]
     inc_share = 100 * inc["seconds"] / full["seconds"]
     cpu_ratio = full["cpu_s"] / plain["cpu_s"]
     cpu_share = 100 * inc["cpu_s"] / full["cpu_s"]
-    peak = max(full["peak_rss_mb"], with_tests["peak_rss_mb"], inc["peak_rss_mb"])
+    now_share = 100 * now["seconds"] / full["seconds"]
+    peak = max(full["peak_rss_mb"], with_tests["peak_rss_mb"], inc["peak_rss_mb"], now["peak_rss_mb"])
     print("results:")
     print(f"  full build / seed-SQL reference: {ratio:.2f} (target <= 2); CPU time: {cpu_ratio:.2f}")
     print(f"  peak RSS of lake builds: {peak:.0f} MB (target <= 1536)")
     print(f"  incremental one day / full: {inc_share:.1f} % (target <= 10 %); CPU time: {cpu_share:.1f} %")
+    print(f"  scheduled run with today so far / full: {now_share:.1f} %")
     print(
         json.dumps(
             {
@@ -316,6 +372,8 @@ def main() -> None:
                 "plain_peak_rss_mb": round(plain["peak_rss_mb"]),
                 "incremental_one_day_s": round(inc["seconds"], 2),
                 "incremental_share_pct": round(inc_share, 1),
+                "today_so_far_run_s": round(now["seconds"], 2),
+                "today_so_far_share_pct": round(now_share, 1),
             }
         )
     )
@@ -335,6 +393,8 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
 
         frame = Lakehouse("dev", settings=_settings(rest[0])).sql("select count(*) as n from raw.glucose_entries")
         return {"rows": int(frame["n"][0])}
+    if step == "today":
+        return step_today(rest[0], int(rest[1]), int(rest[2]), int(rest[3]) if len(rest) > 3 else 0)
     if step == "newday":
         return step_new_day(rest[0], int(rest[1]), int(rest[2]), int(rest[3]) if len(rest) > 3 else 0)
     raise SystemExit(f"unknown step {step}")

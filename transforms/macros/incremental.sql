@@ -11,6 +11,23 @@
               and not should_full_refresh()) }}
 {% endmacro %}
 
+{#- One value (the first column of `query`'s one row), read when the model runs and inlined as a
+    literal of the column's own type. Engines push a literal comparison into the scan, where file and
+    row-group statistics skip what it excludes; a scalar subquery they evaluate against every row.
+    NULL (e.g. the max of an empty table) stays NULL, so comparisons with it match nothing, as the
+    subquery's did. -#}
+{% macro query_literal(query) %}
+    {%- if not execute -%}
+        {{ return('null') }}
+    {%- endif -%}
+    {%- set result = run_query('select cast(v as varchar) as v, typeof(v) as t from (' ~ query ~ ') as q(v)') -%}
+    {%- set value, type = result.rows[0][0], result.rows[0][1] -%}
+    {%- if value is none -%}
+        {{ return('cast(null as ' ~ type ~ ')') }}
+    {%- endif -%}
+    {{ return("cast('" ~ (value | replace("'", "''")) ~ "' as " ~ type ~ ")") }}
+{% endmacro %}
+
 {#- The keys (days, or weeks) of this incremental model that a corrected zone re-cuts: every key the
     model stores for a patient whose zone was corrected after the model last ran (the zone landed
     later than the model's newest row; config `recut_ingested_column` names the model's column of

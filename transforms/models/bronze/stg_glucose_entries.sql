@@ -1,6 +1,7 @@
 {#- Incremental by patient-local day: each run recomputes the days that received new raw rows.
     New rows are found by `ingested_at`; every patient's rows of those days lie within two days of
-    them, so only that epoch range of the raw table is read (Parquet statistics skip the rest).
+    them, so only that epoch range of the raw table is read (Parquet statistics skip the rest: the
+    bounds are inlined as literals, macro query_literal).
 
     Days are cut in the patient's zone from raw.patients (one source of truth, from sites.yaml).
     A row's `ingested_at` is the later of its own ingestion and the landing of its patient's current
@@ -37,7 +38,8 @@ located as (
         case
             when patients.time_zone_since > source._ingested_at then patients.time_zone_since  -- (null: never)
             else source._ingested_at
-        end as located_at
+        end as located_at,
+        patients.time_zone_since
 
     from source
     left join patients
@@ -46,14 +48,37 @@ located as (
 ),
 
 {% if is_incremental() %}
+{#- the bounds as literals (macro query_literal), so that the raw scan skips the files and row groups
+    outside them: the model's high-water mark, and the epoch range of the rows that landed since -#}
+{%- set since = query_literal('select max(ingested_at) from ' ~ this) -%}
+{%- set landed -%}
+    select "date"
+    from {{ source('raw', 'glucose_entries') }}
+    where _ingested_at > {{ since }} or cast(patient_id as varchar) in (
+        select cast(patient_id as varchar) from {{ source('raw', 'patients') }} where time_zone_since > {{ since }}
+    )
+{%- endset -%}
+{%- set first_ms = query_literal('select min("date") - 2 * 86400000 from (' ~ landed ~ ') as landed') -%}
+{%- set last_ms = query_literal('select max("date") + 2 * 86400000 from (' ~ landed ~ ') as landed') -%}
 new_rows as (
+
+    -- located_at > since, split so that each side is a plain filter: rows that landed since, and
+    -- the rows of a patient whose zone landed since
+    select
+        "date",
+        time_zone
+
+    from located
+    where _ingested_at > {{ since }}
+
+    union all
 
     select
         "date",
         time_zone
 
     from located
-    where located_at > (select max(ingested_at) from {{ this }})
+    where time_zone_since > {{ since }}
 
 ),
 
@@ -69,15 +94,6 @@ changed_days as (
 
 ),
 
-epoch_window as (
-
-    select
-        min("date") - 2 * 86400000 as first_ms,
-        max("date") + 2 * 86400000 as last_ms
-
-    from new_rows
-
-),
 {% endif %}
 
 renamed as (
@@ -101,7 +117,7 @@ renamed as (
 
     from located
     {% if is_incremental() %}
-    where "date" between (select first_ms from epoch_window) and (select last_ms from epoch_window)
+    where "date" between {{ first_ms }} and {{ last_ms }}
     {% endif %}
 
 ),

@@ -12,11 +12,22 @@ readings as (
 ),
 
 {% if is_incremental() %}
+{#- the bounds as literals (macro query_literal), so that the scans of bronze skip the files and row
+    groups outside them: the model's high-water mark, and the first day the window values need -#}
+{%- set since = query_literal('select max(ingested_at) from ' ~ this) -%}
+{%- set changed -%}
+    select reading_date from {{ ref('stg_glucose_entries') }} where ingested_at > {{ since }}
+    union all
+    {{ recut_keys() }}
+{%- endset -%}
+{%- set first_day = query_literal(
+    'select ' ~ add_days('min(reading_date)', - var('incremental_lookback_days')) ~ ' from (' ~ changed ~ ') as changed'
+) -%}
 changed_days as (
 
     select distinct reading_date
     from readings
-    where ingested_at > (select max(ingested_at) from {{ this }})
+    where ingested_at > {{ since }}
 
     union
 
@@ -29,10 +40,7 @@ in_scope as (
 
     select *
     from readings
-    where reading_date >= (
-        select {{ add_days('min(reading_date)', - var('incremental_lookback_days')) }}
-        from changed_days
-    )
+    where reading_date >= {{ first_day }}
 
 ),
 {% else %}
