@@ -24,9 +24,12 @@ on trino the runner (``workbench.transform.runner.build``) calls it between gold
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -49,7 +52,8 @@ AGP = "gold.glucose_agp"
 PERIODS: tuple[tuple[str, int | None], ...] = (("14d", 14), ("30d", 30), ("90d", 90), ("all", None))
 AGP_DAYS = 14
 AGP_PERCENTILES = metrics.AGP_PERCENTILES
-BATCH_READINGS = 250_000  # readings per batch of patients (bounds memory: ~1 kB per reading)
+BATCH_READINGS = 250_000  # readings in flight, all batches together (bounds memory: ~1 kB per reading)
+COMPUTE_THREADS = 4  # at most; see compute_threads()
 EPOCH = date(1970, 1, 1)
 
 # Metric columns of the computed tables, in order (names are the marts' vocabulary).
@@ -150,11 +154,16 @@ def _readings(lh: Any, patients: list[str], days: list[date] | None = None) -> p
     return lh.sql_arrow(f"select {', '.join(READING_FIELDS)} from {FACT} where {where}")
 
 
-def _batches(sizes: dict[str, int]) -> Iterator[list[str]]:
+def compute_threads() -> int:
+    """Threads computing batches of patients: the cores this process may use, at most COMPUTE_THREADS."""
+    return max(1, min(COMPUTE_THREADS, len(os.sched_getaffinity(0))))
+
+
+def _batches(sizes: dict[str, int], limit: int = BATCH_READINGS) -> Iterator[list[str]]:
     batch: list[str] = []
     total = 0
     for pid, n in sorted(sizes.items()):
-        if batch and total + n > BATCH_READINGS:
+        if batch and total + n > limit:
             yield batch
             batch, total = [], 0
         batch.append(pid)
@@ -274,24 +283,47 @@ def materialise(
     period_parts: list[pa.Table] = []
     episode_parts: list[pa.Table] = []
     agp_parts: list[pa.Table] = []
-    for batch in _batches(load):
-        whole = [p for p in batch if p in stale]
-        parts = [_readings(lh, whole)] if whole else []
-        if changed and len(whole) < len(batch):
-            parts.append(_readings(lh, [p for p in batch if p not in stale], sorted(week_days)))
-        data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        if data.num_rows == 0:
-            continue
-        arrays = _Arrays.of(data, batch)
-        del data, parts
+
+    def compute(arrays: _Arrays, whole: set[str]) -> list[tuple[list[pa.Table], pa.Table]]:
+        out: list[tuple[list[pa.Table], pa.Table]] = []
         if changed:
-            daily_parts.append(_daily(arrays, patients, changed))
-            weekly_parts.append(_weekly(arrays, patients, changed))
+            out += [
+                (daily_parts, _daily(arrays, patients, changed)),
+                (weekly_parts, _weekly(arrays, patients, changed)),
+            ]
         if whole:
-            period, episodes = _periods(arrays, patients, set(whole))
-            period_parts.append(period)
-            episode_parts.append(episodes)
-            agp_parts.append(_agp(arrays, patients, agp_days, set(whole)))
+            period, episodes = _periods(arrays, patients, whole)
+            out += [(period_parts, period), (episode_parts, episodes)]
+            out.append((agp_parts, _agp(arrays, patients, agp_days, whole)))
+        return out
+
+    # Batches are read here, in order, and computed by COMPUTE_THREADS threads (the metrics are large
+    # numpy operations, which release the GIL); at most that many batches are in flight, each of
+    # 1/COMPUTE_THREADS of BATCH_READINGS, so memory stays that of one batch of BATCH_READINGS.
+    threads = compute_threads()
+    pending: deque[Future[list[tuple[list[pa.Table], pa.Table]]]] = deque()
+
+    def collect(future: Future[list[tuple[list[pa.Table], pa.Table]]]) -> None:
+        for target, table in future.result():
+            target.append(table)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cascade-metrics") as pool:
+        for batch in _batches(load, BATCH_READINGS // threads):
+            whole = [p for p in batch if p in stale]
+            parts = [_readings(lh, whole)] if whole else []
+            if changed and len(whole) < len(batch):
+                parts.append(_readings(lh, [p for p in batch if p not in stale], sorted(week_days)))
+            data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            if data.num_rows == 0:
+                continue
+            arrays = _Arrays.of(data, batch)
+            del data, parts
+            while len(pending) >= threads:
+                collect(pending.popleft())
+            pending.append(pool.submit(compute, arrays, set(whole)))
+            del arrays
+        while pending:
+            collect(pending.popleft())
 
     def write(table: str, parts: list[pa.Table], where: str | None = None) -> None:
         full = [p for p in parts if p.num_rows]
