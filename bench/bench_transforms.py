@@ -15,7 +15,8 @@ Steps, each in a fresh child process (so peak RSS is per step):
    has ended in every patient's zone), then the build runs again;
 5. today so far: the next day's readings up to 10:00 UTC (a part of the current local day in every
    zone) are ingested, then the build runs again — a scheduled run every few minutes: today's
-   daily and weekly rows change, no period, episode or AGP row does.
+   daily and weekly rows change, no period, episode or AGP row does;
+6. dbt's floor: two runs with nothing new in one process, cold and warm.
 Peak RSS includes DuckDB's buffer pool: set CASCADE_DUCKDB_MEMORY_LIMIT to bound it.
 Prints wall time and peak RSS of each step and the ratios (targets: full build <= 2x the seed-SQL
 reference, peak RSS <= 1.5 GB, incremental one day <= 10 % of the full build).
@@ -154,6 +155,24 @@ def step_lake(home: str, command: str, full_refresh: bool = False) -> dict[str, 
         "peak_rss_mb": _peak_rss_mb(),
         "cpu_s": _cpu_s(),
     }
+
+
+def step_nothing_new(home: str) -> dict[str, Any]:
+    """dbt's floor: a run with nothing new, twice in one process — cold (dbt imported, the project
+    parsed) and warm (as the pipeline's warm dbt process runs its layer tasks)."""
+    from workbench.transform.runner import build
+
+    settings = _settings(home)
+    out: dict[str, Any] = {}
+    for name in ("cold", "warm"):
+        started, cpu = time.perf_counter(), _cpu_s()
+        result = build(branch="dev", settings=settings, command="run")
+        if not result.success:
+            raise SystemExit(f"dbt run failed: {result.failures()[:3]}")
+        out[f"{name}_s"] = time.perf_counter() - started
+        out[f"{name}_cpu_s"] = _cpu_s() - cpu
+        out[f"{name}_models_s"] = sum(m.seconds for m in result.models)
+    return out
 
 
 def step_seed(parquet_dir: str, memory_limit: str) -> dict[str, Any]:
@@ -348,6 +367,12 @@ def main() -> None:
     inc_share = 100 * inc["seconds"] / full["seconds"]
     cpu_ratio = full["cpu_s"] / plain["cpu_s"]
     cpu_share = 100 * inc["cpu_s"] / full["cpu_s"]
+    floor = _child("nothing", home)
+    print(
+        f"  runs with nothing new (dbt's floor): cold {floor['cold_s']:.1f} s ({floor['cold_cpu_s']:.1f} s CPU, "
+        f"models {floor['cold_models_s']:.1f} s), warm {floor['warm_s']:.1f} s ({floor['warm_cpu_s']:.1f} s CPU, "
+        f"models {floor['warm_models_s']:.1f} s)"
+    )
     now_share = 100 * now["seconds"] / full["seconds"]
     peak = max(full["peak_rss_mb"], with_tests["peak_rss_mb"], inc["peak_rss_mb"], now["peak_rss_mb"])
     print("results:")
@@ -355,6 +380,10 @@ def main() -> None:
     print(f"  peak RSS of lake builds: {peak:.0f} MB (target <= 1536)")
     print(f"  incremental one day / full: {inc_share:.1f} % (target <= 10 %); CPU time: {cpu_share:.1f} %")
     print(f"  scheduled run with today so far / full: {now_share:.1f} %")
+    print(
+        f"  a warm run with nothing new / seed SQL: {floor['warm_s'] / plain['seconds']:.2f} "
+        "(the least any build costs; the full-build target is 2)"
+    )
     print(
         json.dumps(
             {
@@ -374,6 +403,8 @@ def main() -> None:
                 "incremental_share_pct": round(inc_share, 1),
                 "today_so_far_run_s": round(now["seconds"], 2),
                 "today_so_far_share_pct": round(now_share, 1),
+                "nothing_new_cold_s": round(floor["cold_s"], 2),
+                "nothing_new_warm_s": round(floor["warm_s"], 2),
             }
         )
     )
@@ -393,6 +424,8 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
 
         frame = Lakehouse("dev", settings=_settings(rest[0])).sql("select count(*) as n from raw.glucose_entries")
         return {"rows": int(frame["n"][0])}
+    if step == "nothing":
+        return step_nothing_new(rest[0])
     if step == "today":
         return step_today(rest[0], int(rest[1]), int(rest[2]), int(rest[3]) if len(rest) > 3 else 0)
     if step == "newday":
