@@ -277,6 +277,22 @@ def _child(*args: str) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _run_and_print(home: str, label: str) -> dict[str, Any]:
+    """An incremental `dbt run` on the lake, printed with each model's write, time and memory."""
+    run = _child("lake", home, "run")
+    print(f"  {label}: {run['seconds']:.1f} s ({run['cpu_s']:.1f} s CPU), peak RSS {run['peak_rss_mb']:.0f} MB")
+    _print_models(run["models"])
+    print(f"      (Python metrics: {run['computed_tables']}, untouched: {run['computed_skipped']})")
+    return run
+
+
+def _print_models(models: list[list[Any]]) -> None:
+    for name, mode, rows, seconds, cpu, rss in models:
+        print(
+            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=100)
@@ -317,10 +333,7 @@ def main() -> None:
         f"  lake full run (dbt run, 14 models -> Iceberg): {full['seconds']:.1f} s ({full['cpu_s']:.1f} s CPU), "
         f"peak RSS {full['peak_rss_mb']:.0f} MB"
     )
-    for name, mode, rows, seconds, cpu, rss in full["models"]:
-        print(
-            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
-        )
+    _print_models(full["models"])
     print(
         f"      (Python metrics: {full['computed_s']:.1f} s, {full['computed_tables']}; dbt started {full['dbt_invocations']}x)"
     )
@@ -341,28 +354,10 @@ def main() -> None:
         print("  (reused lake: the 'one more day' below is the same day again, so the next run has nothing new)")
     day = _child("newday", home, str(args.patients), str(args.days), str(args.later_day))
     print(f"  ingest one more day: {day['rows']:,} rows in {day['seconds']:.1f} s")
-    inc = _child("lake", home, "run")
-    print(
-        f"  lake incremental run (one new day): {inc['seconds']:.1f} s ({inc['cpu_s']:.1f} s CPU), "
-        f"peak RSS {inc['peak_rss_mb']:.0f} MB"
-    )
-    for name, mode, rows, seconds, cpu, rss in inc["models"]:
-        print(
-            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
-        )
-    print(f"      (Python metrics: {inc['computed_tables']}, untouched: {inc['computed_skipped']})")
+    inc = _run_and_print(home, "lake incremental run (one new day)")
     today = _child("today", home, str(args.patients), str(args.days), str(args.later_day))
     print(f"  ingest today so far (the current partial day): {today['rows']:,} rows in {today['seconds']:.1f} s")
-    now = _child("lake", home, "run")
-    print(
-        f"  lake run with today so far (a scheduled run): {now['seconds']:.1f} s ({now['cpu_s']:.1f} s CPU), "
-        f"peak RSS {now['peak_rss_mb']:.0f} MB"
-    )
-    for name, mode, rows, seconds, cpu, rss in now["models"]:
-        print(
-            f"      {name:30} {mode or '-':14} {rows or 0:>12,} rows {seconds:>7.2f} s {cpu:>7.2f} s CPU  peak {rss:>5} MB"
-        )
-    print(f"      (Python metrics: {now['computed_tables']}, untouched: {now['computed_skipped']})")
+    now = _run_and_print(home, "lake run with today so far (a scheduled run)")
     ratio = full["seconds"] / plain["seconds"]
     inc_share = 100 * inc["seconds"] / full["seconds"]
     cpu_ratio = full["cpu_s"] / plain["cpu_s"]
